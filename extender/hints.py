@@ -1,0 +1,171 @@
+"""Placement hints: the pod annotations that are a workload's whole interface to Spillover.
+
+Parsing is strict so that a typo is refused at admission with a message that names the
+annotation, the bad value and the accepted forms, instead of silently placing a pod wrongly.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+PREFIX = "spillover.io/"
+POLICY = PREFIX + "policy"
+CLUSTERS = PREFIX + "clusters"
+AVOID_CLUSTERS = PREFIX + "avoid-clusters"
+PREFER = PREFIX + "prefer"
+MAX_COST = PREFIX + "max-cost"
+GANG = PREFIX + "gang"
+GANG_SIZE = PREFIX + "gang-size"
+FAILOVER = PREFIX + "failover"
+# Written by Spillover, never by users:
+CLUSTER = PREFIX + "cluster"
+REASON = PREFIX + "reason"
+
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+NAME_FORM = "lower-case DNS labels (a-z, 0-9, '-'), at most 63 characters"
+
+
+class Policy(enum.StrEnum):
+    LOCAL_FIRST = "local-first"
+    LOCAL_ONLY = "local-only"
+    REMOTE_FIRST = "remote-first"
+    REMOTE_ONLY = "remote-only"
+
+
+class Failover(enum.StrEnum):
+    ALWAYS = "always"
+    NEVER = "never"
+
+
+class HintError(ValueError):
+    """A hint that does not parse; the message is shown to the user as is."""
+
+    def __init__(self, annotation: str, value: str, expected: str) -> None:
+        self.annotation = annotation
+        self.value = value
+        self.expected = expected
+        super().__init__(f"annotation {annotation}={value!r} is invalid: expected {expected}")
+
+
+@dataclass(frozen=True, slots=True)
+class Hints:
+    policy: Policy = Policy.LOCAL_FIRST
+    clusters: frozenset[str] | None = None
+    """Allow list of peer names; None means every peer."""
+    avoid_clusters: frozenset[str] = frozenset()
+    prefer: Mapping[str, int] = field(default_factory=dict)
+    """Peer name -> weight (higher is preferred)."""
+    max_cost: float | None = None
+    gang: str | None = None
+    gang_size: int | None = None
+    failover: Failover = Failover.ALWAYS
+
+    def allows(self, peer: str) -> bool:
+        """Whether the allow/deny lists let this peer run the pod (cost is checked elsewhere)."""
+        if self.policy is Policy.LOCAL_ONLY:
+            return False
+        if peer in self.avoid_clusters:
+            return False
+        return self.clusters is None or peer in self.clusters
+
+    def allows_cost(self, cost: float) -> bool:
+        return self.max_cost is None or cost <= self.max_cost
+
+
+DEFAULT = Hints()
+
+
+def _names(annotation: str, value: str) -> frozenset[str]:
+    names = [part.strip() for part in value.split(",")]
+    if not value.strip() or any(not _NAME.match(name) for name in names):
+        raise HintError(annotation, value, f"a comma-separated list of peer names ({NAME_FORM})")
+    return frozenset(names)
+
+
+def _prefer(value: str) -> dict[str, int]:
+    expected = f"comma-separated name=weight pairs such as 'west=3,east=1' (names are {NAME_FORM}; weights are whole numbers 0-100)"
+    weights: dict[str, int] = {}
+    if not value.strip():
+        raise HintError(PREFER, value, expected)
+    for part in value.split(","):
+        name, sep, weight = part.strip().partition("=")
+        name, weight = name.strip(), weight.strip()
+        if not sep or not _NAME.match(name) or not weight.isdigit() or int(weight) > 100:
+            raise HintError(PREFER, value, expected)
+        if name in weights:
+            raise HintError(PREFER, value, expected + f"; {name!r} appears twice")
+        weights[name] = int(weight)
+    return weights
+
+
+def _max_cost(value: str) -> float:
+    expected = "a non-negative number such as '0.5' (the highest PeerCluster cost allowed)"
+    try:
+        cost = float(value)
+    except ValueError:
+        raise HintError(MAX_COST, value, expected) from None
+    if not math.isfinite(cost) or cost < 0:
+        raise HintError(MAX_COST, value, expected)
+    return cost
+
+
+def parse_hints(annotations: Mapping[str, str] | None) -> Hints:
+    """Read every spillover.io/ hint; raise HintError naming the first bad one."""
+    if not annotations:
+        return DEFAULT
+    if not any(key.startswith(PREFIX) for key in annotations):
+        return DEFAULT
+    policy = Policy.LOCAL_FIRST
+    if (raw := annotations.get(POLICY)) is not None:
+        try:
+            policy = Policy(raw.strip())
+        except ValueError:
+            raise HintError(POLICY, raw, "one of " + ", ".join(p.value for p in Policy)) from None
+    clusters = _names(CLUSTERS, annotations[CLUSTERS]) if CLUSTERS in annotations else None
+    avoid = (
+        _names(AVOID_CLUSTERS, annotations[AVOID_CLUSTERS])
+        if AVOID_CLUSTERS in annotations
+        else frozenset()
+    )
+    if clusters is not None and clusters <= avoid:
+        raise HintError(
+            AVOID_CLUSTERS,
+            annotations[AVOID_CLUSTERS],
+            f"a list that leaves at least one of the allowed clusters ({', '.join(sorted(clusters))})",
+        )
+    prefer = _prefer(annotations[PREFER]) if PREFER in annotations else {}
+    max_cost = _max_cost(annotations[MAX_COST]) if MAX_COST in annotations else None
+    gang = None
+    gang_size = None
+    if (raw := annotations.get(GANG)) is not None:
+        if not _NAME.match(raw.strip()):
+            raise HintError(GANG, raw, f"a gang name ({NAME_FORM})")
+        gang = raw.strip()
+        size_raw = annotations.get(GANG_SIZE)
+        if size_raw is None or not size_raw.strip().isdigit() or not 1 <= int(size_raw) <= 10000:
+            raise HintError(
+                GANG_SIZE, size_raw or "", "a whole number 1-10000, required with spillover.io/gang"
+            )
+        gang_size = int(size_raw)
+    elif GANG_SIZE in annotations:
+        raise HintError(GANG_SIZE, annotations[GANG_SIZE], "to be set only together with spillover.io/gang")
+    failover = Failover.ALWAYS
+    if (raw := annotations.get(FAILOVER)) is not None:
+        try:
+            failover = Failover(raw.strip())
+        except ValueError:
+            raise HintError(FAILOVER, raw, "one of always, never") from None
+    return Hints(
+        policy=policy,
+        clusters=clusters,
+        avoid_clusters=avoid,
+        prefer=prefer,
+        max_cost=max_cost,
+        gang=gang,
+        gang_size=gang_size,
+        failover=failover,
+    )
