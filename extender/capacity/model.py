@@ -1,0 +1,86 @@
+"""What Spillover knows about each peer: its nodes' free resources and its health.
+
+These objects are owned and mutated by the capacity watchers (one asyncio task per peer); the
+scheduling handlers only read them, in the same event loop, so no locks are needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from extender.resources import Resources, subtract
+from extender.wire.core import Taint
+
+
+@dataclass(slots=True)
+class NodeCapacity:
+    """One real node of a peer: what the scheduler there would see."""
+
+    name: str
+    allocatable: Resources = field(default_factory=dict)
+    requested: Resources = field(default_factory=dict)
+    """Sum of the requests of the node's non-terminal pods (pods slot included)."""
+    reserved: Resources = field(default_factory=dict)
+    """Held for pods Spillover is placing here but the peer's watch has not shown yet."""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    taints: tuple[Taint, ...] = ()
+    ready: bool = True
+    unschedulable: bool = False
+
+    @property
+    def schedulable(self) -> bool:
+        return self.ready and not self.unschedulable
+
+    def free(self) -> Resources:
+        used = dict(self.requested)
+        for name, amount in self.reserved.items():
+            used[name] = used.get(name, 0) + amount
+        return subtract(self.allocatable, used)
+
+
+@dataclass(slots=True)
+class PeerState:
+    """A peer cluster as the scheduling path sees it (from its PeerCluster and its watches)."""
+
+    name: str
+    virtual_node: str
+    cost: float = 1.0
+    """Relative price per CPU hour."""
+    cost_per_gib: float = 0.0
+    cost_per_gpu: float = 0.0
+    tier: int = 0
+    paused: bool = False
+    reachable: bool = False
+    synced: bool = False
+    unreachable_reason: str = "not synced yet"
+    remote_namespace: str | None = None
+    """Namespace to run delegates in; None means the proxy pod's own namespace."""
+    allowed_namespaces: Mapping[str, object] | None = None
+    """A metav1.LabelSelector (matchLabels/matchExpressions) over home namespaces; None: all."""
+    nodes: dict[str, NodeCapacity] = field(default_factory=dict)
+    generation: int = 0
+    """Bumped whenever free capacity changes; mirrored onto the virtual node as an annotation."""
+
+    @property
+    def healthy(self) -> bool:
+        return self.reachable and self.synced and not self.paused
+
+    def health_reason(self) -> str:
+        if self.paused:
+            return f"peer {self.name} is paused (PeerCluster spec.paused)"
+        if not self.reachable:
+            return f"peer {self.name} is unreachable: {self.unreachable_reason}"
+        if not self.synced:
+            return f"peer {self.name} capacity cache has not synced yet"
+        return ""
+
+    def free_total(self) -> Resources:
+        total: Resources = {}
+        for node in self.nodes.values():
+            if not node.schedulable:
+                continue
+            for name, amount in node.free().items():
+                if amount > 0:
+                    total[name] = total.get(name, 0) + amount
+        return total

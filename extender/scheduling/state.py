@@ -1,0 +1,37 @@
+"""What the extender verbs read: an interface, so the logic never knows about watches or HTTP.
+
+The live implementation (fed by watches on home and every peer) lives in
+``extender.runtime``; tests and benchmarks pass small in-memory ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
+
+from extender.capacity.model import PeerState
+from extender.wire.core import Pod
+
+
+class BindError(Exception):
+    """Binding failed; the message goes back to kube-scheduler, which retries the pod."""
+
+
+class SchedulingState(Protocol):
+    def peer_for_node(self, node_name: str) -> PeerState | None:
+        """The peer behind a virtual node name, or None for a real (home) node."""
+
+    def is_virtual_node_name(self, node_name: str) -> bool:
+        """True for names of the virtual-node form even if no peer currently backs them."""
+
+    def home_node_exists(self, node_name: str) -> bool:
+        """Whether a real home node of that name is in the home node cache."""
+
+    def namespace_labels(self, namespace: str) -> Mapping[str, str]:
+        """Labels of a home namespace (empty when unknown)."""
+
+    def plan_score(self, pod: Pod, peer: PeerState) -> int | None:
+        """The planner's 0-10 score for this pod's class on that peer, if a plan exists."""
+
+    async def bind(self, pod_namespace: str, pod_name: str, pod_uid: str, node_name: str) -> None:
+        """Bind the pod (to a real node: a Binding; to a virtual node: delegate, then Binding)."""
