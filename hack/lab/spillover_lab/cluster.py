@@ -1,0 +1,276 @@
+"""One lab cluster: its folder, ports, component command lines and simulated nodes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import kubeconfig, pki
+from .procs import LOOPBACK, free_port
+
+KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
+EXTENDER_MANAGED_RESOURCE = "spillover.io/spillable"
+
+
+@dataclass
+class NodeShape:
+    count: int
+    cpu: str
+    memory: str
+    pods: int = 110
+    labels: dict[str, str] = field(default_factory=dict)
+    taints: list[dict[str, str]] = field(default_factory=list)
+    extra: dict[str, str] = field(default_factory=dict)
+    """Extended resources such as nvidia.com/gpu."""
+
+
+@dataclass
+class ClusterSpec:
+    name: str
+    nodes: list[NodeShape]
+    extender: bool = False
+
+
+@dataclass
+class Ports:
+    etcd: int
+    etcd_peer: int
+    apiserver: int
+    controller_manager: int
+    scheduler: int
+    kwok: int
+    extender: int = 0
+    webhook: int = 0
+    metrics: int = 0
+
+    @classmethod
+    def pick(cls, extender: bool) -> Ports:
+        return cls(
+            etcd=free_port(),
+            etcd_peer=free_port(),
+            apiserver=free_port(),
+            controller_manager=free_port(),
+            scheduler=free_port(),
+            kwok=free_port(),
+            extender=free_port() if extender else 0,
+            webhook=free_port() if extender else 0,
+            metrics=free_port() if extender else 0,
+        )
+
+
+def load_profile(path: Path) -> list[ClusterSpec]:
+    """Read the YAML profile, naming the place of anything wrong in it."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"{path}: cannot read the profile: {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("clusters"), dict):
+        raise ValueError(f"{path}: expected a mapping with `clusters: {{name: {{nodes: [...]}}}}`")
+    specs = []
+    for name, body in data["clusters"].items():
+        where = f"{path}: clusters.{name}"
+        if not isinstance(body, dict) or not isinstance(body.get("nodes"), list):
+            raise ValueError(f"{where}: expected `nodes: [{{count, cpu, memory}}]`")
+        shapes = []
+        for i, shape in enumerate(body["nodes"]):
+            try:
+                shapes.append(NodeShape(**shape))
+            except TypeError as exc:
+                raise ValueError(f"{where}.nodes[{i}]: {exc}") from exc
+        specs.append(ClusterSpec(name=str(name), nodes=shapes, extender=bool(body.get("extender"))))
+    return specs
+
+
+@dataclass
+class Cluster:
+    spec: ClusterSpec
+    root: Path
+    ports: Ports
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def dir(self) -> Path:
+        return self.root / self.name
+
+    @property
+    def pki(self) -> Path:
+        return self.dir / "pki"
+
+    @property
+    def server(self) -> str:
+        return f"https://{LOOPBACK}:{self.ports.apiserver}"
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.root / f"{self.name}.kubeconfig"
+
+    def prepare(self) -> None:
+        pki.make_cluster_pki(self.pki)
+        for identity in pki.CLIENTS:
+            kubeconfig.write(self.dir / f"{identity}.kubeconfig", self.name, self.server, self.pki, identity)
+        kubeconfig.write(self.kubeconfig, self.name, self.server, self.pki, "admin")
+        if self.spec.extender:
+            (self.dir / "scheduler-config.yaml").write_text(self.scheduler_config())
+
+    def scheduler_config(self) -> str:
+        config: dict[str, Any] = {
+            "apiVersion": "kubescheduler.config.k8s.io/v1",
+            "kind": "KubeSchedulerConfiguration",
+            "clientConnection": {
+                "kubeconfig": str(self.dir / "scheduler.kubeconfig"),
+                "qps": 1000,
+                "burst": 2000,
+            },
+            "leaderElection": {"leaderElect": False},
+        }
+        if self.spec.extender:
+            config["extenders"] = [
+                {
+                    "urlPrefix": f"http://{LOOPBACK}:{self.ports.extender}",
+                    "filterVerb": "filter",
+                    "prioritizeVerb": "prioritize",
+                    "preemptVerb": "preempt",
+                    "bindVerb": "bind",
+                    "weight": 1,
+                    "enableHTTPS": False,
+                    "nodeCacheCapable": True,
+                    "httpTimeout": "5s",
+                    "ignorable": False,
+                    "managedResources": [
+                        {"name": EXTENDER_MANAGED_RESOURCE, "ignoredByScheduler": True}
+                    ],
+                }
+            ]
+        return yaml.safe_dump(config, sort_keys=False)
+
+    def etcd_argv(self, etcd: Path) -> list[str]:
+        peer = f"http://{LOOPBACK}:{self.ports.etcd_peer}"
+        client = f"http://{LOOPBACK}:{self.ports.etcd}"
+        return [
+            str(etcd),
+            "--name=lab",
+            f"--data-dir={self.dir / 'etcd'}",
+            f"--listen-client-urls={client}",
+            f"--advertise-client-urls={client}",
+            f"--listen-peer-urls={peer}",
+            f"--initial-advertise-peer-urls={peer}",
+            f"--initial-cluster=lab={peer}",
+            "--unsafe-no-fsync",
+            "--quota-backend-bytes=2147483648",
+            "--log-level=warn",
+        ]
+
+    def apiserver_argv(self, bin_dir: Path) -> list[str]:
+        p = self.pki
+        return [
+            str(bin_dir / "kube-apiserver"),
+            f"--etcd-servers=http://{LOOPBACK}:{self.ports.etcd}",
+            f"--bind-address={LOOPBACK}",
+            f"--advertise-address={LOOPBACK}",
+            f"--secure-port={self.ports.apiserver}",
+            f"--tls-cert-file={p / 'apiserver.crt'}",
+            f"--tls-private-key-file={p / 'apiserver.key'}",
+            f"--client-ca-file={p / 'ca.crt'}",
+            f"--service-account-key-file={p / 'sa.pub'}",
+            f"--service-account-signing-key-file={p / 'sa.key'}",
+            "--service-account-issuer=https://kubernetes.default.svc",
+            "--authorization-mode=Node,RBAC",
+            "--service-cluster-ip-range=10.96.0.0/16",
+            "--endpoint-reconciler-type=none",
+            "--allow-privileged=true",
+            f"--requestheader-client-ca-file={p / 'front-proxy-ca.crt'}",
+            "--requestheader-allowed-names=front-proxy-client",
+            "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+            "--requestheader-group-headers=X-Remote-Group",
+            "--requestheader-username-headers=X-Remote-User",
+            f"--proxy-client-cert-file={p / 'front-proxy-client.crt'}",
+            f"--proxy-client-key-file={p / 'front-proxy-client.key'}",
+            "--max-requests-inflight=1000",
+            "--max-mutating-requests-inflight=500",
+            "--v=1",
+        ]
+
+    def controller_manager_argv(self, bin_dir: Path) -> list[str]:
+        kc = self.dir / "controller-manager.kubeconfig"
+        return [
+            str(bin_dir / "kube-controller-manager"),
+            f"--kubeconfig={kc}",
+            f"--authentication-kubeconfig={kc}",
+            f"--authorization-kubeconfig={kc}",
+            f"--bind-address={LOOPBACK}",
+            f"--secure-port={self.ports.controller_manager}",
+            f"--service-account-private-key-file={self.pki / 'sa.key'}",
+            f"--root-ca-file={self.pki / 'ca.crt'}",
+            "--use-service-account-credentials=true",
+            "--leader-elect=false",
+            "--controllers=*",
+            "--kube-api-qps=500",
+            "--kube-api-burst=1000",
+            "--concurrent-replicaset-syncs=10",
+            "--v=1",
+        ]
+
+    def scheduler_argv(self, bin_dir: Path) -> list[str]:
+        kc = self.dir / "scheduler.kubeconfig"
+        argv = [
+            str(bin_dir / "kube-scheduler"),
+            f"--authentication-kubeconfig={kc}",
+            f"--authorization-kubeconfig={kc}",
+            f"--bind-address={LOOPBACK}",
+            f"--secure-port={self.ports.scheduler}",
+            "--v=1",
+        ]
+        if self.spec.extender:
+            argv.append(f"--config={self.dir / 'scheduler-config.yaml'}")
+        else:
+            argv += [f"--kubeconfig={kc}", "--leader-elect=false", "--kube-api-qps=1000", "--kube-api-burst=2000"]
+        return argv
+
+    def kwok_argv(self, bin_dir: Path) -> list[str]:
+        return [
+            str(bin_dir / "kwok"),
+            f"--kubeconfig={self.dir / 'kwok.kubeconfig'}",
+            f"--config={bin_dir / 'kwok-stages.yaml'}",
+            "--manage-all-nodes=false",
+            f"--manage-nodes-with-annotation-selector={KWOK_NODE_ANNOTATION}=fake",
+            f"--server-address={LOOPBACK}:{self.ports.kwok}",
+            "--cidr=10.244.0.0/16",
+            "--node-ip=10.1.0.1",
+            "--node-lease-duration-seconds=40",
+        ]
+
+    def node_objects(self) -> list[dict[str, Any]]:
+        nodes = []
+        index = 0
+        for shape in self.spec.nodes:
+            for _ in range(shape.count):
+                index += 1
+                name = f"{self.name}-node-{index}"
+                resources = {"cpu": shape.cpu, "memory": shape.memory, "pods": str(shape.pods), **shape.extra}
+                nodes.append(
+                    {
+                        "apiVersion": "v1",
+                        "kind": "Node",
+                        "metadata": {
+                            "name": name,
+                            "annotations": {KWOK_NODE_ANNOTATION: "fake", "node.alpha.kubernetes.io/ttl": "0"},
+                            "labels": {
+                                "kubernetes.io/hostname": name,
+                                "kubernetes.io/os": "linux",
+                                "kubernetes.io/arch": "amd64",
+                                "type": "kwok",
+                                "spillover.io/lab-cluster": self.name,
+                                **shape.labels,
+                            },
+                        },
+                        "spec": {"taints": shape.taints} if shape.taints else {},
+                        "status": {"allocatable": resources, "capacity": resources},
+                    }
+                )
+        return nodes

@@ -1,0 +1,117 @@
+"""Start, record and stop lab processes by PID, and pick free loopback ports.
+
+A PID is only signalled after its /proc cmdline is checked against what was recorded, so a
+stale PID file can never make `down` kill an unrelated process that reused the number.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+LOOPBACK = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((LOOPBACK, port))
+        except OSError:
+            return False
+        return True
+
+
+@dataclass
+class Proc:
+    name: str
+    pid: int
+    argv0: str
+    log: str
+
+    def alive(self) -> bool:
+        """Alive and still the program we started (guards against PID reuse)."""
+        try:
+            cmdline = Path(f"/proc/{self.pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            return False
+        if cmdline != self.argv0:
+            return False
+        try:
+            status = Path(f"/proc/{self.pid}/status").read_text()
+        except FileNotFoundError:
+            return False
+        return "State:\tZ" not in status
+
+    def to_json(self) -> dict[str, object]:
+        return {"name": self.name, "pid": self.pid, "argv0": self.argv0, "log": self.log}
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> Proc:
+        return cls(str(data["name"]), int(str(data["pid"])), str(data["argv0"]), str(data["log"]))
+
+
+def start(name: str, argv: list[str], log: Path, env: dict[str, str] | None = None) -> Proc:
+    """Start a detached process (own session) that outlives the command that started it."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=env,
+        )
+    return Proc(name=name, pid=proc.pid, argv0=argv[0], log=str(log))
+
+
+def stop(proc: Proc, timeout: float = 10.0) -> bool:
+    """SIGTERM, then SIGKILL after ``timeout``; True if it was running."""
+    if not proc.alive():
+        return False
+    try:
+        os.kill(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _reap(proc.pid)
+        if not proc.alive():
+            return True
+        time.sleep(0.1)
+    try:
+        os.kill(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return True
+    deadline = time.monotonic() + 5
+    while proc.alive() and time.monotonic() < deadline:
+        _reap(proc.pid)
+        time.sleep(0.05)
+    return True
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit status when the process is our own child (tests start it in-process)."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def tail(path: str, lines: int = 15) -> str:
+    try:
+        return "".join(Path(path).read_text(errors="replace").splitlines(keepends=True)[-lines:])
+    except FileNotFoundError:
+        return "(no log)"
