@@ -87,7 +87,10 @@ def _names(annotation: str, value: str) -> frozenset[str]:
 
 
 def _prefer(value: str) -> dict[str, int]:
-    expected = f"comma-separated name=weight pairs such as 'west=3,east=1' (names are {NAME_FORM}; weights are whole numbers 0-100)"
+    expected = (
+        "comma-separated name=weight pairs such as 'west=3,east=1' "
+        f"(names are {NAME_FORM}; weights are whole numbers 0-100)"
+    )
     weights: dict[str, int] = {}
     if not value.strip():
         raise HintError(PREFER, value, expected)
@@ -126,11 +129,7 @@ def parse_hints(annotations: Mapping[str, str] | None) -> Hints:
         except ValueError:
             raise HintError(POLICY, raw, "one of " + ", ".join(p.value for p in Policy)) from None
     clusters = _names(CLUSTERS, annotations[CLUSTERS]) if CLUSTERS in annotations else None
-    avoid = (
-        _names(AVOID_CLUSTERS, annotations[AVOID_CLUSTERS])
-        if AVOID_CLUSTERS in annotations
-        else frozenset()
-    )
+    avoid = _names(AVOID_CLUSTERS, annotations[AVOID_CLUSTERS]) if AVOID_CLUSTERS in annotations else frozenset()
     if clusters is not None and clusters <= avoid:
         raise HintError(
             AVOID_CLUSTERS,
@@ -147,9 +146,7 @@ def parse_hints(annotations: Mapping[str, str] | None) -> Hints:
         gang = raw.strip()
         size_raw = annotations.get(GANG_SIZE)
         if size_raw is None or not size_raw.strip().isdigit() or not 1 <= int(size_raw) <= 10000:
-            raise HintError(
-                GANG_SIZE, size_raw or "", "a whole number 1-10000, required with spillover.io/gang"
-            )
+            raise HintError(GANG_SIZE, size_raw or "", "a whole number 1-10000, required with spillover.io/gang")
         gang_size = int(size_raw)
     elif GANG_SIZE in annotations:
         raise HintError(GANG_SIZE, annotations[GANG_SIZE], "to be set only together with spillover.io/gang")

@@ -58,9 +58,7 @@ def parse_quantity(value: str | int | float) -> Decimal:
         return Decimal(str(value))
     match = _QUANTITY.match(value.strip())
     if not match:
-        raise QuantityError(
-            f"quantity {value!r} does not parse; use forms like 500m, 2, 1.5, 128Mi or 1Gi"
-        )
+        raise QuantityError(f"quantity {value!r} does not parse; use forms like 500m, 2, 1.5, 128Mi or 1Gi")
     number, suffix = match.group(1), match.group(2) or ""
     try:
         return Decimal(number) * _SUFFIXES[suffix]

@@ -12,7 +12,9 @@ from . import build, lab
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hack/lab", description="The Spillover multi-cluster lab.")
     sub = parser.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("build", help="build (or find cached) kube-apiserver, kube-scheduler, kube-controller-manager, kubectl, kwok")
+    sub.add_parser(
+        "build", help="build (or find cached) kube-apiserver, kube-scheduler, kube-controller-manager, kubectl, kwok"
+    )
     p_up = sub.add_parser("up", help="start the clusters of a profile (reuses a lab that is already up)")
     p_up.add_argument("--profile", type=Path, default=lab.DEFAULT_PROFILE)
     sub.add_parser("down", help="stop exactly the processes `up` started")
@@ -34,7 +36,10 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             print(f"{'CLUSTER':8} {'PROCESS':24} {'PID':>7}  {'STATE':8} LOG")
             for r in rows:
-                print(f"{r['cluster']:8} {r['process']:24} {r['pid']:>7}  {'running' if r['running'] else 'STOPPED':8} {r['log']}")
+                print(
+                    f"{r['cluster']:8} {r['process']:24} {r['pid']:>7}  "
+                    f"{'running' if r['running'] else 'STOPPED':8} {r['log']}"
+                )
             return 0 if all(r["running"] for r in rows) else 1
         elif args.cmd == "env":
             state = lab.State(lab.lab_root())
@@ -54,7 +59,7 @@ def _print_usage(state: lab.State) -> None:
     print()
     for name in state.cluster_names():
         print(f"  {name:6} kubectl --kubeconfig {state.kubeconfig(name)} get nodes")
-    print(f"  kubectl is in {state.data['bin_dir']} (eval \"$(hack/lab/env)\" puts it on PATH)")
+    print(f'  kubectl is in {state.data["bin_dir"]} (eval "$(hack/lab/env)" puts it on PATH)')
 
 
 if __name__ == "__main__":

@@ -24,7 +24,11 @@ class Api:
         self.ctx.load_cert_chain(str(pki / f"{identity}.crt"), str(pki / f"{identity}.key"))
 
     def request(
-        self, method: str, path: str, body: Any = None, content_type: str = "application/json",
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        content_type: str = "application/json",
         timeout: float = 10.0,
     ) -> Any:
         data = json.dumps(body).encode() if body is not None else None

@@ -47,9 +47,7 @@ def _go() -> str:
 
 
 def _go_version(go: str) -> str:
-    return subprocess.run(
-        [go, "env", "GOVERSION"], check=True, capture_output=True, text=True
-    ).stdout.strip()
+    return subprocess.run([go, "env", "GOVERSION"], check=True, capture_output=True, text=True).stdout.strip()
 
 
 def cache_root() -> Path:
@@ -102,7 +100,7 @@ def _run_with_progress(label: str, cmd: list[str], cwd: Path, env: dict[str, str
     for line in proc.stdout:
         lines += 1
         log.write(line)
-        tail = (tail + [line])[-30:]
+        tail = ([*tail, line])[-30:]
     code = proc.wait()
     stop.set()
     log.close()
@@ -141,16 +139,24 @@ def ensure_built(verbose: bool = True) -> Path:
         _run_with_progress(
             f"compiling Kubernetes {KUBE_VERSION} (kube-apiserver, kube-controller-manager, "
             "kube-scheduler, kubectl; about 4-8 min cold on 2 cores)",
-            [go, "build", "-v", "-trimpath", "-ldflags", ldflags, "-o", str(staging) + "/",
-             *(f"k8s.io/kubernetes/cmd/{name}" for name in KUBE_MAINS)],
+            [
+                go,
+                "build",
+                "-v",
+                "-trimpath",
+                "-ldflags",
+                ldflags,
+                "-o",
+                str(staging) + "/",
+                *(f"k8s.io/kubernetes/cmd/{name}" for name in KUBE_MAINS),
+            ],
             GOMOD_DIR,
             env,
         )
     if "kwok" in missing:
         _run_with_progress(
             f"compiling kwok {KWOK_VERSION} (about 1 min)",
-            [go, "install", "-v", "-trimpath", "-ldflags", "-s -w",
-             f"sigs.k8s.io/kwok/cmd/kwok@{KWOK_VERSION}"],
+            [go, "install", "-v", "-trimpath", "-ldflags", "-s -w", f"sigs.k8s.io/kwok/cmd/kwok@{KWOK_VERSION}"],
             GOMOD_DIR,
             dict(env, GOBIN=str(staging)),
         )
@@ -166,7 +172,9 @@ def _write_kwok_stages(go: str, bin_dir: Path) -> None:
 
     out = subprocess.run(
         [go, "mod", "download", "-json", f"sigs.k8s.io/kwok@{KWOK_VERSION}"],
-        capture_output=True, text=True, cwd=GOMOD_DIR,
+        capture_output=True,
+        text=True,
+        cwd=GOMOD_DIR,
     )
     try:
         module_dir = Path(json.loads(out.stdout)["Dir"])

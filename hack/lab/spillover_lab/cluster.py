@@ -142,9 +142,7 @@ class Cluster:
                     "nodeCacheCapable": True,
                     "httpTimeout": "5s",
                     "ignorable": False,
-                    "managedResources": [
-                        {"name": EXTENDER_MANAGED_RESOURCE, "ignoredByScheduler": True}
-                    ],
+                    "managedResources": [{"name": EXTENDER_MANAGED_RESOURCE, "ignoredByScheduler": True}],
                 }
             ]
         return yaml.safe_dump(config, sort_keys=False)

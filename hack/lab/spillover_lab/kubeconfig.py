@@ -31,9 +31,7 @@ def render(cluster: str, server: str, pki: Path, identity: str) -> str:
                 },
             }
         ],
-        "contexts": [
-            {"name": cluster, "context": {"cluster": cluster, "user": f"{cluster}-{identity}"}}
-        ],
+        "contexts": [{"name": cluster, "context": {"cluster": cluster, "user": f"{cluster}-{identity}"}}],
         "current-context": cluster,
     }
     return yaml.safe_dump(config, sort_keys=False)

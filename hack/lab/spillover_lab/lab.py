@@ -16,7 +16,7 @@ from typing import Any
 
 from . import build, procs
 from .api import Api, ApiError
-from .cluster import Cluster, ClusterSpec, Ports, load_profile
+from .cluster import Cluster, Ports, load_profile
 
 REPO = Path(__file__).resolve().parents[3]
 DEFAULT_PROFILE = Path(__file__).resolve().parents[1] / "profile.yaml"
@@ -146,7 +146,10 @@ def up(profile: Path = DEFAULT_PROFILE, root: Path | None = None) -> State:
             log(f"lab already up in {root} (clusters: {', '.join(state.cluster_names())})")
             return state
         dead = [p.name for p in state.procs() if not p.alive()]
-        log(f"found a half-started or stale lab in {root} (not running: {', '.join(dead) or 'none'}); cleaning it up first")
+        log(
+            f"found a half-started or stale lab in {root} "
+            f"(not running: {', '.join(dead) or 'none'}); cleaning it up first"
+        )
         down(root)
         state = State(root)
     specs = load_profile(profile)
@@ -188,7 +191,9 @@ def _start_all(state: State, clusters: list[Cluster], bin_dir: Path, etcd: Path)
     for c in clusters:
         _wait_etcd(c.ports.etcd, etcds[c.name], deadline)
     apiservers = {
-        c.name: _start(state, c.name, "kube-apiserver", c.apiserver_argv(bin_dir), c.dir / "logs" / "kube-apiserver.log")
+        c.name: _start(
+            state, c.name, "kube-apiserver", c.apiserver_argv(bin_dir), c.dir / "logs" / "kube-apiserver.log"
+        )
         for c in clusters
     }
     for c in clusters:
@@ -198,7 +203,13 @@ def _start_all(state: State, clusters: list[Cluster], bin_dir: Path, etcd: Path)
         except (TimeoutError, RuntimeError) as exc:
             raise LabError(f"{exc}; its log:\n{procs.tail(proc.log)}") from None
         log(f"{c.name}: kube-apiserver ready; starting controller-manager, scheduler, kwok")
-        _start(state, c.name, "kube-controller-manager", c.controller_manager_argv(bin_dir), c.dir / "logs" / "kube-controller-manager.log")
+        _start(
+            state,
+            c.name,
+            "kube-controller-manager",
+            c.controller_manager_argv(bin_dir),
+            c.dir / "logs" / "kube-controller-manager.log",
+        )
         _start(state, c.name, "kube-scheduler", c.scheduler_argv(bin_dir), c.dir / "logs" / "kube-scheduler.log")
         _start(state, c.name, "kwok", c.kwok_argv(bin_dir), c.dir / "logs" / "kwok.log")
         api = Api(c.server, c.pki)
@@ -239,7 +250,9 @@ def status(root: Path | None = None) -> list[dict[str, Any]]:
     for name, cluster in state.data["clusters"].items():
         for p in cluster.get("procs", []):
             proc = procs.Proc.from_json(p)
-            rows.append({"cluster": name, "process": proc.name, "pid": proc.pid, "running": proc.alive(), "log": proc.log})
+            rows.append(
+                {"cluster": name, "process": proc.name, "pid": proc.pid, "running": proc.alive(), "log": proc.log}
+            )
     for p in state.data.get("extra", []):
         proc = procs.Proc.from_json(p)
         rows.append({"cluster": "-", "process": proc.name, "pid": proc.pid, "running": proc.alive(), "log": proc.log})

@@ -6,6 +6,7 @@ stale PID file can never make `down` kill an unrelated process that reused the n
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -104,10 +105,8 @@ def stop(proc: Proc, timeout: float = 10.0) -> bool:
 
 def _reap(pid: int) -> None:
     """Collect the exit status when the process is our own child (tests start it in-process)."""
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def tail(path: str, lines: int = 15) -> str:

@@ -1,0 +1,35 @@
+# The two commands a newcomer needs: `make lab` (local home + peers with Spillover) and
+# `make test` (the whole suite: lint, types, unit, and e2e against the real lab).
+PYTHON ?= python3
+PIP ?= $(PYTHON) -m pip
+
+.PHONY: install lab lab-down test unit e2e lint bench
+
+install:
+	$(PIP) install --quiet --disable-pip-version-check -e '.[dev]'
+
+lab: install
+	hack/lab/up
+	hack/demo/up
+
+lab-down:
+	hack/lab/down
+
+lint: install
+	$(PYTHON) -m ruff check extender tests hack
+	$(PYTHON) -m mypy
+
+unit: install
+	$(PYTHON) -m pytest tests/unit -q
+
+e2e: install
+	$(PYTHON) -m pytest tests/e2e -q
+
+test: install
+	hack/lab/build
+	$(PYTHON) -m ruff check extender tests hack
+	$(PYTHON) -m mypy
+	$(PYTHON) -m pytest -q -ra
+
+bench: install
+	$(PYTHON) hack/bench/run_all.py
