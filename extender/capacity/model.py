@@ -21,6 +21,8 @@ class NodeCapacity:
     allocatable: Resources = field(default_factory=dict)
     requested: Resources = field(default_factory=dict)
     """Sum of the requests of the node's non-terminal pods (pods slot included)."""
+    delegated: Resources = field(default_factory=dict)
+    """The part of ``requested`` that is Spillover's own delegate pods."""
     reserved: Resources = field(default_factory=dict)
     """Held for pods Spillover is placing here but the peer's watch has not shown yet."""
     labels: Mapping[str, str] = field(default_factory=dict)

@@ -1,0 +1,238 @@
+"""One Node per peer in home: the scheduler's view of a peer, kept honest and alive.
+
+Allocatable is what the peer can take now, so kube-scheduler's own NodeResourcesFit is a real
+first cut. Every capacity change bumps an annotation: the scheduler re-queues pods it had
+rejected on any node update (not on Lease renewals), so spill candidates are retried at once
+instead of after the 5-minute unschedulable timeout (kubernetes#122019). Liveness comes from a
+Lease in kube-node-lease renewed every 10 s, as a kubelet does; health flips are status writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+from typing import Any
+
+from extender import __version__, labels
+from extender.capacity.model import PeerState
+from extender.capacity.tracker import virtual_allocatable
+from extender.kube.raw import ApiError, RawClient
+from extender.resources import CPU, MEMORY, PODS, Resources
+
+log = logging.getLogger("spillover.virtualnode")
+LEASE_SECONDS = 40
+RENEW_EVERY = 10.0
+FLUSH_EVERY = 0.25
+MERGE = "application/merge-patch+json"
+STRATEGIC = "application/strategic-merge-patch+json"
+
+
+def virtual_node_name(peer: str) -> str:
+    return labels.VIRTUAL_NODE_PREFIX + peer
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _micro_now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def quantities(res: Resources) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name, amount in res.items():
+        if name == CPU:
+            out[name] = f"{amount}m"
+        else:
+            out[name] = str(amount)
+    out.setdefault(CPU, "0")
+    out.setdefault(MEMORY, "0")
+    out.setdefault(PODS, "0")
+    return out
+
+
+def ready_condition(peer: PeerState) -> dict[str, str]:
+    now = _now()
+    if peer.healthy:
+        return {
+            "type": "Ready",
+            "status": "True",
+            "reason": "PeerReady",
+            "message": f"peer {peer.name} is reachable and its capacity cache is synced",
+            "lastHeartbeatTime": now,
+            "lastTransitionTime": now,
+        }
+    return {
+        "type": "Ready",
+        "status": "False",
+        "reason": "PeerPaused" if peer.paused else "PeerUnreachable",
+        "message": peer.health_reason(),
+        "lastHeartbeatTime": now,
+        "lastTransitionTime": now,
+    }
+
+
+def node_status(peer: PeerState) -> dict[str, Any]:
+    allocatable = quantities(virtual_allocatable(peer)) if peer.healthy else quantities({})
+    return {
+        "capacity": allocatable,
+        "allocatable": allocatable,
+        "conditions": [ready_condition(peer)],
+        "nodeInfo": {
+            "kubeletVersion": f"spillover-{__version__}",
+            "operatingSystem": "linux",
+            "architecture": "amd64",
+            "machineID": "",
+            "systemUUID": "",
+            "bootID": "",
+            "kernelVersion": "",
+            "osImage": f"Spillover virtual node for peer {peer.name}",
+            "containerRuntimeVersion": "",
+            "kubeProxyVersion": "",
+        },
+    }
+
+
+def node_body(peer: PeerState) -> dict[str, Any]:
+    name = virtual_node_name(peer.name)
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "labels": {
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+                "type": "virtual-kubelet",
+                labels.VIRTUAL: "true",
+                labels.PEER: peer.name,
+                labels.MANAGED_BY: labels.MANAGED_BY_VALUE,
+            },
+            "annotations": {labels.CAPACITY_GENERATION: str(peer.generation)},
+        },
+        "spec": {"taints": [{"key": labels.VIRTUAL, "value": peer.name, "effect": "NoSchedule"}]},
+        "status": node_status(peer),
+    }
+
+
+class VirtualNodes:
+    """Writes virtual nodes and their Leases; ``touch`` marks a peer for the next flush."""
+
+    def __init__(self, home: RawClient) -> None:
+        self.home = home
+        self.peers: dict[str, PeerState] = {}
+        self._dirty: set[str] = set()
+        self._written: dict[str, tuple[int, bool]] = {}
+        self._wake = asyncio.Event()
+
+    def add(self, peer: PeerState) -> None:
+        self.peers[peer.name] = peer
+        self.touch(peer)
+
+    def touch(self, peer: PeerState) -> None:
+        self._dirty.add(peer.name)
+        self._wake.set()
+
+    async def remove(self, peer_name: str) -> None:
+        self.peers.pop(peer_name, None)
+        self._dirty.discard(peer_name)
+        self._written.pop(peer_name, None)
+        name = virtual_node_name(peer_name)
+        for path in (f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{name}", f"/api/v1/nodes/{name}"):
+            try:
+                await self.home.request("DELETE", path)
+            except ApiError as exc:
+                if exc.status != 404:
+                    log.warning("could not delete %s: %s", path, exc)
+
+    async def run_flush(self) -> None:
+        """Coalesce capacity changes: at most one write per peer per FLUSH_EVERY."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            dirty, self._dirty = self._dirty, set()
+            for name in dirty:
+                peer = self.peers.get(name)
+                if peer is None:
+                    continue
+                try:
+                    await self.sync(peer)
+                except Exception as exc:  # report and retry on the next tick
+                    log.warning("virtual node for %s not written: %s", name, exc)
+                    self._dirty.add(name)
+                    self._wake.set()
+            await asyncio.sleep(FLUSH_EVERY)
+
+    async def sync(self, peer: PeerState) -> None:
+        key = (peer.generation, peer.healthy)
+        if self._written.get(peer.name) == key:
+            return
+        name = virtual_node_name(peer.name)
+        path = f"/api/v1/nodes/{name}"
+        first = peer.name not in self._written
+        if first:
+            try:
+                await self.home.request("POST", "/api/v1/nodes", node_body(peer))
+                await self.renew_lease(peer.name)
+                self._written[peer.name] = key
+                log.info("created virtual node %s", name)
+                return
+            except ApiError as exc:
+                if exc.status != 409:
+                    raise
+            body = node_body(peer)
+            await self.home.request(
+                "PATCH", path, {"metadata": body["metadata"], "spec": body["spec"]}, content_type=STRATEGIC
+            )
+        else:
+            await self.home.request(
+                "PATCH",
+                path,
+                {"metadata": {"annotations": {labels.CAPACITY_GENERATION: str(peer.generation)}}},
+                content_type=MERGE,
+            )
+        await self.home.request("PATCH", path + "/status", {"status": node_status(peer)}, content_type=STRATEGIC)
+        self._written[peer.name] = key
+
+    async def renew_lease(self, peer_name: str) -> None:
+        name = virtual_node_name(peer_name)
+        path = f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{name}"
+        spec = {"holderIdentity": name, "leaseDurationSeconds": LEASE_SECONDS, "renewTime": _micro_now()}
+        try:
+            await self.home.request("PATCH", path, {"spec": spec}, content_type=MERGE)
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            body = {
+                "apiVersion": "coordination.k8s.io/v1",
+                "kind": "Lease",
+                "metadata": {"name": name, "namespace": "kube-node-lease"},
+                "spec": spec,
+            }
+            await self.home.request("POST", "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases", body)
+
+    async def run_leases(self) -> None:
+        """Renew every virtual node's Lease; a healthy peer's node also re-asserts Ready=True.
+
+        The node-lifecycle controller marks a node Unknown when its Lease lapses, and only a
+        status write brings it back, so a peer that recovers is written as well as renewed.
+        """
+        while True:
+            for name, peer in list(self.peers.items()):
+                try:
+                    await self.renew_lease(name)
+                    if peer.healthy:
+                        await self._reassert_ready(peer)
+                except Exception as exc:
+                    log.warning("lease of virtual node for %s not renewed: %s", name, exc)
+            await asyncio.sleep(RENEW_EVERY)
+
+    async def _reassert_ready(self, peer: PeerState) -> None:
+        raw = await self.home.get(f"/api/v1/nodes/{virtual_node_name(peer.name)}")
+        if b'"type":"Ready","status":"True"' not in raw:
+            self._written.pop(peer.name, None)
+            self._written[peer.name] = (-1, False)
+            self.touch(peer)

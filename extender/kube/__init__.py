@@ -1,0 +1,1 @@
+"""Thin async access to Kubernetes apiservers: raw JSON in, msgspec models out."""

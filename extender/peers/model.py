@@ -1,0 +1,35 @@
+"""The PeerCluster custom resource (spillover.io/v1alpha1, cluster-scoped) as Spillover reads it."""
+
+from __future__ import annotations
+
+import msgspec
+
+from extender.wire.core import ObjectMeta
+
+GROUP = "spillover.io"
+VERSION = "v1alpha1"
+PLURAL = "peerclusters"
+PATH = f"/apis/{GROUP}/{VERSION}/{PLURAL}"
+
+
+class SecretRef(msgspec.Struct, rename="camel", omit_defaults=True):
+    name: str = ""
+    namespace: str = "spillover-system"
+    key: str = "kubeconfig"
+
+
+class PeerClusterSpec(msgspec.Struct, rename="camel", omit_defaults=True):
+    kubeconfig_secret_ref: SecretRef = msgspec.field(default_factory=SecretRef)
+    cost: float = 1.0
+    cost_per_gi_b: float = msgspec.field(default=0.0, name="costPerGiB")
+    cost_per_gpu: float = msgspec.field(default=0.0, name="costPerGPU")
+    tier: int = 0
+    allowed_namespaces: dict[str, object] | None = None
+    namespace: str = ""
+    paused: bool = False
+    grace_period_seconds: int = 60
+
+
+class PeerCluster(msgspec.Struct, rename="camel"):
+    metadata: ObjectMeta = msgspec.field(default_factory=ObjectMeta)
+    spec: PeerClusterSpec = msgspec.field(default_factory=PeerClusterSpec)
