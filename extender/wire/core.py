@@ -32,6 +32,7 @@ class ObjectMeta(Base):
     annotations: dict[str, str] | None = None
     owner_references: list[OwnerReference] | None = None
     deletion_timestamp: str | None = None
+    deletion_grace_period_seconds: int | None = None
     creation_timestamp: str | None = None
     finalizers: list[str] | None = None
 
