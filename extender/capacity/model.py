@@ -6,6 +6,7 @@ scheduling handlers only read them, in the same event loop, so no locks are need
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -61,8 +62,28 @@ class PeerState:
     allowed_namespaces: Mapping[str, object] | None = None
     """A metav1.LabelSelector (matchLabels/matchExpressions) over home namespaces; None: all."""
     nodes: dict[str, NodeCapacity] = field(default_factory=dict)
+    unreachable_since: float | None = None
+    """time.monotonic() when the peer was last seen going unreachable; None while reachable."""
     generation: int = 0
     """Bumped whenever free capacity changes; mirrored onto the virtual node as an annotation."""
+
+    def set_reachable(self, ok: bool, reason: str = "") -> bool:
+        """Record reachability; True when it flipped."""
+        flipped = ok != self.reachable
+        self.reachable = ok
+        if ok:
+            self.unreachable_since = None
+        else:
+            self.unreachable_reason = reason or self.unreachable_reason
+            if self.unreachable_since is None:
+                self.unreachable_since = time.monotonic()
+        return flipped
+
+    def unreachable_for(self) -> float | None:
+        """Seconds the peer has been unreachable after having been reached once; None otherwise."""
+        if self.reachable or self.unreachable_since is None or not self.synced:
+            return None
+        return time.monotonic() - self.unreachable_since
 
     @property
     def healthy(self) -> bool:

@@ -123,8 +123,7 @@ class PeerRegistry(Handler[PeerCluster]):
                 message = f"cannot read the kubeconfig Secret: {exc}"
                 log.warning("peer %s: %s", name, message)
                 if runtime is not None:
-                    runtime.state.reachable = False
-                    runtime.state.unreachable_reason = message
+                    runtime.state.set_reachable(False, message)
                     self.virtual_nodes.touch(runtime.state)
                 else:
                     await self._write_status_for(name, None, message)
@@ -188,7 +187,7 @@ class PeerRegistry(Handler[PeerCluster]):
         await runtime.node_reflector.synced.wait()
         await runtime.pod_reflector.synced.wait()
         runtime.state.synced = True
-        runtime.state.reachable = True
+        runtime.state.set_reachable(True)
         runtime.tracker.changed()
 
     async def _probe(self, runtime: PeerRuntime) -> None:
@@ -199,7 +198,7 @@ class PeerRegistry(Handler[PeerCluster]):
                 await runtime.raw.request("GET", "/readyz", timeout=PROBE_TIMEOUT)
                 runtime.last_seen = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
                 if not state.reachable and state.synced:
-                    state.reachable = True
+                    state.set_reachable(True)
                     log.info("peer %s reachable again", state.name)
                     runtime.tracker.changed()
             except asyncio.CancelledError:
@@ -207,8 +206,7 @@ class PeerRegistry(Handler[PeerCluster]):
             except Exception as exc:
                 if state.reachable:
                     log.warning("peer %s unreachable: %s", state.name, exc)
-                state.reachable = False
-                state.unreachable_reason = f"{type(exc).__name__}: {exc}"[:300] or "probe failed"
+                state.set_reachable(False, f"{type(exc).__name__}: {exc}"[:300] or "probe failed")
                 runtime.tracker.changed()
             await asyncio.sleep(PROBE_EVERY)
 
@@ -229,6 +227,10 @@ class PeerRegistry(Handler[PeerCluster]):
                 await self._stop(runtime)
             await self.virtual_nodes.remove(name)
             log.info("peer %s removed", name)
+
+    def grace_period(self, name: str) -> float:
+        pc = self.specs.get(name)
+        return float(pc.spec.grace_period_seconds) if pc is not None else 60.0
 
     async def close(self) -> None:
         for runtime in list(self.peers.values()):
@@ -319,5 +321,4 @@ class _Health(Handler[Any]):
         self.inner.delete(item)
 
     def failed(self, error: str) -> None:
-        self.state.reachable = False
-        self.state.unreachable_reason = error[:300]
+        self.state.set_reachable(False, error[:300])

@@ -1,0 +1,213 @@
+"""The composition root of `spillover serve`: builds every part and runs them in one event loop.
+
+Three listeners: the extender (plain HTTP, loopback or cluster network, called by
+kube-scheduler), the webhook (HTTPS, called by kube-apiserver; cert reloaded when its files
+change) and metrics/health. Background tasks: home watches, the peer registry and its watches,
+virtual nodes and Leases, the planner loop and the delegation controllers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import ssl
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from extender.capacity.tracker import Reservations
+from extender.config import Config
+from extender.delegation.delegator import Delegator
+from extender.delegation.virtual_node import VirtualNodes
+from extender.kube import client as kube_client
+from extender.kube.raw import RawClient
+from extender.kube.reflector import Reflector
+from extender.peers.registry import PeerRegistry
+from extender.runtime import HomeNamespaces, HomeNodes, LiveState, Namespace
+from extender.scheduling.binder import Binder
+from extender.server.extender_app import make_extender_app
+from extender.server.metrics import Metrics
+from extender.server.webhook_app import make_webhook_app
+from extender.webhook.mutate import WebhookConfig
+from extender.wire.core import Node
+
+log = logging.getLogger("spillover")
+
+
+class CertReloader:
+    """Re-reads the webhook's cert and key when either file changes (cert-manager rotation)."""
+
+    def __init__(self, cert: str, key: str) -> None:
+        self.cert = cert
+        self.key = key
+        self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self._stamp: tuple[float, float] = (0.0, 0.0)
+        self.reload()
+
+    def reload(self) -> bool:
+        stamp = (os.stat(self.cert).st_mtime, os.stat(self.key).st_mtime)
+        if stamp == self._stamp:
+            return False
+        self.context.load_cert_chain(self.cert, self.key)
+        self._stamp = stamp
+        return True
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(5)
+            try:
+                if self.reload():
+                    log.info("webhook certificate reloaded from %s", self.cert)
+            except (OSError, ssl.SSLError) as exc:
+                log.warning("webhook certificate not reloaded (keeping the old one): %s", exc)
+
+
+class Spillover:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.metrics = Metrics()
+        self.tasks: list[asyncio.Task[Any]] = []
+        self.runners: list[web.AppRunner] = []
+
+    async def start(self) -> None:
+        cfg = self.config
+        self.home_api = await kube_client.from_file(cfg.kubeconfig)
+        home = RawClient(self.home_api, timeout=cfg.peer_timeout)
+        self.reservations = Reservations(ttl=cfg.reservation_ttl)
+        self.virtual_nodes = VirtualNodes(home)
+        self.registry = PeerRegistry(home, self.virtual_nodes, self.reservations, peer_timeout=cfg.peer_timeout)
+        self.home_nodes = HomeNodes()
+        self.home_namespaces = HomeNamespaces()
+        node_reflector = Reflector(home, "/api/v1/nodes", Node, self.home_nodes, name="home/nodes")
+        ns_reflector = Reflector(home, "/api/v1/namespaces", Namespace, self.home_namespaces, name="home/namespaces")
+        self.delegator = self._delegator(home)
+        binder = Binder(home, self.registry.by_virtual_node, self.reservations, delegation=self.delegator)
+        self.state = LiveState(self.registry, self.home_nodes, self.home_namespaces, binder, plan_score=self._planner())
+        self.home_reflectors: list[Reflector[Any]] = [node_reflector, ns_reflector]
+        self._spawn(node_reflector.run(), "home-nodes")
+        self._spawn(ns_reflector.run(), "home-namespaces")
+        self._spawn(self.registry.reflector.run(), "peerclusters")
+        self._spawn(self.registry.run_status(), "peer-status")
+        self._spawn(self.virtual_nodes.run_flush(), "virtual-nodes")
+        self._spawn(self.virtual_nodes.run_leases(), "virtual-node-leases")
+        self._spawn(self._expire_reservations(), "reservations")
+        await self._serve(make_extender_app(self.state, self.metrics), cfg.extender_port, None)
+        if cfg.tls_cert_file and cfg.tls_key_file:
+            reloader = CertReloader(cfg.tls_cert_file, cfg.tls_key_file)
+            self._spawn(reloader.run(), "cert-reloader")
+            webhook = make_webhook_app(WebhookConfig(scheduler_name=cfg.scheduler_name), self.metrics)
+            await self._serve(webhook, cfg.webhook_port, reloader.context)
+        else:
+            log.warning("no --tls-cert-file/--tls-key-file: the admission webhook is not served")
+        await self._serve(self._health_app(), cfg.metrics_port, None)
+        log.info(
+            "serving",
+            extra={
+                "extender_port": cfg.extender_port,
+                "webhook_port": cfg.webhook_port,
+                "metrics_port": cfg.metrics_port,
+            },
+        )
+
+    def _delegator(self, home: RawClient) -> Delegator:
+        delegator = Delegator(home, self.registry, self.config, self.metrics)
+        self.registry.listeners.append(delegator.peer_started)
+        self._spawn(delegator.run(), "delegator")
+        return delegator
+
+    def _planner(self) -> Any:
+        try:
+            from extender.planner.live import LivePlanner
+        except ImportError:
+            return None
+        planner = LivePlanner(self.registry)
+        self._spawn(planner.run(), "planner")
+        return planner.score
+
+    def _spawn(self, coro: Awaitable[Any], name: str) -> None:
+        task = asyncio.ensure_future(coro)
+        task.set_name(name)
+        task.add_done_callback(self._task_done)
+        self.tasks.append(task)
+
+    @staticmethod
+    def _task_done(task: asyncio.Task[Any]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task %s died: %r", task.get_name(), task.exception())
+
+    async def _expire_reservations(self) -> None:
+        while True:
+            await asyncio.sleep(1)
+            self.reservations.expire()
+
+    def ready(self) -> tuple[bool, str]:
+        for reflector in self.home_reflectors:
+            if not reflector.synced.is_set():
+                return False, f"home cache {reflector.name} not synced"
+        if not self.registry.synced():
+            return False, "peer caches not synced yet"
+        return True, "ok"
+
+    def _health_app(self) -> web.Application:
+        app = web.Application()
+
+        async def healthz(_: web.Request) -> web.Response:
+            return web.Response(text="ok")
+
+        async def readyz(_: web.Request) -> web.Response:
+            ok, why = self.ready()
+            return web.Response(text=why, status=200 if ok else 503)
+
+        app.router.add_get("/healthz", healthz)
+        app.router.add_get("/readyz", readyz)
+        app.router.add_get("/metrics", self.metrics.handler)
+        status_page = _status_page(self)
+        if status_page is not None:
+            app.router.add_get("/", status_page)
+            app.router.add_get("/status", status_page)
+        return app
+
+    async def _serve(self, app: web.Application, port: int, context: ssl.SSLContext | None) -> None:
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, self.config.bind_address, port, ssl_context=context, backlog=1024)
+        await site.start()
+        self.runners.append(runner)
+
+    async def stop(self) -> None:
+        for runner in self.runners:
+            await runner.cleanup()
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.registry.close()
+        await self.home_api.close()
+
+
+def _status_page(app: Spillover) -> Callable[[web.Request], Awaitable[web.Response]] | None:
+    try:
+        from extender.server.status_page import make_status_handler
+    except ImportError:
+        return None
+    handler: Callable[[web.Request], Awaitable[web.Response]] = make_status_handler(app)
+    return handler
+
+
+async def serve_forever(config: Config) -> None:
+    app = Spillover(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await app.start()
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        await app.stop()

@@ -1,0 +1,107 @@
+"""`spillover join NAME --peer-kubeconfig FILE`: register a peer cluster with the home cluster.
+
+Creates (or updates) the kubeconfig Secret and the PeerCluster in home; safe to run again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import sys
+from pathlib import Path
+from typing import Any
+
+from extender.hints import _NAME, NAME_FORM
+from extender.kube import client as kube_client
+from extender.kube.raw import ApiError, RawClient
+from extender.peers.model import PATH
+
+MERGE = "application/merge-patch+json"
+
+
+async def _apply(raw: RawClient, collection: str, name: str, body: dict[str, Any]) -> str:
+    try:
+        await raw.request("POST", collection, body)
+        return "created"
+    except ApiError as exc:
+        if exc.status != 409:
+            raise
+    await raw.request("PATCH", f"{collection}/{name}", body, content_type=MERGE)
+    return "updated"
+
+
+async def join(args: argparse.Namespace) -> int:
+    text = Path(args.peer_kubeconfig).read_text()  # noqa: ASYNC240 (once, before any I/O)
+    await (await kube_client.from_text(text, args.peer_kubeconfig)).close()  # fail early on a bad file
+    api = await kube_client.from_file(args.kubeconfig)
+    raw = RawClient(api)
+    try:
+        ns = args.secret_namespace
+        await _apply(raw, "/api/v1/namespaces", ns, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+        secret_name = f"peer-{args.name}-kubeconfig"
+        secret = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": secret_name, "namespace": ns, "labels": {"spillover.io/peer": args.name}},
+            "type": "Opaque",
+            "data": {"kubeconfig": base64.b64encode(text.encode()).decode()},
+        }
+        print(f"secret/{secret_name} {await _apply(raw, f'/api/v1/namespaces/{ns}/secrets', secret_name, secret)}")
+        spec: dict[str, Any] = {
+            "kubeconfigSecretRef": {"name": secret_name, "namespace": ns, "key": "kubeconfig"},
+            "cost": args.cost,
+            "costPerGiB": args.cost_per_gib,
+            "costPerGPU": args.cost_per_gpu,
+            "tier": args.tier,
+            "gracePeriodSeconds": args.grace_period,
+        }
+        if args.namespace:
+            spec["namespace"] = args.namespace
+        if args.allowed_namespaces:
+            key, _, value = args.allowed_namespaces.partition("=")
+            spec["allowedNamespaces"] = {"matchLabels": {key: value}}
+        body = {
+            "apiVersion": "spillover.io/v1alpha1",
+            "kind": "PeerCluster",
+            "metadata": {"name": args.name},
+            "spec": spec,
+        }
+        print(f"peercluster/{args.name} {await _apply(raw, PATH, args.name, body)}")
+    finally:
+        await api.close()
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    if not _NAME.match(args.name):
+        print(f"error: peer name {args.name!r} is invalid: use {NAME_FORM}", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(join(args))
+    except FileNotFoundError as exc:
+        print(
+            f"error: {exc.filename}: no such file; pass the peer's kubeconfig with --peer-kubeconfig", file=sys.stderr
+        )
+    except kube_client.KubeconfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+    except ApiError as exc:
+        hint = " (is the PeerCluster CRD installed? kubectl apply -f manifests/crd/)" if exc.status == 404 else ""
+        print(f"error: {exc}{hint}", file=sys.stderr)
+    return 1
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("join", help="register a peer cluster (Secret + PeerCluster in home)")
+    p.add_argument("name", help="peer name (a DNS label); its virtual node is spillover-NAME")
+    p.add_argument("--peer-kubeconfig", required=True, help="kubeconfig file with access to the peer")
+    p.add_argument("--kubeconfig", default=None, help="home cluster kubeconfig (default: $KUBECONFIG or in-cluster)")
+    p.add_argument("--cost", type=float, default=1.0, help="relative price per CPU hour (default 1.0)")
+    p.add_argument("--cost-per-gib", type=float, default=0.0, help="relative price per GiB-hour of memory")
+    p.add_argument("--cost-per-gpu", type=float, default=0.0, help="relative price per GPU-hour")
+    p.add_argument("--tier", type=int, default=0, help="lower tiers fill first (default 0)")
+    p.add_argument("--grace-period", type=int, default=60, help="seconds unreachable before failover (default 60)")
+    p.add_argument("--namespace", default="", help="run delegates in this peer namespace (default: the pod's own)")
+    p.add_argument("--allowed-namespaces", default="", help="only home namespaces with this label KEY=VALUE")
+    p.add_argument("--secret-namespace", default="spillover-system", help="home namespace for the kubeconfig Secret")
+    p.set_defaults(func=run)

@@ -1,0 +1,655 @@
+"""The delegator: creates delegates at bind, mirrors their status, and cleans up after them.
+
+State is only what the watches show: proxy pods in home (label spillover.io/peer) and
+delegates in every peer (label spillover.io/proxy-uid). Every write is idempotent, so a restart
+at any moment, or two attempts at the same thing, converge on one delegate per proxy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+from cachetools import TTLCache
+
+from extender import hints, labels
+from extender.capacity.model import PeerState
+from extender.config import Config
+from extender.delegation import delegate_spec
+from extender.delegation.events import EventRecorder
+from extender.delegation.leader import LeaderElector
+from extender.kube.raw import ApiError, RawClient
+from extender.kube.reflector import Handler, Reflector
+from extender.peers.registry import PeerRegistry, PeerRuntime
+from extender.scheduling.state import BindError
+from extender.wire.core import ObjectMeta, Pod
+
+log = logging.getLogger("spillover.delegator")
+MERGE = "application/merge-patch+json"
+DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
+ORPHAN_MIN_AGE = 30.0
+"""A delegate younger than this is never swept: its bind may still be in flight."""
+
+
+def _younger_than(meta: dict[str, Any], seconds: float) -> bool:
+    created = meta.get("creationTimestamp")
+    if not created:
+        return False
+    try:
+        when = datetime.datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
+    except ValueError:
+        return False
+    return (datetime.datetime.now(datetime.UTC) - when).total_seconds() < seconds
+
+
+class DelegatePod(msgspec.Struct, rename="camel"):
+    metadata: ObjectMeta = msgspec.field(default_factory=ObjectMeta)
+    status: dict[str, Any] | None = None
+
+
+@dataclass
+class Proxy:
+    uid: str
+    namespace: str
+    name: str
+    peer: str
+    node_name: str
+    deleting: bool
+    grace: int | None
+    controlled: bool
+    failover_never: bool
+    deleting_since: float | None = None
+
+    def ref(self) -> dict[str, str]:
+        return {"namespace": self.namespace, "name": self.name, "uid": self.uid}
+
+
+@dataclass
+class Delegate:
+    namespace: str
+    name: str
+    proxy_uid: str
+    status: dict[str, Any]
+    seen_at: float
+    unschedulable_since: float | None = None
+
+
+@dataclass
+class PeerDelegates:
+    runtime: PeerRuntime
+    by_proxy: dict[str, Delegate] = field(default_factory=dict)
+    reflector: Reflector[DelegatePod] | None = None
+    known_namespaces: set[str] = field(default_factory=set)
+
+
+def _proxy_from(pod: Pod) -> Proxy:
+    meta = pod.metadata
+    annotations = meta.annotations or {}
+    return Proxy(
+        uid=meta.uid,
+        namespace=meta.namespace,
+        name=meta.name,
+        peer=(meta.labels or {}).get(labels.PEER, ""),
+        node_name=pod.spec.node_name,
+        deleting=meta.deletion_timestamp is not None,
+        grace=meta.deletion_grace_period_seconds,
+        controlled=any(ref.controller for ref in meta.owner_references or ()),
+        failover_never=annotations.get(hints.FAILOVER) == hints.Failover.NEVER.value,
+    )
+
+
+class _ProxyHandler(Handler[Pod]):
+    def __init__(self, delegator: Delegator) -> None:
+        self.d = delegator
+
+    def replace(self, items: list[Pod]) -> None:
+        self.d.proxies = {p.metadata.uid: _proxy_from(p) for p in items}
+        for proxy in self.d.proxies.values():
+            self.d.proxy_changed(proxy)
+
+    def upsert(self, item: Pod) -> None:
+        proxy = _proxy_from(item)
+        old = self.d.proxies.get(proxy.uid)
+        if old is not None and old.deleting_since is not None:
+            proxy.deleting_since = old.deleting_since
+        self.d.proxies[proxy.uid] = proxy
+        self.d.proxy_changed(proxy)
+
+    def delete(self, item: Pod) -> None:
+        proxy = self.d.proxies.pop(item.metadata.uid, None) or _proxy_from(item)
+        self.d.proxy_gone(proxy)
+
+
+class _DelegateHandler(Handler[DelegatePod]):
+    def __init__(self, delegator: Delegator, peer: str) -> None:
+        self.d = delegator
+        self.peer = peer
+
+    def replace(self, items: list[DelegatePod]) -> None:
+        entry = self.d.peers.get(self.peer)
+        if entry is None:
+            return
+        entry.by_proxy = {}
+        for item in items:
+            self.upsert(item)
+
+    def upsert(self, item: DelegatePod) -> None:
+        self.d.delegate_changed(self.peer, item)
+
+    def delete(self, item: DelegatePod) -> None:
+        self.d.delegate_gone(self.peer, item)
+
+
+class Delegator:
+    def __init__(self, home: RawClient, registry: PeerRegistry, config: Config, metrics: Any = None) -> None:
+        self.home = home
+        self.registry = registry
+        self.config = config
+        self.metrics = metrics
+        self.events = EventRecorder(home)
+        self.leader = LeaderElector(home, config.leader_election_namespace, config.leader_elect)
+        self.proxies: dict[str, Proxy] = {}
+        self.peers: dict[str, PeerDelegates] = {}
+        self.avoid: TTLCache[tuple[str, str], str] = TTLCache(maxsize=100_000, ttl=config.avoid_peer_seconds)
+        """(owner uid, peer) -> reason: peers a workload was withdrawn from, avoided for a while."""
+        self.proxy_reflector = Reflector(
+            home, "/api/v1/pods", Pod, _ProxyHandler(self), query=[("labelSelector", labels.PEER)], name="home/proxies"
+        )
+        self._mirrored: dict[str, dict[str, Any]] = {}
+        self._queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+        self._queued: set[tuple[str, str]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._sweep_soon: set[str] = set()
+
+    # ---- wiring -------------------------------------------------------------------------
+    def peer_started(self, runtime: PeerRuntime) -> None:
+        name = runtime.state.name
+        entry = PeerDelegates(runtime)
+        entry.reflector = Reflector(
+            runtime.raw,
+            "/api/v1/pods",
+            DelegatePod,
+            _DelegateHandler(self, name),
+            query=[("labelSelector", f"{labels.MANAGED_BY}={labels.MANAGED_BY_VALUE},{labels.PROXY_UID}")],
+            name=f"{name}/delegates",
+        )
+        self.peers[name] = entry
+        runtime.tasks.append(asyncio.create_task(entry.reflector.run(), name=f"{name}-delegates"))
+
+    async def run(self) -> None:
+        workers = [asyncio.create_task(self._worker(), name=f"mirror-{i}") for i in range(4)]
+        tasks = [
+            asyncio.create_task(self.proxy_reflector.run(), name="home-proxies"),
+            asyncio.create_task(self.leader.run(), name="leader"),
+            asyncio.create_task(self._periodic(), name="delegation-periodic"),
+            asyncio.create_task(self._sweeper(), name="orphan-sweep"),
+            *workers,
+        ]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def avoided(self, pod: Pod, peer: str) -> str | None:
+        """Why this pod's workload must not go to ``peer`` now (withdrawn from it recently)."""
+        for ref in pod.metadata.owner_references or ():
+            reason = self.avoid.get((ref.uid, peer))
+            if reason:
+                return reason
+        return None
+
+    # ---- bind (called from the binder, before the Binding) ---------------------------
+    async def create_delegate(
+        self, raw_pod: dict[str, Any], pod: Pod, peer: PeerState, peer_node: str
+    ) -> Callable[[], Awaitable[None]]:
+        entry = self.peers.get(peer.name)
+        if entry is None:
+            raise BindError(f"peer {peer.name} has no running client yet")
+        client = entry.runtime.raw
+        meta = pod.metadata
+        namespace = peer.remote_namespace or meta.namespace
+        name = delegate_spec.delegate_name(meta.name, meta.uid)
+        reason = (
+            f"no home node could take the pod; peer {peer.name} (cost {peer.cost:g}, tier {peer.tier}) has room "
+            f"on node {peer_node}"
+        )
+        await self.home.request(
+            "PATCH",
+            f"/api/v1/namespaces/{meta.namespace}/pods/{meta.name}",
+            {
+                "metadata": {
+                    "labels": {labels.PEER: peer.name},
+                    "annotations": {
+                        hints.CLUSTER: peer.name,
+                        hints.REASON: reason,
+                        labels.DELEGATE: f"{namespace}/{name}",
+                        DELETION_COST: "-1000",
+                    },
+                }
+            },
+            content_type=MERGE,
+        )
+        await self._ensure_namespace(entry, namespace)
+        copies = await self._copy_references(client, raw_pod, meta.namespace, namespace)
+        body = delegate_spec.delegate_body(raw_pod, peer.name, namespace, copies)
+        try:
+            await client.request("POST", f"/api/v1/namespaces/{namespace}/pods", body)
+        except ApiError as exc:
+            if exc.status != 409:
+                raise BindError(f"creating delegate {namespace}/{name} in {peer.name} failed: {exc.message}") from exc
+            existing = msgspec.json.decode(await client.get(f"/api/v1/namespaces/{namespace}/pods/{name}"))
+            owner = (existing.get("metadata", {}).get("labels") or {}).get(labels.PROXY_UID)
+            if owner != meta.uid:
+                raise BindError(
+                    f"pod {namespace}/{name} exists in {peer.name} but was not created for this pod; "
+                    "rename or delete it there"
+                ) from exc
+
+        async def undo() -> None:
+            await self._delete_delegate(client, namespace, name, grace=0)
+
+        return undo
+
+    def bound(self, pod: Pod, peer: PeerState, peer_node: str) -> None:
+        raw = {"namespace": pod.metadata.namespace, "name": pod.metadata.name, "uid": pod.metadata.uid}
+        self.events.record(
+            raw,
+            "Spilled",
+            f"No home node could take the pod; running it in peer cluster {peer.name} "
+            f"(cost {peer.cost:g}, tier {peer.tier}, peer node {peer_node})",
+        )
+
+    async def _ensure_namespace(self, entry: PeerDelegates, namespace: str) -> None:
+        if namespace in entry.known_namespaces:
+            return
+        body = {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": namespace, "labels": {labels.MANAGED_BY: labels.MANAGED_BY_VALUE}},
+        }
+        try:
+            await entry.runtime.raw.request("POST", "/api/v1/namespaces", body)
+        except ApiError as exc:
+            if exc.status != 409:
+                peer = entry.runtime.state.name
+                raise BindError(f"cannot create namespace {namespace} in {peer}: {exc.message}") from exc
+        entry.known_namespaces.add(namespace)
+
+    async def _copy_references(
+        self, client: RawClient, raw_pod: dict[str, Any], home_ns: str, namespace: str
+    ) -> list[tuple[str, str]]:
+        copies = []
+        for kind, name in sorted(delegate_spec.references(raw_pod.get("spec") or {})):
+            plural = "configmaps" if kind == "ConfigMap" else "secrets"
+            try:
+                original = msgspec.json.decode(await self.home.get(f"/api/v1/namespaces/{home_ns}/{plural}/{name}"))
+            except ApiError as exc:
+                if exc.status == 404:
+                    log.warning("pod references missing %s %s/%s; not copied", kind, home_ns, name)
+                    continue
+                raise
+            body = delegate_spec.copy_body(original, namespace, home_ns)
+            collection = f"/api/v1/namespaces/{namespace}/{plural}"
+            try:
+                await client.request("POST", collection, body)
+            except ApiError as exc:
+                if exc.status != 409:
+                    raise BindError(f"copying {kind} {name} to the peer failed: {exc.message}") from exc
+                existing = msgspec.json.decode(await client.get(f"{collection}/{name}"))
+                ours = (existing.get("metadata", {}).get("labels") or {}).get(delegate_spec.COPY_LABEL) == "true"
+                if ours and not existing.get("immutable"):
+                    patch = {k: body[k] for k in ("data", "binaryData") if k in body}
+                    await client.request("PATCH", f"{collection}/{name}", patch, content_type=MERGE)
+                elif not ours:
+                    log.info(
+                        "%s %s/%s already exists in the peer and is not Spillover's; using it", kind, namespace, name
+                    )
+                    continue
+            copies.append((kind, name))
+        return copies
+
+    async def _delete_delegate(self, client: RawClient, namespace: str, name: str, grace: int | None) -> bool:
+        query: list[tuple[str, str | int]] = []
+        body: dict[str, Any] | None = None
+        if grace is not None:
+            body = {"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": grace}
+        try:
+            await client.request("DELETE", f"/api/v1/namespaces/{namespace}/pods/{name}", body, query=query)
+        except ApiError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    async def _force_delete_proxy(self, proxy: Proxy, why: str) -> None:
+        body = {
+            "apiVersion": "v1",
+            "kind": "DeleteOptions",
+            "gracePeriodSeconds": 0,
+            "preconditions": {"uid": proxy.uid},
+        }
+        try:
+            await self.home.request("DELETE", f"/api/v1/namespaces/{proxy.namespace}/pods/{proxy.name}", body)
+            log.info("proxy deleted", extra={"pod": f"{proxy.namespace}/{proxy.name}", "uid": proxy.uid, "why": why})
+        except ApiError as exc:
+            if exc.status not in (404, 409):
+                log.warning("could not delete proxy %s/%s: %s", proxy.namespace, proxy.name, exc)
+
+    # ---- reactions to watch events (synchronous: schedule the async work) -------------
+    def proxy_changed(self, proxy: Proxy) -> None:
+        if proxy.deleting and self.leader.leading:
+            if proxy.deleting_since is None:
+                proxy.deleting_since = time.monotonic()
+                self._spawn(self._finalise_proxy(proxy))
+        elif proxy.peer:
+            self._enqueue(proxy.peer, proxy.uid)
+
+    def proxy_gone(self, proxy: Proxy) -> None:
+        self._mirrored.pop(proxy.uid, None)
+        if self.leader.leading:
+            self._spawn(self._remove_delegate_of(proxy, grace=0))
+
+    def delegate_changed(self, peer: str, item: DelegatePod) -> None:
+        entry = self.peers.get(peer)
+        uid = (item.metadata.labels or {}).get(labels.PROXY_UID, "")
+        if entry is None or not uid:
+            return
+        status = item.status or {}
+        previous = entry.by_proxy.get(uid)
+        unschedulable = status.get("phase") == "Pending" and any(
+            c.get("type") == "PodScheduled" and c.get("status") == "False" and c.get("reason") == "Unschedulable"
+            for c in status.get("conditions") or ()
+        )
+        since = None
+        if unschedulable:
+            since = previous.unschedulable_since if previous and previous.unschedulable_since else time.monotonic()
+        entry.by_proxy[uid] = Delegate(
+            namespace=item.metadata.namespace,
+            name=item.metadata.name,
+            proxy_uid=uid,
+            status=status,
+            seen_at=previous.seen_at if previous else time.monotonic(),
+            unschedulable_since=since,
+        )
+        self._enqueue(peer, uid)
+
+    def delegate_gone(self, peer: str, item: DelegatePod) -> None:
+        entry = self.peers.get(peer)
+        uid = (item.metadata.labels or {}).get(labels.PROXY_UID, "")
+        if entry is None or not uid:
+            return
+        entry.by_proxy.pop(uid, None)
+        self._schedule_sweep(peer)
+        proxy = self.proxies.get(uid)
+        if proxy is None or not self.leader.leading:
+            return
+        if proxy.deleting:
+            self._spawn(self._force_delete_proxy(proxy, "delegate gone after proxy deletion"))
+            return
+        self._spawn(self._delegate_lost(proxy, "DelegateDeleted", f"the delegate was deleted in peer {peer}"))
+
+    def _enqueue(self, peer: str, uid: str) -> None:
+        key = (peer, uid)
+        if key not in self._queued:
+            self._queued.add(key)
+            self._queue.put_nowait(key)
+
+    async def _worker(self) -> None:
+        while True:
+            peer, uid = await self._queue.get()
+            self._queued.discard((peer, uid))
+            try:
+                await self._sync_proxy(peer, uid)
+            except Exception as exc:
+                log.warning("status of proxy %s not mirrored: %s", uid, exc)
+
+    async def _sync_proxy(self, peer: str, uid: str) -> None:
+        if not self.leader.leading:
+            return
+        proxy = self.proxies.get(uid)
+        entry = self.peers.get(peer)
+        if proxy is None or entry is None or proxy.deleting or not proxy.node_name:
+            return
+        delegate = entry.by_proxy.get(uid)
+        if delegate is None:
+            return
+        status = delegate_spec.mirrored_status(delegate.status)
+        if not status or self._mirrored.get(uid) == status:
+            return
+        before = (self._mirrored.get(uid) or {}).get("phase")
+        await self.home.request(
+            "PATCH",
+            f"/api/v1/namespaces/{proxy.namespace}/pods/{proxy.name}/status",
+            {"status": status},
+            content_type=MERGE,
+        )
+        self._mirrored[uid] = status
+        phase = status.get("phase")
+        if phase != before:
+            self._phase_event(proxy, peer, delegate, phase)
+        if phase == "Failed":
+            await self._delegate_lost(
+                proxy,
+                "DelegateFailed",
+                f"the delegate failed in peer {peer}: {status.get('reason', '')} {status.get('message', '')}".strip(),
+                mirror=False,
+            )
+
+    def _phase_event(self, proxy: Proxy, peer: str, delegate: Delegate, phase: str | None) -> None:
+        where = f"{delegate.namespace}/{delegate.name} in peer {peer}"
+        if phase == "Running":
+            self.events.record(proxy.ref(), "DelegateRunning", f"Delegate {where} is running")
+        elif phase == "Failed":
+            reason = delegate.status.get("reason", "")
+            self.events.record(
+                proxy.ref(),
+                "DelegateEvicted" if reason == "Evicted" else "DelegateFailed",
+                f"Delegate {where} failed: {reason} {delegate.status.get('message', '')}".strip(),
+                warning=True,
+            )
+        elif phase == "Succeeded":
+            self.events.record(proxy.ref(), "DelegateSucceeded", f"Delegate {where} completed")
+
+    async def _delegate_lost(self, proxy: Proxy, reason: str, message: str, mirror: bool = True) -> None:
+        """The proxy tells the truth (Failed, with why); a controller-owned one is recreated."""
+        if mirror:
+            status = {"phase": "Failed", "reason": reason, "message": message}
+            with contextlib.suppress(ApiError):
+                await self.home.request(
+                    "PATCH",
+                    f"/api/v1/namespaces/{proxy.namespace}/pods/{proxy.name}/status",
+                    {"status": status},
+                    content_type=MERGE,
+                )
+            self.events.record(proxy.ref(), reason, message, warning=True)
+        if proxy.controlled:
+            await self._force_delete_proxy(proxy, reason)
+
+    async def _finalise_proxy(self, proxy: Proxy) -> None:
+        """Proxy deleted in home: delete the delegate with the same grace, then the proxy itself."""
+        entry = self.peers.get(proxy.peer)
+        delegate = entry.by_proxy.get(proxy.uid) if entry else None
+        if entry is None or delegate is None:
+            await self._force_delete_proxy(proxy, "deleted; no delegate")
+            return
+        try:
+            existed = await self._delete_delegate(entry.runtime.raw, delegate.namespace, delegate.name, proxy.grace)
+        except Exception as exc:
+            log.warning(
+                "delegate of %s/%s not deleted yet (%s); finalising the proxy, the sweep will collect it",
+                proxy.namespace,
+                proxy.name,
+                exc,
+            )
+            existed = False
+        if not existed:
+            await self._force_delete_proxy(proxy, "deleted; delegate already gone")
+        # Otherwise the delegate's DELETED event finalises the proxy (see delegate_gone).
+
+    async def _remove_delegate_of(self, proxy: Proxy, grace: int | None) -> None:
+        entry = self.peers.get(proxy.peer)
+        delegate = entry.by_proxy.get(proxy.uid) if entry else None
+        if entry is None or delegate is None:
+            return
+        with contextlib.suppress(Exception):
+            await self._delete_delegate(entry.runtime.raw, delegate.namespace, delegate.name, grace)
+
+    # ---- periodic: remote-pending withdrawal, peer-loss failover, stuck deletions ---------
+    async def _periodic(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            if not self.leader.leading:
+                continue
+            try:
+                await self._check_remote_pending()
+                await self._check_lost_peers()
+                await self._check_stuck_deletions()
+            except Exception as exc:
+                log.warning("delegation check failed: %s", exc)
+
+    async def _check_remote_pending(self) -> None:
+        now = time.monotonic()
+        for peer, entry in self.peers.items():
+            for uid, delegate in list(entry.by_proxy.items()):
+                since = delegate.unschedulable_since
+                if since is None or now - since < self.config.remote_pending_timeout:
+                    continue
+                proxy = self.proxies.get(uid)
+                delegate.unschedulable_since = None
+                message = (
+                    f"the delegate stayed unschedulable in peer {peer} for over "
+                    f"{self.config.remote_pending_timeout:g}s; withdrawn, and {peer} is avoided for this workload "
+                    f"for {self.config.avoid_peer_seconds:g}s"
+                )
+                if proxy is not None:
+                    for owner in await self._owner_uids(proxy):
+                        self.avoid[(owner, peer)] = message
+                await self._delete_delegate(entry.runtime.raw, delegate.namespace, delegate.name, grace=0)
+                if proxy is not None:
+                    await self._delegate_lost(proxy, "RemotePending", message)
+
+    async def _owner_uids(self, proxy: Proxy) -> list[str]:
+        try:
+            pod = msgspec.json.decode(
+                await self.home.get(f"/api/v1/namespaces/{proxy.namespace}/pods/{proxy.name}"), type=Pod
+            )
+        except ApiError:
+            return []
+        return [ref.uid for ref in pod.metadata.owner_references or () if ref.controller]
+
+    async def _check_lost_peers(self) -> None:
+        for peer, entry in self.peers.items():
+            state = entry.runtime.state
+            lost_for = state.unreachable_for()
+            grace = self.registry.grace_period(peer)
+            if lost_for is None or lost_for < grace:
+                continue
+            for proxy in list(self.proxies.values()):
+                if proxy.peer != peer or proxy.deleting or not proxy.node_name:
+                    continue
+                if not proxy.controlled or proxy.failover_never:
+                    continue
+                self.events.record(
+                    proxy.ref(),
+                    "PeerLost",
+                    f"peer {peer} unreachable for {lost_for:.0f}s (grace {grace}s): recreating the pod elsewhere",
+                    warning=True,
+                )
+                proxy.deleting = True
+                await self._force_delete_proxy(proxy, f"peer {peer} lost")
+
+    async def _check_stuck_deletions(self) -> None:
+        now = time.monotonic()
+        for proxy in list(self.proxies.values()):
+            if proxy.deleting_since is None:
+                continue
+            if now - proxy.deleting_since > (proxy.grace or 0) + 10:
+                await self._force_delete_proxy(proxy, "delegate deletion did not finish in time")
+
+    # ---- orphan sweep ----------------------------------------------------------------------
+    async def _sweeper(self) -> None:
+        await self.proxy_reflector.synced.wait()
+        while True:
+            if self.leader.leading:
+                for peer in list(self.peers):
+                    try:
+                        await self.sweep(peer)
+                    except Exception as exc:
+                        log.warning("orphan sweep of %s failed: %s", peer, exc)
+            await asyncio.sleep(self.config.orphan_sweep_seconds)
+
+    async def sweep(self, peer: str) -> int:
+        """Delete delegates whose proxy is gone and copies no delegate needs; returns how many."""
+        entry = self.peers.get(peer)
+        if entry is None or entry.reflector is None or not entry.reflector.synced.is_set():
+            return 0
+        if not self.proxy_reflector.synced.is_set() or not entry.runtime.state.reachable:
+            return 0
+        client = entry.runtime.raw
+        now = time.monotonic()
+        removed = 0
+        needed: set[tuple[str, str, str]] = set()
+        listed = msgspec.json.decode(
+            await client.get(
+                "/api/v1/pods",
+                query=[("labelSelector", f"{labels.MANAGED_BY}={labels.MANAGED_BY_VALUE},{labels.PROXY_UID}")],
+            )
+        )
+        for item in listed.get("items", []):
+            meta = item.get("metadata", {})
+            uid = (meta.get("labels") or {}).get(labels.PROXY_UID, "")
+            proxy = self.proxies.get(uid)
+            young = now - (entry.by_proxy[uid].seen_at if uid in entry.by_proxy else 0) < ORPHAN_MIN_AGE
+            if proxy is None and not young:
+                await self._delete_delegate(client, meta.get("namespace", ""), meta.get("name", ""), grace=0)
+                removed += 1
+                continue
+            for ref in ((meta.get("annotations") or {}).get(delegate_spec.COPIES_ANNOTATION) or "").split(","):
+                if ref:
+                    kind, _, name = ref.partition("/")
+                    needed.add((meta.get("namespace", ""), kind, name))
+        for plural, kind in (("configmaps", "ConfigMap"), ("secrets", "Secret")):
+            copies = msgspec.json.decode(
+                await client.get(f"/api/v1/{plural}", query=[("labelSelector", f"{delegate_spec.COPY_LABEL}=true")])
+            )
+            for item in copies.get("items", []):
+                meta = item.get("metadata", {})
+                if (meta.get("namespace"), kind, meta.get("name")) in needed or _younger_than(meta, ORPHAN_MIN_AGE):
+                    continue
+                with contextlib.suppress(ApiError):
+                    await client.request(
+                        "DELETE", f"/api/v1/namespaces/{meta.get('namespace')}/{plural}/{meta.get('name')}"
+                    )
+                    removed += 1
+        if removed:
+            log.info("orphan sweep removed %d objects from %s", removed, peer)
+        return removed
+
+    def _schedule_sweep(self, peer: str) -> None:
+        """Soon after delegates go, collect the copies only they needed (debounced per peer)."""
+        if peer in self._sweep_soon or not self.leader.leading:
+            return
+        self._sweep_soon.add(peer)
+
+        async def later() -> None:
+            await asyncio.sleep(2.0)
+            self._sweep_soon.discard(peer)
+            try:
+                await self.sweep(peer)
+            except Exception as exc:
+                log.warning("orphan sweep of %s failed: %s", peer, exc)
+
+        self._spawn(later())

@@ -1,0 +1,107 @@
+"""Leader election on a coordination.k8s.io Lease, so two replicas never act twice.
+
+The extender and webhook answer on every replica (they only read caches, and bind is made safe
+by idempotent delegate names); the controllers that write on their own initiative (mirroring,
+deletion, failover, orphan sweeps) run only on the leader.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+import os
+import uuid
+
+import msgspec
+
+from extender.kube.raw import ApiError, RawClient
+
+log = logging.getLogger("spillover.leader")
+LEASE_NAME = "spillover-controller"
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def _fmt(t: datetime.datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class LeaderElector:
+    def __init__(self, home: RawClient, namespace: str, enabled: bool, duration: int = 15, renew: float = 5.0) -> None:
+        self.home = home
+        self.namespace = namespace
+        self.enabled = enabled
+        self.duration = duration
+        self.renew = renew
+        self.identity = f"{os.environ.get('POD_NAME') or os.uname().nodename}_{uuid.uuid4().hex[:8]}"
+        self.leading = not enabled
+        self.changed = asyncio.Event()
+
+    @property
+    def path(self) -> str:
+        return f"/apis/coordination.k8s.io/v1/namespaces/{self.namespace}/leases/{LEASE_NAME}"
+
+    async def run(self) -> None:
+        if not self.enabled:
+            return
+        while True:
+            try:
+                leading = await self._try()
+            except Exception as exc:
+                log.warning("leader election round failed: %s", exc)
+                leading = False
+            if leading != self.leading:
+                self.leading = leading
+                log.info("leadership %s", "acquired" if leading else "lost", extra={"identity": self.identity})
+                self.changed.set()
+            await asyncio.sleep(self.renew)
+
+    async def _try(self) -> bool:
+        now = _now()
+        spec = {
+            "holderIdentity": self.identity,
+            "leaseDurationSeconds": self.duration,
+            "renewTime": _fmt(now),
+        }
+        try:
+            lease = msgspec.json.decode(await self.home.get(self.path))
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            body = {
+                "apiVersion": "coordination.k8s.io/v1",
+                "kind": "Lease",
+                "metadata": {"name": LEASE_NAME, "namespace": self.namespace},
+                "spec": {**spec, "acquireTime": _fmt(now)},
+            }
+            try:
+                await self.home.request("POST", self.path.rsplit("/", 1)[0], body)
+                return True
+            except ApiError as exc2:
+                if exc2.status == 409:
+                    return False
+                raise
+        holder = lease.get("spec", {}).get("holderIdentity")
+        renewed = lease.get("spec", {}).get("renewTime")
+        expired = True
+        if renewed:
+            try:
+                when = datetime.datetime.strptime(renewed, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.UTC)
+                expired = (now - when).total_seconds() > lease["spec"].get("leaseDurationSeconds", self.duration)
+            except ValueError:
+                expired = True
+        if holder != self.identity and not expired:
+            return False
+        lease["spec"].update(spec)
+        if holder != self.identity:
+            lease["spec"]["acquireTime"] = _fmt(now)
+        try:
+            await self.home.request("PUT", self.path, lease)  # resourceVersion in body: optimistic lock
+        except ApiError as exc:
+            if exc.status == 409:
+                return False
+            raise
+        return True

@@ -1,0 +1,90 @@
+"""The live SchedulingState: home's nodes and namespaces, the peers, the planner and the binder.
+
+Every read the extender verbs make is a dict lookup into caches that watches keep current; the
+only I/O on the scheduling path is the bind itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from extender import labels
+from extender.capacity.model import PeerState
+from extender.kube.reflector import Handler
+from extender.peers.registry import PeerRegistry
+from extender.scheduling.binder import Binder
+from extender.wire.core import Node, ObjectMeta, Pod
+
+
+class Namespace(Node):
+    """Only metadata is read (labels, for PeerCluster allowedNamespaces)."""
+
+
+class HomeNodes(Handler[Node]):
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
+    def replace(self, items: list[Node]) -> None:
+        self.names = {n.metadata.name for n in items if not _is_virtual(n.metadata)}
+
+    def upsert(self, item: Node) -> None:
+        if not _is_virtual(item.metadata):
+            self.names.add(item.metadata.name)
+
+    def delete(self, item: Node) -> None:
+        self.names.discard(item.metadata.name)
+
+
+def _is_virtual(meta: ObjectMeta) -> bool:
+    return (meta.labels or {}).get(labels.VIRTUAL) == "true"
+
+
+class HomeNamespaces(Handler[Namespace]):
+    def __init__(self) -> None:
+        self.labels: dict[str, dict[str, str]] = {}
+
+    def replace(self, items: list[Namespace]) -> None:
+        self.labels = {n.metadata.name: dict(n.metadata.labels or {}) for n in items}
+
+    def upsert(self, item: Namespace) -> None:
+        self.labels[item.metadata.name] = dict(item.metadata.labels or {})
+
+    def delete(self, item: Namespace) -> None:
+        self.labels.pop(item.metadata.name, None)
+
+
+PlanScore = Callable[[Pod, PeerState], int | None]
+
+
+class LiveState:
+    def __init__(
+        self,
+        registry: PeerRegistry,
+        nodes: HomeNodes,
+        namespaces: HomeNamespaces,
+        binder: Binder,
+        plan_score: PlanScore | None = None,
+    ) -> None:
+        self.registry = registry
+        self.nodes = nodes
+        self.namespaces = namespaces
+        self.binder = binder
+        self._plan_score = plan_score
+
+    def peer_for_node(self, node_name: str) -> PeerState | None:
+        return self.registry.by_virtual_node.get(node_name)
+
+    def is_virtual_node_name(self, node_name: str) -> bool:
+        return node_name.startswith(labels.VIRTUAL_NODE_PREFIX) and node_name not in self.nodes.names
+
+    def home_node_exists(self, node_name: str) -> bool:
+        return node_name in self.nodes.names
+
+    def namespace_labels(self, namespace: str) -> Mapping[str, str]:
+        return self.namespaces.labels.get(namespace, {})
+
+    def plan_score(self, pod: Pod, peer: PeerState) -> int | None:
+        return self._plan_score(pod, peer) if self._plan_score is not None else None
+
+    async def bind(self, pod_namespace: str, pod_name: str, pod_uid: str, node_name: str) -> None:
+        await self.binder.bind(pod_namespace, pod_name, pod_uid, node_name)

@@ -1,0 +1,122 @@
+"""The `bind` verb's side effects: the commit point of a placement.
+
+A real node gets a plain Binding. A virtual node is re-checked against the capacity cache (a
+burst of binds may have used the room the filter saw), reserved, handed to the delegator (which
+creates the pod in the peer) and only then bound; any failure undoes what this bind did and is
+returned to kube-scheduler, which retries the pod. Nothing half-done remains.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol
+
+import msgspec
+
+from extender.capacity.fit import find_node
+from extender.capacity.model import PeerState
+from extender.capacity.tracker import Reservations
+from extender.kube.raw import ApiError, RawClient
+from extender.resources import pod_requests
+from extender.scheduling.state import BindError
+from extender.wire.core import Pod
+
+log = logging.getLogger("spillover.bind")
+_pod_decoder = msgspec.json.Decoder(Pod)
+
+
+class Delegation(Protocol):
+    """What the binder needs of the delegator (kept abstract so the arrows point one way)."""
+
+    async def create_delegate(
+        self, raw_pod: dict[str, Any], pod: Pod, peer: PeerState, peer_node: str
+    ) -> Callable[[], Awaitable[None]]:
+        """Create the delegate in the peer (idempotently); return how to undo it."""
+
+    def bound(self, pod: Pod, peer: PeerState, peer_node: str) -> None:
+        """The proxy is bound: report it."""
+
+    def avoided(self, pod: Pod, peer: str) -> str | None:
+        """Why this pod's workload must not go to that peer now, if it must not."""
+
+
+def binding_body(namespace: str, name: str, uid: str, node: str) -> dict[str, object]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Binding",
+        "metadata": {"name": name, "namespace": namespace, "uid": uid},
+        "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+    }
+
+
+class Binder:
+    def __init__(
+        self,
+        home: RawClient,
+        peers_by_virtual_node: Mapping[str, PeerState],
+        reservations: Reservations,
+        delegation: Delegation | None = None,
+    ) -> None:
+        self.home = home
+        self.peers = peers_by_virtual_node
+        self.reservations = reservations
+        self.delegation = delegation
+
+    async def bind(self, namespace: str, name: str, uid: str, node: str) -> None:
+        peer = self.peers.get(node)
+        if peer is None:
+            await self._binding(namespace, name, uid, node)
+            return
+        raw_pod, pod = await self._get_pod(namespace, name, uid)
+        if not peer.healthy:
+            raise BindError(f"cannot bind {namespace}/{name} to {node}: {peer.health_reason()}")
+        requests = pod_requests(pod)
+        fit = find_node(pod, requests, peer)
+        if fit.node is None:
+            raise BindError(f"cannot bind {namespace}/{name} to {node}: {fit.reason}")
+        if self.delegation is not None and (why := self.delegation.avoided(pod, peer.name)):
+            raise BindError(f"cannot bind {namespace}/{name} to {node}: {why}")
+        self.reservations.hold(uid, peer, fit.node, requests)
+        undo: Callable[[], Awaitable[None]] | None = None
+        try:
+            if self.delegation is not None:
+                undo = await self.delegation.create_delegate(raw_pod, pod, peer, fit.node)
+            await self._binding(namespace, name, uid, node)
+        except BaseException as exc:
+            self.reservations.release(uid)
+            if undo is not None:
+                try:
+                    await undo()
+                except Exception as undo_exc:  # the orphan sweep collects what this leaves
+                    log.warning("undo after failed bind of %s/%s failed: %s", namespace, name, undo_exc)
+            if isinstance(exc, BindError):
+                raise
+            if isinstance(exc, Exception):
+                raise BindError(f"cannot bind {namespace}/{name} to {node}: {exc}") from exc
+            raise
+        if self.delegation is not None:
+            self.delegation.bound(pod, peer, fit.node)
+        log.info(
+            "bound to peer",
+            extra={"pod": f"{namespace}/{name}", "uid": uid, "peer": peer.name, "peer_node": fit.node},
+        )
+
+    async def _get_pod(self, namespace: str, name: str, uid: str) -> tuple[dict[str, Any], Pod]:
+        try:
+            payload = await self.home.get(f"/api/v1/namespaces/{namespace}/pods/{name}")
+        except ApiError as exc:
+            raise BindError(f"cannot read pod {namespace}/{name}: {exc.message}") from exc
+        pod = _pod_decoder.decode(payload)
+        if uid and pod.metadata.uid != uid:
+            raise BindError(f"pod {namespace}/{name} was replaced (uid {pod.metadata.uid}, expected {uid})")
+        raw: dict[str, Any] = msgspec.json.decode(payload)
+        return raw, pod
+
+    async def _binding(self, namespace: str, name: str, uid: str, node: str) -> None:
+        try:
+            await self.home.request(
+                "POST", f"/api/v1/namespaces/{namespace}/pods/{name}/binding", binding_body(namespace, name, uid, node)
+            )
+        except ApiError as exc:
+            raise BindError(f"binding {namespace}/{name} to {node} failed: {exc.message}") from exc
