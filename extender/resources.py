@@ -63,7 +63,7 @@ def parse_quantity(value: str | int | float) -> Decimal:
     try:
         return Decimal(number) * _SUFFIXES[suffix]
     except InvalidOperation as exc:
-        raise QuantityError(f"quantity {value!r} is not a number") from exc
+        raise QuantityError(f"quantity {value!r} is not a number; use forms like 500m, 2, 1.5, 128Mi or 1Gi") from exc
 
 
 def canonical(name: str, value: str | int | float) -> int:

@@ -177,8 +177,10 @@ class _ExpiringHolds(TTLCache[str, Reservation]):
     that sees them all, so no held capacity can leak.
     """
 
-    def __init__(self, ttl: float, maxsize: int, on_expired: Callable[[Reservation], None]) -> None:
-        super().__init__(maxsize=maxsize, ttl=ttl, timer=time.monotonic)
+    def __init__(
+        self, ttl: float, maxsize: int, on_expired: Callable[[Reservation], None], timer: Callable[[], float]
+    ) -> None:
+        super().__init__(maxsize=maxsize, ttl=ttl, timer=timer)
         self._on_expired = on_expired
 
     def expire(self, time: float | None = None) -> list[tuple[str, Reservation]]:
@@ -200,8 +202,8 @@ class Reservations:
     between the create call and the watch event that counts the new pod.
     """
 
-    def __init__(self, ttl: float = 30.0, maxsize: int = 100_000) -> None:
-        self._held = _ExpiringHolds(ttl, maxsize, self._undo)
+    def __init__(self, ttl: float = 30.0, maxsize: int = 100_000, timer: Callable[[], float] = time.monotonic) -> None:
+        self._held = _ExpiringHolds(ttl, maxsize, self._undo, timer)
         self.peers: dict[str, PeerState] = {}
 
     def hold(self, proxy_uid: str, peer: PeerState, node: str, requests: Resources) -> None:

@@ -1,0 +1,198 @@
+"""Install and run Spillover in the lab: CRD, webhook registration, `spillover serve`, peers.
+
+The webhook is registered by URL (https://127.0.0.1:PORT/mutate) with the lab CA's bundle, so
+the real kube-apiserver calls the real process; the home scheduler already points its extender
+at the port recorded for home.
+"""
+
+from __future__ import annotations
+
+import base64
+import shutil
+import subprocess
+import sys
+import time
+from typing import Any
+
+import yaml
+
+from . import procs
+from .api import Api, ApiError
+from .lab import REPO, LabError, State, log
+
+CRD = REPO / "manifests" / "crd" / "peerclusters.spillover.io.yaml"
+WEBHOOK_NAME = "spillover.io"
+PEERS = {"east": {"cost": 1.0, "tier": 0}, "west": {"cost": 2.0, "tier": 0}}
+"""The default lab's peers: east is cheaper, so it fills first."""
+
+
+def home_api(state: State) -> Api:
+    return Api(state.data["clusters"]["home"]["server"], state.root / "home" / "pki")
+
+
+def _apply(api: Api, collection: str, body: dict[str, Any]) -> None:
+    try:
+        api.request("POST", collection, body)
+    except ApiError as exc:
+        if exc.status != 409:
+            raise
+        name = body["metadata"]["name"]
+        existing = api.request("GET", f"{collection}/{name}")
+        body = {**body, "metadata": {**body["metadata"], "resourceVersion": existing["metadata"]["resourceVersion"]}}
+        api.request("PUT", f"{collection}/{name}", body)
+
+
+def install(state: State) -> None:
+    """CRD, namespaces and the MutatingWebhookConfiguration in home (idempotent)."""
+    api = home_api(state)
+    _apply(api, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", yaml.safe_load(CRD.read_text()))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            api.request("GET", "/apis/spillover.io/v1alpha1/peerclusters")
+            break
+        except ApiError:
+            time.sleep(0.2)
+    else:
+        raise LabError("the PeerCluster CRD was not served within 30s")
+    for ns in ("spillover-system",):
+        _apply(api, "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    port = state.ports("home")["webhook"]
+    ca = base64.b64encode((state.root / "home" / "pki" / "ca.crt").read_bytes()).decode()
+    webhook = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": WEBHOOK_NAME},
+        "webhooks": [
+            {
+                "name": "pods.spillover.io",
+                "clientConfig": {"url": f"https://127.0.0.1:{port}/mutate", "caBundle": ca},
+                "rules": [
+                    {
+                        "apiGroups": [""],
+                        "apiVersions": ["v1"],
+                        "operations": ["CREATE"],
+                        "resources": ["pods"],
+                        "scope": "Namespaced",
+                    }
+                ],
+                "namespaceSelector": {"matchLabels": {"spillover.io/enabled": "true"}},
+                "failurePolicy": "Fail",
+                "sideEffects": "None",
+                "admissionReviewVersions": ["v1"],
+                "reinvocationPolicy": "IfNeeded",
+                "timeoutSeconds": 5,
+            }
+        ],
+    }
+    _apply(api, "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations", webhook)
+
+
+def serve_argv(state: State) -> list[str]:
+    ports = state.ports("home")
+    pki = state.root / "home" / "pki"
+    exe = shutil.which("spillover")
+    head = [exe] if exe else [sys.executable, "-m", "extender"]
+    return [
+        *head,
+        "serve",
+        f"--kubeconfig={state.root / 'home' / 'spillover.kubeconfig'}",
+        "--bind-address=127.0.0.1",
+        f"--extender-port={ports['extender']}",
+        f"--webhook-port={ports['webhook']}",
+        f"--metrics-port={ports['metrics']}",
+        f"--tls-cert-file={pki / 'serving.crt'}",
+        f"--tls-key-file={pki / 'serving.key'}",
+        "--remote-pending-timeout=20",
+    ]
+
+
+def metrics_url(state: State) -> str:
+    return f"http://127.0.0.1:{state.ports('home')['metrics']}"
+
+
+def running_serve(state: State) -> procs.Proc | None:
+    for proc in state.procs():
+        if proc.name == "spillover-serve" and proc.alive():
+            return proc
+    return None
+
+
+def start_serve(state: State, extra_args: tuple[str, ...] = (), timeout: float = 60.0) -> procs.Proc:
+    """Start `spillover serve` (recorded in the lab state) and wait for /readyz."""
+    proc = procs.start(
+        "spillover-serve", [*serve_argv(state), *extra_args], state.root / "home" / "logs" / "spillover.log"
+    )
+    state.data["extra"] = [p for p in state.data.get("extra", []) if p["name"] != "spillover-serve"]
+    state.add_proc(None, proc)
+    wait_ready(state, proc, timeout)
+    return proc
+
+
+def wait_ready(state: State, proc: procs.Proc, timeout: float) -> None:
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        if not proc.alive():
+            raise LabError(f"spillover serve exited; its log:\n{procs.tail(proc.log, 30)}")
+        try:
+            with urllib.request.urlopen(metrics_url(state) + "/readyz", timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except urllib.error.HTTPError as exc:
+            last = exc.read().decode(errors="replace")
+        except OSError as exc:
+            last = str(exc)
+        time.sleep(0.2)
+    raise LabError(f"spillover serve not ready in {timeout}s ({last}); its log:\n{procs.tail(proc.log, 30)}")
+
+
+def stop_serve(state: State) -> None:
+    proc = running_serve(state)
+    if proc is not None:
+        procs.stop(proc)
+
+
+def join_peers(state: State, peers: dict[str, dict[str, Any]] | None = None) -> None:
+    """`spillover join` each peer, with the lab's spillover identity in that peer."""
+    peers = peers or {name: spec for name, spec in PEERS.items() if name in state.cluster_names()}
+    exe = shutil.which("spillover")
+    head = [exe] if exe else [sys.executable, "-m", "extender"]
+    for name, spec in peers.items():
+        cmd = [
+            *head,
+            "join",
+            name,
+            f"--peer-kubeconfig={state.root / name / 'spillover.kubeconfig'}",
+            f"--kubeconfig={state.kubeconfig('home')}",
+            f"--cost={spec.get('cost', 1.0)}",
+            f"--tier={spec.get('tier', 0)}",
+            f"--grace-period={spec.get('grace', 20)}",
+        ]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if out.returncode != 0:
+            raise LabError(f"spillover join {name} failed: {out.stderr.strip() or out.stdout.strip()}")
+        log(f"joined peer {name}: {out.stdout.strip().replace(chr(10), ', ')}")
+
+
+def ensure_running(state: State) -> procs.Proc:
+    """Install, start serve and join peers, unless a healthy serve is already running."""
+    install(state)
+    proc = running_serve(state)
+    if proc is None:
+        log("starting spillover serve")
+        proc = start_serve(state)
+    join_peers(state)
+    return proc
+
+
+def label_namespace(api: Api, name: str) -> None:
+    body = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": name, "labels": {"spillover.io/enabled": "true"}},
+    }
+    _apply(api, "/api/v1/namespaces", body)
