@@ -139,6 +139,7 @@ class _DelegateHandler(Handler[DelegatePod]):
         entry.by_proxy = {}
         for item in items:
             self.upsert(item)
+        self.d._schedule_sweep(self.peer)  # at start and whenever the peer comes back
 
     def upsert(self, item: DelegatePod) -> None:
         self.d.delegate_changed(self.peer, item)
@@ -599,7 +600,6 @@ class Delegator:
         if not self.proxy_reflector.synced.is_set() or not entry.runtime.state.reachable:
             return 0
         client = entry.runtime.raw
-        now = time.monotonic()
         removed = 0
         needed: set[tuple[str, str, str]] = set()
         listed = msgspec.json.decode(
@@ -612,8 +612,7 @@ class Delegator:
             meta = item.get("metadata", {})
             uid = (meta.get("labels") or {}).get(labels.PROXY_UID, "")
             proxy = self.proxies.get(uid)
-            young = now - (entry.by_proxy[uid].seen_at if uid in entry.by_proxy else 0) < ORPHAN_MIN_AGE
-            if proxy is None and not young:
+            if proxy is None and not _younger_than(meta, ORPHAN_MIN_AGE):
                 await self._delete_delegate(client, meta.get("namespace", ""), meta.get("name", ""), grace=0)
                 removed += 1
                 continue

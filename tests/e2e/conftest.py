@@ -53,6 +53,18 @@ def lab() -> Iterator[lablib.State]:
         lablib.down(root)
 
 
+@pytest.fixture(scope="session")
+def spillover(lab: lablib.State) -> Iterator[lablib.State]:
+    """Spillover serving in the lab: CRD and webhook installed, east and west joined."""
+    from spillover_lab import spillover as sp
+
+    started_here = sp.running_serve(lab) is None
+    sp.ensure_running(lab)
+    yield lab
+    if started_here and not os.environ.get("SPILLOVER_KEEP_LAB"):
+        sp.stop_serve(lab)
+
+
 async def _client(kubeconfig: Path) -> client.ApiClient:
     cfg = client.Configuration()
     await config.load_kube_config(config_file=str(kubeconfig), client_configuration=cfg)

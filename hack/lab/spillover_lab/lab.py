@@ -225,6 +225,36 @@ def _start_all(state: State, clusters: list[Cluster], bin_dir: Path, etcd: Path)
         log(f"{c.name}: {len(c.node_objects())} kwok nodes Ready")
 
 
+def stop_component(state: State, cluster: str, component: str) -> procs.Proc:
+    """Stop one recorded process (for failure tests); ``start_component`` brings it back."""
+    for entry in state.data["clusters"][cluster]["procs"]:
+        proc = procs.Proc.from_json(entry)
+        if proc.name == component:
+            procs.stop(proc)
+            return proc
+    raise LabError(f"{cluster} has no recorded {component}")
+
+
+def start_component(state: State, cluster: str, component: str, timeout: float = 60.0) -> procs.Proc:
+    entries = state.data["clusters"][cluster]["procs"]
+    for i, entry in enumerate(entries):
+        old = procs.Proc.from_json(entry)
+        if old.name != component:
+            continue
+        if old.alive():
+            return old
+        if not old.argv:
+            raise LabError(f"{cluster}/{component} was recorded without its command line; restart the lab")
+        proc = procs.start(component, old.argv, Path(old.log))
+        entries[i] = proc.to_json()
+        state.save()
+        if component == "kube-apiserver":
+            api = Api(state.data["clusters"][cluster]["server"], state.root / cluster / "pki")
+            api.wait_ready(time.monotonic() + timeout, f"{cluster} kube-apiserver", proc.alive)
+        return proc
+    raise LabError(f"{cluster} has no recorded {component}")
+
+
 def down(root: Path | None = None, quiet: bool = False) -> int:
     """Stop exactly the recorded processes (verified by cmdline); returns how many were running."""
     root = root or lab_root()

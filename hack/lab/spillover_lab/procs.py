@@ -40,6 +40,7 @@ class Proc:
     pid: int
     argv0: str
     log: str
+    argv: list[str] | None = None
 
     def alive(self) -> bool:
         """Alive and still the program we started (guards against PID reuse)."""
@@ -56,11 +57,18 @@ class Proc:
         return "State:\tZ" not in status
 
     def to_json(self) -> dict[str, object]:
-        return {"name": self.name, "pid": self.pid, "argv0": self.argv0, "log": self.log}
+        return {"name": self.name, "pid": self.pid, "argv0": self.argv0, "log": self.log, "argv": self.argv}
 
     @classmethod
     def from_json(cls, data: dict[str, object]) -> Proc:
-        return cls(str(data["name"]), int(str(data["pid"])), str(data["argv0"]), str(data["log"]))
+        argv = data.get("argv")
+        return cls(
+            str(data["name"]),
+            int(str(data["pid"])),
+            str(data["argv0"]),
+            str(data["log"]),
+            [str(a) for a in argv] if isinstance(argv, list) else None,
+        )
 
 
 def start(name: str, argv: list[str], log: Path, env: dict[str, str] | None = None) -> Proc:
@@ -75,7 +83,7 @@ def start(name: str, argv: list[str], log: Path, env: dict[str, str] | None = No
             start_new_session=True,
             env=env,
         )
-    return Proc(name=name, pid=proc.pid, argv0=argv[0], log=str(log))
+    return Proc(name=name, pid=proc.pid, argv0=argv[0], log=str(log), argv=list(argv))
 
 
 def stop(proc: Proc, timeout: float = 10.0) -> bool:

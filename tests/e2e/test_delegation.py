@@ -1,0 +1,238 @@
+"""Delegation against the real lab: pods really run in peers and home tells the truth about them.
+
+Lab shape: home 2 x 4 CPU; east 3 x 4 CPU (cost 1); west 2 x 2 CPU (cost 2); peers joined with
+a 20 s grace period and Spillover runs with a 20 s remote-pending timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections import Counter
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest_asyncio
+from kubernetes_asyncio.client.exceptions import ApiException
+from spillover_lab import lab as lablib
+from spillover_lab import spillover as sp
+
+from tests.e2e.conftest import Cluster
+from tests.e2e.waiting import eventually
+from tests.e2e.workloads import create_deployment, delete_deployment, ensure_namespace, pod_template, pods, unique
+
+SHOP = "shop"
+MANAGED = "app.kubernetes.io/managed-by=spillover"
+
+
+async def delegates(peer: Cluster, extra: str = "") -> list[Any]:
+    selector = f"{MANAGED},spillover.io/proxy-uid" + (f",{extra}" if extra else "")
+    return (await peer.core.list_pod_for_all_namespaces(label_selector=selector)).items
+
+
+async def running_proxies(home: Cluster, app: str, count: int, timeout: float = 90) -> list[Any]:
+    async def probe() -> list[Any] | None:
+        live = [p for p in await pods(home, SHOP, app) if p.metadata.deletion_timestamp is None]
+        ok = [p for p in live if p.status.phase == "Running" and p.spec.node_name]
+        return ok if len(ok) == count and len(live) == count else None
+
+    return await eventually(probe, timeout, f"{count} pods of {app} Running")
+
+
+@pytest_asyncio.fixture(scope="module")
+async def home(clusters: dict[str, Cluster], spillover: lablib.State) -> AsyncIterator[Cluster]:
+    await ensure_namespace(clusters["home"], SHOP, enabled=True)
+    yield clusters["home"]
+
+
+async def test_overflow_runs_in_peers_and_proxies_mirror_the_delegates(
+    home: Cluster, clusters: dict[str, Cluster]
+) -> None:
+    name = unique("web")
+    await create_deployment(home, SHOP, name, 20, "1")
+    try:
+        proxies = await running_proxies(home, name, 20, timeout=120)
+        spilled = [p for p in proxies if p.spec.node_name.startswith("spillover-")]
+        assert len(spilled) == 12
+        by_peer: Counter[str] = Counter()
+        for peer_name in ("east", "west"):
+            for d in await delegates(clusters[peer_name], f"app={name}"):
+                by_peer[peer_name] += 1
+                proxy = next(p for p in spilled if p.metadata.uid == d.metadata.labels["spillover.io/proxy-uid"])
+                assert d.status.phase == "Running"
+                assert proxy.status.pod_ip == d.status.pod_ip
+                assert proxy.spec.node_name == f"spillover-{peer_name}"
+                assert proxy.metadata.annotations["spillover.io/cluster"] == peer_name
+        assert sum(by_peer.values()) == 12
+        assert by_peer["east"] == 12  # the cheaper peer has room for all of them
+    finally:
+        await delete_deployment(home, SHOP, name, timeout=120)
+    assert not await delegates(clusters["east"], f"app={name}")
+
+
+async def test_pod_with_configmap_and_secret_runs_in_peer_with_both_copied_then_copies_go(
+    home: Cluster, clusters: dict[str, Cluster]
+) -> None:
+    name = unique("cfg")
+    await home.core.create_namespaced_config_map(SHOP, {"metadata": {"name": name}, "data": {"mode": "blue"}})
+    await home.core.create_namespaced_secret(SHOP, {"metadata": {"name": name}, "stringData": {"token": "s3cr3t"}})
+    spec = pod_template(name, "100m")["spec"]
+    spec["containers"][0]["envFrom"] = [{"configMapRef": {"name": name}}]
+    spec["volumes"] = [{"name": "creds", "secret": {"secretName": name}}]
+    spec["containers"][0]["volumeMounts"] = [{"name": "creds", "mountPath": "/creds"}]
+    body = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": name}, "annotations": {"spillover.io/policy": "remote-only"}},
+        "spec": spec,
+    }
+    await home.core.create_namespaced_pod(SHOP, body)
+    east = clusters["east"]
+    try:
+        await running_proxies(home, name, 1)
+        (delegate,) = await delegates(east, f"app={name}")
+        namespace = delegate.metadata.namespace
+        cm = await east.core.read_namespaced_config_map(name, namespace)
+        secret = await east.core.read_namespaced_secret(name, namespace)
+        assert cm.data == {"mode": "blue"}
+        assert secret.data["token"] == "czNjcjN0"
+    finally:
+        await home.core.delete_namespaced_pod(name, SHOP)
+
+    async def copies_gone() -> bool:
+        try:
+            await east.core.read_namespaced_config_map(name, SHOP)
+            return False
+        except ApiException as exc:
+            return exc.status == 404
+
+    await eventually(copies_gone, 90, "the ConfigMap copy to be collected after its only delegate went")
+
+
+async def test_scale_down_removes_spilled_pods_first_and_their_delegates(
+    home: Cluster, clusters: dict[str, Cluster]
+) -> None:
+    name = unique("scale")
+    await create_deployment(home, SHOP, name, 12, "1")
+    try:
+        await running_proxies(home, name, 12, timeout=120)
+        assert len(await delegates(clusters["east"], f"app={name}")) == 4
+        await home.apps.patch_namespaced_deployment_scale(name, SHOP, {"spec": {"replicas": 4}})
+
+        async def scaled() -> bool:
+            live = [p for p in await pods(home, SHOP, name)]
+            remote = await delegates(clusters["east"], f"app={name}") + await delegates(clusters["west"], f"app={name}")
+            return len(live) == 4 and not remote
+
+        await eventually(scaled, 90, "scale to 4: proxies and every delegate gone")
+        assert all(p.spec.node_name.startswith("home-node-") for p in await pods(home, SHOP, name))
+    finally:
+        await delete_deployment(home, SHOP, name, timeout=120)
+
+
+async def test_delegate_unschedulable_in_its_peer_is_withdrawn_and_placed_elsewhere(
+    home: Cluster, clusters: dict[str, Cluster], spillover: lablib.State
+) -> None:
+    # Required anti-affinity on the hostname: east has 3 nodes, so a 4th replica can never be
+    # scheduled there. Spillover's capacity cache does not model pod affinity, so it will send
+    # it; the delegate stays Unschedulable in east and must be withdrawn and placed elsewhere.
+    filler = unique("fill")
+    await create_deployment(home, "plain", filler, 8, "1")
+    name = unique("spread")
+    try:
+        body = {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": name},
+            "spec": {
+                "replicas": 4,
+                "selector": {"matchLabels": {"app": name}},
+                "template": pod_template(name, "500m", {"spillover.io/clusters": "east,west"}),
+            },
+        }
+        body["spec"]["template"]["spec"]["affinity"] = {
+            "podAntiAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": [
+                    {"labelSelector": {"matchLabels": {"app": name}}, "topologyKey": "kubernetes.io/hostname"}
+                ]
+            }
+        }
+        await ensure_namespace(home, "plain", enabled=False)
+        await home.apps.create_namespaced_deployment(SHOP, body)
+        proxies = await running_proxies(home, name, 4, timeout=20 + 60)
+        where = Counter(p.spec.node_name for p in proxies)
+        assert where["spillover-east"] == 3 and where["spillover-west"] == 1, where
+        events = (await home.core.list_namespaced_event(SHOP, field_selector="reason=RemotePending")).items
+        assert any(name in e.involved_object.name for e in events)
+    finally:
+        await delete_deployment(home, SHOP, name, timeout=120)
+        await delete_deployment(home, "plain", filler)
+
+
+async def test_restart_in_the_middle_of_binds_leaves_exactly_one_delegate_per_proxy(
+    home: Cluster, clusters: dict[str, Cluster], spillover: lablib.State
+) -> None:
+    name = unique("burst")
+    filler = unique("fill")
+    await ensure_namespace(home, "plain", enabled=False)
+    await create_deployment(home, "plain", filler, 8, "1")
+    try:
+        await create_deployment(home, SHOP, name, 12, "250m")
+
+        async def some_spilled() -> bool:
+            return len(await delegates(clusters["east"], f"app={name}")) >= 1
+
+        await eventually(some_spilled, 60, "the first delegates")
+        proc = sp.running_serve(spillover)
+        assert proc is not None
+        os.kill(proc.pid, signal.SIGKILL)
+        sp.start_serve(spillover)
+        proxies = await running_proxies(home, name, 12, timeout=120)
+        uids = {p.metadata.uid for p in proxies}
+        remote = await delegates(clusters["east"], f"app={name}") + await delegates(clusters["west"], f"app={name}")
+        per_proxy = Counter(d.metadata.labels["spillover.io/proxy-uid"] for d in remote)
+        assert set(per_proxy) == uids, "every proxy has a delegate and every delegate a proxy"
+        assert set(per_proxy.values()) == {1}
+    finally:
+        await delete_deployment(home, SHOP, name, timeout=120)
+        await delete_deployment(home, "plain", filler)
+
+
+async def test_lost_peer_pods_are_recreated_elsewhere_and_nothing_is_left_when_it_returns(
+    home: Cluster, clusters: dict[str, Cluster], lab: lablib.State
+) -> None:
+    name = unique("failover")
+    filler = unique("fill")
+    await ensure_namespace(home, "plain", enabled=False)
+    await create_deployment(home, "plain", filler, 8, "1")
+    east = clusters["east"]
+    try:
+        await create_deployment(home, SHOP, name, 4, "1")
+        proxies = await running_proxies(home, name, 4)
+        assert {p.spec.node_name for p in proxies} == {"spillover-east"}
+        await asyncio.to_thread(lablib.stop_component, lab, "east", "kube-apiserver")
+        try:
+
+            async def moved() -> bool:
+                live = [p for p in await pods(home, SHOP, name) if p.metadata.deletion_timestamp is None]
+                return len(live) == 4 and all(
+                    p.status.phase == "Running"
+                    and (p.spec.node_name == "spillover-west" or (p.spec.node_name or "").startswith("home-node-"))
+                    for p in live
+                )
+
+            await eventually(moved, 20 + 30 + 30, "pods recreated and Running away from east", interval=1)
+        finally:
+            await asyncio.to_thread(lablib.start_component, lab, "east", "kube-apiserver")
+
+        async def east_clean() -> bool:
+            with contextlib.suppress(Exception):
+                return not await delegates(east, f"app={name}")
+            return False
+
+        await eventually(east_clean, 120, "east's orphaned delegates collected after it returned", interval=1)
+    finally:
+        await delete_deployment(home, SHOP, name, timeout=120)
+        await delete_deployment(home, "plain", filler)

@@ -1,0 +1,96 @@
+"""Small builders and waits for the e2e tests: Deployments, bare pods, and their placement."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from tests.e2e.conftest import Cluster
+from tests.e2e.waiting import eventually
+
+IMAGE = "registry.example/app:1"
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+def pod_template(
+    name: str, cpu: str, annotations: dict[str, str] | None = None, memory: str = "64Mi"
+) -> dict[str, Any]:
+    return {
+        "metadata": {"labels": {"app": name}, "annotations": annotations or {}},
+        "spec": {
+            "terminationGracePeriodSeconds": 1,
+            "containers": [{"name": "app", "image": IMAGE, "resources": {"requests": {"cpu": cpu, "memory": memory}}}],
+        },
+    }
+
+
+async def ensure_namespace(home: Cluster, name: str, enabled: bool) -> None:
+    labels = {"spillover.io/enabled": "true"} if enabled else {}
+    body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}
+    try:
+        await home.core.create_namespace(body)
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+
+    async def has_sa() -> bool:
+        try:
+            await home.core.read_namespaced_service_account("default", name)
+            return True
+        except ApiException:
+            return False
+
+    await eventually(has_sa, 30, f"default ServiceAccount in {name}")
+
+
+async def create_deployment(
+    c: Cluster, namespace: str, name: str, replicas: int, cpu: str, annotations: dict[str, str] | None = None
+) -> None:
+    body = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": pod_template(name, cpu, annotations),
+        },
+    }
+    await c.apps.create_namespaced_deployment(namespace, body)
+
+
+async def pods(c: Cluster, namespace: str, app: str) -> list[Any]:
+    return (await c.core.list_namespaced_pod(namespace, label_selector=f"app={app}")).items
+
+
+async def wait_bound(c: Cluster, namespace: str, app: str, count: int, timeout: float = 60) -> dict[str, str]:
+    """Wait until ``count`` live pods of the app are bound; returns pod name -> node name."""
+
+    async def probe() -> dict[str, str] | None:
+        live = [p for p in await pods(c, namespace, app) if p.metadata.deletion_timestamp is None]
+        bound = {p.metadata.name: p.spec.node_name for p in live if p.spec.node_name}
+        return bound if len(bound) == count and len(live) == count else None
+
+    return await eventually(probe, timeout, f"{count} pods of {namespace}/{app} bound")
+
+
+async def delete_deployment(c: Cluster, namespace: str, name: str, timeout: float = 60) -> None:
+    try:
+        await c.apps.delete_namespaced_deployment(name, namespace, propagation_policy="Foreground")
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+
+    async def gone() -> bool:
+        return not await pods(c, namespace, name)
+
+    await eventually(gone, timeout, f"pods of {namespace}/{name} deleted")
+
+
+async def events_for(c: Cluster, namespace: str, pod_name: str) -> list[Any]:
+    return (await c.core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={pod_name}")).items
