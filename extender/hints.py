@@ -97,7 +97,7 @@ def _prefer(value: str) -> dict[str, int]:
     for part in value.split(","):
         name, sep, weight = part.strip().partition("=")
         name, weight = name.strip(), weight.strip()
-        if not sep or not _NAME.match(name) or not weight.isdigit() or int(weight) > 100:
+        if not sep or not _NAME.match(name) or not (weight.isascii() and weight.isdigit()) or int(weight) > 100:
             raise HintError(PREFER, value, expected)
         if name in weights:
             raise HintError(PREFER, value, expected + f"; {name!r} appears twice")
@@ -145,7 +145,8 @@ def parse_hints(annotations: Mapping[str, str] | None) -> Hints:
             raise HintError(GANG, raw, f"a gang name ({NAME_FORM})")
         gang = raw.strip()
         size_raw = annotations.get(GANG_SIZE)
-        if size_raw is None or not size_raw.strip().isdigit() or not 1 <= int(size_raw) <= 10000:
+        size_ok = size_raw is not None and size_raw.strip().isascii() and size_raw.strip().isdigit()
+        if size_raw is None or not size_ok or not 1 <= int(size_raw) <= 10000:
             raise HintError(GANG_SIZE, size_raw or "", "a whole number 1-10000, required with spillover.io/gang")
         gang_size = int(size_raw)
     elif GANG_SIZE in annotations:
