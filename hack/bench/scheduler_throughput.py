@@ -1,0 +1,222 @@
+"""Pods/s bound by the real kube-scheduler, with and without Spillover in the loop, in one run.
+
+A bench lab (home with 50 kwok nodes) runs `spillover serve`. For each round, 500 pods are
+created for a scheduler that is not running yet, then that scheduler is started and the bench
+measures, from a watch, the rate between the first and the last binding. Three schedulers, the
+same binary and settings but for the extender entry:
+  baseline:  no extender                              (pods in an unlabelled namespace)
+  spillover: extender configured, pods opted in       (filter + prioritize + bind by Spillover)
+  bypass:    extender configured, pods not opted in   (never call out: should be 1.0x)
+Rounds alternate the schedulers so drift on the machine hits all of them alike.
+
+Usage: python hack/bench/scheduler_throughput.py [--pods 500] [--nodes 50] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "lab"))
+sys.path.insert(0, str(HERE.parent.parent))
+
+from kubernetes_asyncio import client, config  # noqa: E402
+from spillover_lab import lab as lablib  # noqa: E402
+from spillover_lab import procs  # noqa: E402
+from spillover_lab import spillover as sp  # noqa: E402
+
+OPTED = "bench-opted"
+PLAIN = "bench-plain"
+
+
+def write_profile(root: Path, nodes: int) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    profile = root / "bench-profile.yaml"
+    profile.write_text(
+        yaml.safe_dump(
+            {
+                "clusters": {
+                    "home": {
+                        "extender": True,
+                        "nodes": [{"count": nodes, "cpu": "64", "memory": "256Gi", "pods": 250}],
+                    },
+                }
+            }
+        )
+    )
+    return profile
+
+
+def scheduler_config(state: lablib.State, name: str, extender: bool) -> Path:
+    home = state.root / "home"
+    cfg: dict[str, Any] = {
+        "apiVersion": "kubescheduler.config.k8s.io/v1",
+        "kind": "KubeSchedulerConfiguration",
+        "clientConnection": {"kubeconfig": str(home / "scheduler.kubeconfig"), "qps": 1000, "burst": 2000},
+        "leaderElection": {"leaderElect": False},
+        "profiles": [{"schedulerName": name}],
+    }
+    if extender:
+        base = yaml.safe_load((home / "scheduler-config.yaml").read_text())
+        cfg["extenders"] = base["extenders"]
+    path = home / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+async def create_pods(core: client.CoreV1Api, namespace: str, scheduler: str, count: int, tag: str) -> None:
+    sem = asyncio.Semaphore(32)
+
+    async def one(i: int) -> None:
+        body = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": f"{tag}-{i}", "labels": {"bench": tag}},
+            "spec": {
+                "schedulerName": scheduler,
+                "terminationGracePeriodSeconds": 0,
+                "containers": [
+                    {
+                        "name": "c",
+                        "image": "registry.example/app:1",
+                        "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
+                    }
+                ],
+            },
+        }
+        async with sem:
+            await core.create_namespaced_pod(namespace, body)
+
+    await asyncio.gather(*(one(i) for i in range(count)))
+
+
+async def measure(api: client.ApiClient, namespace: str, tag: str, count: int, start: Any) -> float:
+    """Start the scheduler (``start()``) and return pods/s between the first and last binding."""
+    from kubernetes_asyncio import watch
+
+    core = client.CoreV1Api(api)
+    listed = await core.list_namespaced_pod(namespace, label_selector=f"bench={tag}")
+    rv = listed.metadata.resource_version
+    bound_at: dict[str, float] = {}
+    proc = start()
+    try:
+        w = watch.Watch()
+        deadline = time.monotonic() + 120
+        async with w.stream(
+            core.list_namespaced_pod, namespace, label_selector=f"bench={tag}", resource_version=rv, timeout_seconds=120
+        ) as stream:
+            async for event in stream:
+                pod = event["object"]
+                if pod.spec.node_name and pod.metadata.name not in bound_at:
+                    bound_at[pod.metadata.name] = time.monotonic()
+                    if len(bound_at) == count:
+                        break
+                if time.monotonic() > deadline:
+                    break
+    finally:
+        procs.stop(proc)
+    if len(bound_at) < count:
+        raise RuntimeError(f"only {len(bound_at)}/{count} pods bound in 120 s (see the scheduler log)")
+    times = sorted(bound_at.values())
+    return (count - 1) / (times[-1] - times[0])
+
+
+async def delete_all(core: client.CoreV1Api, namespace: str, tag: str) -> None:
+    await core.delete_collection_namespaced_pod(namespace, label_selector=f"bench={tag}", grace_period_seconds=0)
+    while (await core.list_namespaced_pod(namespace, label_selector=f"bench={tag}")).items:
+        await asyncio.sleep(0.2)
+
+
+async def run(args: argparse.Namespace) -> int:
+    os.environ["SPILLOVER_LAB_DIR"] = str(Path(args.lab_dir).expanduser())
+    root = lablib.lab_root()
+    print(f"[bench] bench lab in {root}: home with {args.nodes} kwok nodes", flush=True)
+    state = lablib.up(write_profile(root, args.nodes), root=root)
+    started_lab = True
+    try:
+        sp.install(state)
+        if sp.running_serve(state) is None:
+            sp.start_serve(state)
+        cfg = client.Configuration()
+        await config.load_kube_config(config_file=str(state.kubeconfig("home")), client_configuration=cfg)
+        cfg.connection_pool_maxsize = 64
+        api = client.ApiClient(cfg)
+        core = client.CoreV1Api(api)
+        for ns, opted in ((OPTED, True), (PLAIN, False)):
+            body = {"metadata": {"name": ns, "labels": {"spillover.io/enabled": "true"} if opted else {}}}
+            try:
+                await core.create_namespace(body)
+            except client.exceptions.ApiException as exc:
+                if exc.status != 409:
+                    raise
+            while True:
+                try:
+                    await core.read_namespaced_service_account("default", ns)
+                    break
+                except client.exceptions.ApiException:
+                    await asyncio.sleep(0.2)
+        bin_dir = Path(state.data["bin_dir"])
+        kinds = {
+            "baseline": (PLAIN, "bench-baseline", False),
+            "spillover": (OPTED, "bench-extender", True),
+            "bypass": (PLAIN, "bench-extender", True),
+        }
+        results: dict[str, list[float]] = {k: [] for k in kinds}
+        for round_no in range(args.rounds):
+            for kind, (ns, scheduler, extender) in kinds.items():
+                tag = f"{kind}-{round_no}"
+                await create_pods(core, ns, scheduler, args.pods, tag)
+                conf = scheduler_config(state, scheduler, extender)
+                argv = [
+                    str(bin_dir / "kube-scheduler"),
+                    f"--config={conf}",
+                    "--bind-address=127.0.0.1",
+                    f"--secure-port={procs.free_port()}",
+                    f"--authentication-kubeconfig={state.root / 'home' / 'scheduler.kubeconfig'}",
+                    f"--authorization-kubeconfig={state.root / 'home' / 'scheduler.kubeconfig'}",
+                ]
+
+                def start(argv: list[str] = argv, kind: str = kind) -> procs.Proc:
+                    return procs.start(f"bench-{kind}", argv, state.root / "home" / "logs" / f"bench-{kind}.log")
+
+                rate = await measure(api, ns, tag, args.pods, start)
+                results[kind].append(rate)
+                print(f"[bench] round {round_no + 1}/{args.rounds} {kind:9}: {rate:6.0f} pods/s", flush=True)
+                await delete_all(core, ns, tag)
+        await api.close()
+    finally:
+        if started_lab and not args.keep:
+            lablib.down(root, quiet=True)
+    base = statistics.median(results["baseline"])
+    print()
+    print(f"kube-scheduler v1.36.2, {args.nodes} kwok nodes, {args.pods} pods per run, median of {args.rounds} rounds")
+    print(f"{'case':40} {'pods/s':>8} {'ratio':>7}")
+    print(f"{'baseline (no extender)':40} {base:8.0f} {1.0:7.2f}x")
+    opted = statistics.median(results["spillover"])
+    bypass = statistics.median(results["bypass"])
+    print(f"{'Spillover in the loop (opted-in pods)':40} {opted:8.0f} {opted / base:7.2f}x   goal >= 0.90x")
+    print(f"{'extender configured, pods not opted in':40} {bypass:8.0f} {bypass / base:7.2f}x   goal ~1.00x")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pods", type=int, default=500)
+    parser.add_argument("--nodes", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--lab-dir", default="~/.cache/spillover-lab/bench-lab")
+    parser.add_argument("--keep", action="store_true", help="leave the bench lab running")
+    return asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
