@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     except kube_client.KubeconfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
     except ApiError as exc:
-        hint = " (is the PeerCluster CRD installed? kubectl apply -f manifests/crd/)" if exc.status == 404 else ""
+        hint = " (is the PeerCluster CRD installed? kubectl apply -k manifests/base)" if exc.status == 404 else ""
         print(f"error: {exc}{hint}", file=sys.stderr)
     return 1
 

@@ -20,7 +20,7 @@ from . import procs
 from .api import Api, ApiError
 from .lab import REPO, LabError, State, log
 
-CRD = REPO / "manifests" / "crd" / "peerclusters.spillover.io.yaml"
+CRD = REPO / "manifests" / "base" / "crd" / "peerclusters.spillover.io.yaml"
 WEBHOOK_NAME = "spillover.io"
 PEERS = {"east": {"cost": 1.0, "tier": 0}, "west": {"cost": 2.0, "tier": 0}}
 """The default lab's peers: east is cheaper, so it fills first."""
