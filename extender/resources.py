@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from functools import lru_cache
 
 from extender.wire.core import Container, Pod
@@ -45,6 +45,9 @@ _SUFFIXES: dict[str, Decimal] = {
 _QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$")
 
 
+_MAX_DIGITS = 30
+
+
 class QuantityError(ValueError):
     """A resource quantity that Kubernetes would not accept."""
 
@@ -55,15 +58,22 @@ def parse_quantity(value: str | int | float) -> Decimal:
     if isinstance(value, bool):
         raise QuantityError(f"quantity {value!r} is a boolean, not a number")
     if isinstance(value, int | float):
-        return Decimal(str(value))
-    match = _QUANTITY.match(value.strip())
-    if not match:
-        raise QuantityError(f"quantity {value!r} does not parse; use forms like 500m, 2, 1.5, 128Mi or 1Gi")
-    number, suffix = match.group(1), match.group(2) or ""
-    try:
-        return Decimal(number) * _SUFFIXES[suffix]
-    except InvalidOperation as exc:
-        raise QuantityError(f"quantity {value!r} is not a number; use forms like 500m, 2, 1.5, 128Mi or 1Gi") from exc
+        amount = Decimal(str(value))
+    else:
+        match = _QUANTITY.match(value.strip())
+        if not match:
+            raise QuantityError(f"quantity {value!r} does not parse; use forms like 500m, 2, 1.5, 128Mi or 1Gi")
+        number, suffix = match.group(1), match.group(2) or ""
+        try:
+            amount = Decimal(number) * _SUFFIXES[suffix]
+        except ArithmeticError as exc:  # InvalidOperation, Overflow
+            raise QuantityError(
+                f"quantity {value!r} is not a number; use forms like 500m, 2, 1.5, 128Mi or 1Gi"
+            ) from exc
+    if not amount.is_finite() or (amount and amount.adjusted() > _MAX_DIGITS):
+        # Far beyond anything the apiserver accepts; refusing it here keeps int() conversions cheap.
+        raise QuantityError(f"quantity {value!r} is out of range")
+    return amount
 
 
 def canonical(name: str, value: str | int | float) -> int:
