@@ -169,6 +169,7 @@ class Spillover:
         if status_page is not None:
             app.router.add_get("/", status_page)
             app.router.add_get("/status", status_page)
+            app.router.add_get("/status.json", status_page)
         return app
 
     async def _serve(self, app: web.Application, port: int, context: ssl.SSLContext | None) -> None:
