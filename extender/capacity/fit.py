@@ -215,17 +215,31 @@ def find_node(pod: Pod, requests: Mapping[str, int], peer: PeerState, *, tightes
     if not peer.nodes:
         return FitResult(None, f"no node of {peer.name} fits: the peer has no nodes")
     wanted = without_marker(requests)
+    wanted_items = tuple(wanted.items())
     placement = _Placement(pod)
+    # Most pods have no selector or affinity and most nodes no taints: skip the call for those.
+    unconstrained = placement.node_selector is None and placement.terms is None
     best: str | None = None
     best_slack = 0.0
     reasons: dict[str, int] = {}
     for node in peer.nodes.values():
-        reason = placement.reject(node)
+        if unconstrained and node.ready and not node.unschedulable and not node.taints:
+            reason = None
+        else:
+            reason = placement.reject(node)
         if reason is None:
+            if not tightest:
+                alloc, used, held = node.allocatable, node.requested, node.reserved
+                for name, amount in wanted_items:
+                    if amount > alloc.get(name, 0) - used.get(name, 0) - held.get(name, 0):
+                        short = _shortfall_text(name)
+                        reasons[short] = reasons.get(short, 0) + 1
+                        break
+                else:
+                    return FitResult(node.name)
+                continue
             slack = _slack(wanted, node)
             if slack is not None:
-                if not tightest:
-                    return FitResult(node.name)
                 if best is None or slack < best_slack or (slack == best_slack and node.name < best):
                     best, best_slack = node.name, slack
                 continue

@@ -1,0 +1,230 @@
+"""The ``filter`` verb: which of the nodes kube-scheduler found feasible may this pod use.
+
+The scheduler has already run its own plugins over every node, virtual ones included, so a
+virtual node reaching us means the peer's advertised summary looked big enough. Here we decide
+what the scheduler cannot know: the pod's policy (home first or peers first), whether the peer is
+healthy and allowed for the pod, and whether one real node of the peer fits the pod.
+
+Exclusions that preemption at home cannot cure (policy, health, namespace rules, hints) go in
+FailedAndUnresolvableNodes; a peer without room goes in FailedNodes. Every rejected node has a
+reason, because the scheduler prints them in the pod's FailedScheduling event.
+
+This runs once per scheduling attempt with up to thousands of names, so the per-name work is a
+dict lookup; everything about the pod (hints, requests, selectors) is computed once per call and
+everything about a peer once per peer.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from extender.capacity.fit import find_node
+from extender.capacity.model import PeerState
+from extender.hints import AVOID_CLUSTERS, CLUSTERS, MAX_COST, HintError, Hints, Policy, parse_hints
+from extender.resources import QuantityError, Resources, pod_requests
+from extender.scheduling.state import SchedulingState
+from extender.wire.core import Pod
+from extender.wire.extender import ExtenderFilterResult
+
+
+class Outcome(enum.StrEnum):
+    HOME = "home"
+    """Only real nodes passed."""
+    PEER = "peer"
+    """Only virtual nodes passed."""
+    NONE = "none"
+    """Nothing passed: the pod stays pending (or preemption is tried)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Filtered:
+    result: ExtenderFilterResult
+    outcome: Outcome
+
+
+# --- metav1.LabelSelector over home namespace labels ----------------------------------------
+
+
+class SelectorError(ValueError):
+    pass
+
+
+def selector_matches(selector: Mapping[str, object] | None, labels: Mapping[str, str]) -> bool:
+    """metav1.LabelSelector semantics: None or {} selects everything; raises SelectorError if malformed."""
+    if not selector:
+        return True
+    match_labels = selector.get("matchLabels") or {}
+    if not isinstance(match_labels, Mapping):
+        raise SelectorError("matchLabels must be a map of strings")
+    for key, value in match_labels.items():
+        if labels.get(key) != value:
+            return False
+    expressions = selector.get("matchExpressions") or []
+    if not isinstance(expressions, list):
+        raise SelectorError("matchExpressions must be a list")
+    for expr in expressions:
+        if not isinstance(expr, Mapping):
+            raise SelectorError("each matchExpressions entry must be an object")
+        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
+        if not isinstance(key, str) or not isinstance(values, list):
+            raise SelectorError(f"matchExpressions entry {dict(expr)!r} needs a string key and a list of values")
+        have = labels.get(key)
+        if op == "In":
+            if not values:
+                raise SelectorError(f"operator In on {key!r} needs values")
+            if have is None or have not in values:
+                return False
+        elif op == "NotIn":
+            if not values:
+                raise SelectorError(f"operator NotIn on {key!r} needs values")
+            if have is not None and have in values:
+                return False
+        elif op == "Exists":
+            if have is None:
+                return False
+        elif op == "DoesNotExist":
+            if have is not None:
+                return False
+        else:
+            raise SelectorError(f"operator {op!r} is not one of In, NotIn, Exists, DoesNotExist")
+    return True
+
+
+# --- per-call judgement of peers ------------------------------------------------------------
+
+
+class _Judge:
+    """Decides once per peer for one pod; verdicts are (reason, resolvable) or None for a pass."""
+
+    __slots__ = ("_labels", "_requests", "hints", "pod", "state", "verdicts")
+
+    def __init__(self, state: SchedulingState, pod: Pod, hints: Hints) -> None:
+        self.state = state
+        self.pod = pod
+        self.hints = hints
+        self.verdicts: dict[str, tuple[str, bool] | None] = {}
+        self._labels: Mapping[str, str] | None = None
+        self._requests: Resources | QuantityError | None = None
+
+    def namespace_labels(self) -> Mapping[str, str]:
+        if self._labels is None:
+            self._labels = self.state.namespace_labels(self.pod.metadata.namespace)
+        return self._labels
+
+    def requests(self) -> Resources | QuantityError:
+        if self._requests is None:
+            try:
+                self._requests = pod_requests(self.pod)
+            except QuantityError as exc:
+                self._requests = exc
+        return self._requests
+
+    def verdict(self, peer: PeerState) -> tuple[str, bool] | None:
+        if peer.name in self.verdicts:
+            return self.verdicts[peer.name]
+        verdict = self._judge(peer)
+        self.verdicts[peer.name] = verdict
+        return verdict
+
+    def _judge(self, peer: PeerState) -> tuple[str, bool] | None:
+        if not peer.healthy:
+            return peer.health_reason(), False
+        hints = self.hints
+        if not hints.allows(peer.name):
+            if peer.name in hints.avoid_clusters:
+                return f"{AVOID_CLUSTERS} excludes peer {peer.name}", False
+            return f"{CLUSTERS} does not include peer {peer.name}", False
+        if not hints.allows_cost(peer.cost):
+            return f"peer {peer.name} costs {peer.cost:g}, above {MAX_COST}={hints.max_cost:g}", False
+        namespace = self.pod.metadata.namespace
+        try:
+            allowed = selector_matches(peer.allowed_namespaces, self.namespace_labels())
+        except SelectorError as exc:
+            return f"peer {peer.name} has an invalid allowedNamespaces selector: {exc}", False
+        if not allowed:
+            return f"peer {peer.name} does not allow namespace {namespace} (PeerCluster allowedNamespaces)", False
+        requests = self.requests()
+        if isinstance(requests, QuantityError):
+            return f"the pod's resource requests do not parse: {requests}", False
+        fit = find_node(self.pod, requests, peer, tightest=False)
+        if fit.node is None:
+            return fit.reason, True
+        return None
+
+
+def _exclude(names: Sequence[str], reason: str) -> dict[str, str]:
+    return dict.fromkeys(names, reason)
+
+
+def filter_nodes(state: SchedulingState, pod: Pod, node_names: Sequence[str]) -> Filtered:
+    """Split the scheduler's feasible nodes into passing, failed and unresolvable, by the pod's policy."""
+    peer_for_node = state.peer_for_node
+    is_virtual = state.is_virtual_node_name
+    real: list[str] = []
+    virtual: list[tuple[str, PeerState | None]] = []
+    for name in node_names:
+        peer = peer_for_node(name)
+        if peer is not None:
+            virtual.append((name, peer))
+        elif is_virtual(name):
+            virtual.append((name, None))
+        else:
+            real.append(name)
+
+    if not virtual:
+        return Filtered(ExtenderFilterResult(NodeNames=real), Outcome.HOME if real else Outcome.NONE)
+    virtual_names = [name for name, _ in virtual]
+    home_outcome = Outcome.HOME if real else Outcome.NONE
+
+    try:
+        hints = parse_hints(pod.metadata.annotations)
+    except HintError as exc:
+        unresolvable = _exclude(virtual_names, str(exc))
+        return Filtered(ExtenderFilterResult(NodeNames=real, FailedAndUnresolvableNodes=unresolvable), home_outcome)
+    policy = hints.policy
+    if policy is Policy.LOCAL_ONLY:
+        unresolvable = _exclude(virtual_names, "local-only: the pod never leaves the home cluster")
+        return Filtered(ExtenderFilterResult(NodeNames=real, FailedAndUnresolvableNodes=unresolvable), home_outcome)
+    if policy is Policy.LOCAL_FIRST and real:
+        unresolvable = _exclude(virtual_names, "local-first: the home cluster has room")
+        return Filtered(ExtenderFilterResult(NodeNames=real, FailedAndUnresolvableNodes=unresolvable), Outcome.HOME)
+
+    judge = _Judge(state, pod, hints)
+    passing: list[str] = []
+    failed: dict[str, str] = {}
+    unresolvable = {}
+    for name, peer in virtual:
+        if peer is None:
+            unresolvable[name] = f"virtual node {name} has no peer behind it (PeerCluster removed or not loaded)"
+            continue
+        verdict = judge.verdict(peer)
+        if verdict is None:
+            passing.append(name)
+        elif verdict[1]:
+            failed[name] = verdict[0]
+        else:
+            unresolvable[name] = verdict[0]
+
+    if policy is Policy.REMOTE_ONLY or (policy is Policy.REMOTE_FIRST and passing):
+        why = (
+            "remote-only: the pod runs only on peers"
+            if policy is Policy.REMOTE_ONLY
+            else "remote-first: a peer has room"
+        )
+        unresolvable.update(_exclude(real, why))
+        outcome = Outcome.PEER if passing else Outcome.NONE
+        return Filtered(
+            ExtenderFilterResult(NodeNames=passing, FailedNodes=failed, FailedAndUnresolvableNodes=unresolvable),
+            outcome,
+        )
+    if real:  # remote-first with no peer that fits: home it is
+        return Filtered(
+            ExtenderFilterResult(NodeNames=real, FailedNodes=failed, FailedAndUnresolvableNodes=unresolvable),
+            Outcome.HOME,
+        )
+    outcome = Outcome.PEER if passing else Outcome.NONE
+    return Filtered(
+        ExtenderFilterResult(NodeNames=passing, FailedNodes=failed, FailedAndUnresolvableNodes=unresolvable), outcome
+    )

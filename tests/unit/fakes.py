@@ -1,0 +1,135 @@
+"""An in-memory SchedulingState and builders for pods and peers, shared by the unit tests and hack/bench."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import msgspec
+
+from extender.capacity.model import NodeCapacity, PeerState
+from extender.scheduling.state import BindError
+from extender.wire.core import Pod, Taint
+
+VIRTUAL_PREFIX = "spillover-"
+GI = 2**30
+
+
+class FakeState:
+    """Dict lookups only, like the live state; records binds and can be told to fail them."""
+
+    def __init__(
+        self,
+        peers: Iterable[PeerState] = (),
+        home_nodes: Iterable[str] = (),
+        namespaces: Mapping[str, Mapping[str, str]] | None = None,
+        plan: Mapping[str, int] | None = None,
+    ) -> None:
+        self.peers = {peer.virtual_node: peer for peer in peers}
+        self.home_nodes = set(home_nodes)
+        self.namespaces = dict(namespaces or {})
+        self.plan = dict(plan or {})
+        self.bound: list[tuple[str, str, str, str]] = []
+        self.bind_error: Exception | None = None
+
+    def peer_for_node(self, node_name: str) -> PeerState | None:
+        return self.peers.get(node_name)
+
+    def is_virtual_node_name(self, node_name: str) -> bool:
+        return node_name.startswith(VIRTUAL_PREFIX)
+
+    def home_node_exists(self, node_name: str) -> bool:
+        return node_name in self.home_nodes
+
+    def namespace_labels(self, namespace: str) -> Mapping[str, str]:
+        return self.namespaces.get(namespace, {})
+
+    def plan_score(self, pod: Pod, peer: PeerState) -> int | None:
+        return self.plan.get(peer.name)
+
+    async def bind(self, pod_namespace: str, pod_name: str, pod_uid: str, node_name: str) -> None:
+        if self.bind_error is not None:
+            raise self.bind_error
+        self.bound.append((pod_namespace, pod_name, pod_uid, node_name))
+
+
+def node_capacity(
+    name: str,
+    cpu_m: int = 4000,
+    memory: int = 16 * GI,
+    pods: int = 110,
+    used_cpu_m: int = 0,
+    used_memory: int = 0,
+    labels: Mapping[str, str] | None = None,
+    taints: Iterable[Taint] = (),
+    ready: bool = True,
+    unschedulable: bool = False,
+) -> NodeCapacity:
+    return NodeCapacity(
+        name=name,
+        allocatable={"cpu": cpu_m, "memory": memory, "pods": pods},
+        requested={"cpu": used_cpu_m, "memory": used_memory, "pods": 1 if used_cpu_m else 0},
+        labels=dict(labels or {}),
+        taints=tuple(taints),
+        ready=ready,
+        unschedulable=unschedulable,
+    )
+
+
+def peer(
+    name: str,
+    nodes: Iterable[NodeCapacity] | int = 3,
+    cost: float = 1.0,
+    healthy: bool = True,
+    allowed_namespaces: Mapping[str, object] | None = None,
+    **node_kwargs: Any,
+) -> PeerState:
+    """A healthy, synced peer; ``nodes`` is a list or a count of identical nodes named <peer>-<i>."""
+    if isinstance(nodes, int):
+        nodes = [node_capacity(f"{name}-{i}", **node_kwargs) for i in range(nodes)]
+    return PeerState(
+        name=name,
+        virtual_node=VIRTUAL_PREFIX + name,
+        cost=cost,
+        reachable=healthy,
+        synced=True,
+        unreachable_reason="" if healthy else "connection refused",
+        allowed_namespaces=allowed_namespaces,
+        nodes={n.name: n for n in nodes},
+    )
+
+
+def pod_dict(
+    name: str = "web-1",
+    namespace: str = "shop",
+    cpu: str = "500m",
+    memory: str = "256Mi",
+    annotations: Mapping[str, str] | None = None,
+    **spec: Any,
+) -> dict[str, Any]:
+    """A pod as kube-scheduler sends it after the webhook: marker resource and toleration present."""
+    resources = {
+        "requests": {"cpu": cpu, "memory": memory, "spillover.io/spillable": "1"},
+        "limits": {"spillover.io/spillable": "1"},
+    }
+    return {
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "uid": f"uid-{name}",
+            "annotations": dict(annotations or {}),
+        },
+        "spec": {
+            "containers": [{"name": "app", "image": "nginx", "resources": resources}],
+            "tolerations": [{"key": "spillover.io/virtual", "operator": "Exists", "effect": "NoSchedule"}],
+            **spec,
+        },
+        "status": {"phase": "Pending"},
+    }
+
+
+def make_pod(**kwargs: Any) -> Pod:
+    return msgspec.convert(pod_dict(**kwargs), Pod)
+
+
+__all__ = ["GI", "VIRTUAL_PREFIX", "BindError", "FakeState", "make_pod", "node_capacity", "peer", "pod_dict"]
