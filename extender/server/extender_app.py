@@ -1,0 +1,148 @@
+"""HTTP face of the extender verbs, as kube-scheduler calls them (POST, JSON, capitalised keys).
+
+Input is never trusted: a body that does not decode is answered 400 with msgspec's message (which
+names the path of the bad value), so a misconfigured scheduler shows up in its own logs with the
+reason. Bind failures are not HTTP errors: the scheduler expects 200 with ``Error`` set, and then
+retries the pod. Nothing here raises into aiohttp; a 5xx would mean a bug, and the property tests
+look for exactly that.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import msgspec
+from aiohttp import web
+
+from extender.scheduling.filter import filter_nodes
+from extender.scheduling.preempt import UnknownNode, preempt
+from extender.scheduling.prioritize import prioritize
+from extender.scheduling.state import BindError, SchedulingState
+from extender.server.logs import log_request
+from extender.server.metrics import Metrics
+from extender.wire.core import Pod
+from extender.wire.extender import (
+    ExtenderBindingResult,
+    args_decoder,
+    binding_args_decoder,
+    encoder,
+    preemption_args_decoder,
+)
+
+log = logging.getLogger("spillover.extender")
+
+MAX_BODY = 64 * 2**20
+"""A filter call for 5000 nodes is ~150 KiB; a preempt call with full victim pods can be far bigger."""
+
+_JSON = "application/json"
+
+
+def _problem(what: str, exc: msgspec.MsgspecError) -> str:
+    message = f"body is not valid {what}: {exc}"
+    if "`NodeNames`" in message:
+        message += " (configure the extender with nodeCacheCapable: true so the scheduler sends NodeNames)"
+    return message
+
+
+class _Handlers:
+    def __init__(self, state: SchedulingState, metrics: Metrics) -> None:
+        self.state = state
+        self.metrics = metrics
+
+    def _answer(self, verb: str, started: float, body: bytes, pod: Pod | None, decision: str) -> web.Response:
+        seconds = time.perf_counter() - started
+        self.metrics.observe_extender(verb, 200, seconds)
+        meta = pod.metadata if pod is not None else None
+        log_request(
+            verb,
+            meta.namespace if meta else "",
+            meta.name if meta else "",
+            meta.uid if meta else "",
+            decision,
+            seconds,
+        )
+        return web.Response(body=body, content_type=_JSON)
+
+    def _refuse(self, verb: str, started: float, message: str) -> web.Response:
+        seconds = time.perf_counter() - started
+        self.metrics.observe_extender(verb, 400, seconds)
+        log_request(verb, "", "", "", "bad request: " + message, seconds, level=logging.WARNING)
+        return web.json_response({"error": message}, status=400)
+
+    def _known(self, node: str) -> bool:
+        state = self.state
+        return state.peer_for_node(node) is not None or state.is_virtual_node_name(node) or state.home_node_exists(node)
+
+    async def filter(self, request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        try:
+            args = args_decoder.decode(await request.read())
+        except msgspec.MsgspecError as exc:
+            return self._refuse("filter", started, _problem("extender arguments", exc))
+        filtered = filter_nodes(self.state, args.Pod, args.NodeNames)
+        self.metrics.filter_decisions.labels(filtered.outcome.value).inc()
+        result = filtered.result
+        decision = (
+            f"{filtered.outcome.value}: {len(result.NodeNames)} passed, {len(result.FailedNodes)} failed, "
+            f"{len(result.FailedAndUnresolvableNodes)} unresolvable"
+        )
+        return self._answer("filter", started, encoder.encode(result), args.Pod, decision)
+
+    async def prioritize(self, request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        try:
+            args = args_decoder.decode(await request.read())
+        except msgspec.MsgspecError as exc:
+            return self._refuse("prioritize", started, _problem("extender arguments", exc))
+        scores = prioritize(self.state, args.Pod, args.NodeNames)
+        return self._answer("prioritize", started, encoder.encode(scores), args.Pod, f"{len(scores)} scored")
+
+    async def preempt(self, request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        try:
+            args = preemption_args_decoder.decode(await request.read())
+        except msgspec.MsgspecError as exc:
+            return self._refuse("preempt", started, _problem("preemption arguments", exc))
+        try:
+            result = preempt(self.state, args)
+        except UnknownNode as exc:
+            return self._refuse("preempt", started, str(exc))
+        decision = f"{len(result.NodeNameToMetaVictims)} nodes offered"
+        return self._answer("preempt", started, encoder.encode(result), args.Pod, decision)
+
+    async def bind(self, request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        try:
+            args = binding_args_decoder.decode(await request.read())
+        except msgspec.MsgspecError as exc:
+            return self._refuse("bind", started, _problem("binding arguments", exc))
+        for field in ("PodName", "PodNamespace", "Node"):
+            if not getattr(args, field):
+                return self._refuse("bind", started, f"body is not valid binding arguments: {field} is empty")
+        if not self._known(args.Node):
+            return self._refuse("bind", started, f"unknown node {args.Node!r} (neither a home node nor a virtual one)")
+        error = ""
+        try:
+            await self.state.bind(args.PodNamespace, args.PodName, args.PodUID, args.Node)
+        except BindError as exc:
+            error = str(exc) or "bind failed"
+        except Exception as exc:  # the scheduler retries on Error; a 5xx would tell it less
+            log.exception("bind of %s/%s to %s failed unexpectedly", args.PodNamespace, args.PodName, args.Node)
+            error = f"bind failed unexpectedly: {exc!r}"
+        seconds = time.perf_counter() - started
+        self.metrics.observe_extender("bind", 200, seconds)
+        decision = f"error: {error}" if error else f"bound to {args.Node}"
+        log_request("bind", args.PodNamespace, args.PodName, args.PodUID, decision, seconds, node=args.Node)
+        return web.Response(body=encoder.encode(ExtenderBindingResult(Error=error)), content_type=_JSON)
+
+
+def make_extender_app(state: SchedulingState, metrics: Metrics) -> web.Application:
+    """POST /filter, /prioritize, /preempt, /bind; other methods get aiohttp's 405."""
+    handlers = _Handlers(state, metrics)
+    app = web.Application(client_max_size=MAX_BODY)
+    app.router.add_post("/filter", handlers.filter)
+    app.router.add_post("/prioritize", handlers.prioritize)
+    app.router.add_post("/preempt", handlers.preempt)
+    app.router.add_post("/bind", handlers.bind)
+    return app

@@ -1,0 +1,65 @@
+"""Prometheus metrics of the extender and the webhook, on a registry of our own.
+
+A registry object passed around (instead of the process-global one) lets every test and
+benchmark build a fresh app without "Duplicated timeseries" errors, and keeps Python's default
+process collectors from mixing with ours unless the caller registers them.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.extender_requests = Counter(
+            "spillover_extender_requests", "Extender calls by verb and HTTP status code.", ["verb", "code"], registry=r
+        )
+        self.extender_latency = Histogram(
+            "spillover_extender_request_duration_seconds",
+            "Server-side time to answer an extender call, by verb.",
+            ["verb"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.filter_decisions = Counter(
+            "spillover_filter_decisions",
+            "Filter calls by outcome: home (only real nodes passed), peer (only virtual nodes), none.",
+            ["outcome"],
+            registry=r,
+        )
+        self.webhook_requests = Counter(
+            "spillover_webhook_requests",
+            "Admission reviews by result: patched, allowed (no change), denied, bad_request.",
+            ["result"],
+            registry=r,
+        )
+        self.webhook_latency = Histogram(
+            "spillover_webhook_request_duration_seconds",
+            "Server-side time to answer an admission review.",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self._children: dict[tuple[str, ...], tuple[Counter, Histogram]] = {}
+
+    def observe_extender(self, verb: str, code: int, seconds: float) -> None:
+        key = (verb, str(code))
+        children = self._children.get(key)
+        if children is None:  # labels() costs a lock and a dict build; do it once per pair
+            children = (self.extender_requests.labels(verb, str(code)), self.extender_latency.labels(verb))
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def observe_webhook(self, result: str, seconds: float) -> None:
+        self.webhook_requests.labels(result).inc()
+        self.webhook_latency.observe(seconds)
+
+    async def handler(self, request: web.Request) -> web.Response:
+        """GET /metrics in the Prometheus text format."""
+        return web.Response(body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
