@@ -1,0 +1,196 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from extender.capacity.fit import (
+    find_node,
+    node_fit_rejection,
+    placement_rejection,
+    tolerates,
+)
+from extender.resources import pod_requests
+from extender.wire.core import Taint, Toleration
+from tests.unit.fakes import GI, make_pod, node_capacity, peer
+
+
+def affinity(*terms: dict[str, Any]) -> dict[str, Any]:
+    return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": list(terms)}}}
+
+
+def expr(key: str, op: str, *values: str) -> dict[str, Any]:
+    return {"key": key, "operator": op, "values": list(values)} if values else {"key": key, "operator": op}
+
+
+def test_a_plain_pod_fits_an_empty_ready_node() -> None:
+    assert placement_rejection(make_pod(), node_capacity("n")) is None
+    assert node_fit_rejection(make_pod(), pod_requests(make_pod()), node_capacity("n")) is None
+
+
+def test_not_ready_and_cordoned_nodes_are_rejected() -> None:
+    assert placement_rejection(make_pod(), node_capacity("n", ready=False)) == "node not ready"
+    assert placement_rejection(make_pod(), node_capacity("n", unschedulable=True)) == "node unschedulable"
+
+
+def test_a_pod_tolerating_the_unschedulable_taint_may_use_a_cordoned_node() -> None:
+    tolerations = [{"key": "node.kubernetes.io/unschedulable", "operator": "Exists", "effect": "NoSchedule"}]
+    pod = make_pod(tolerations=tolerations)
+    assert placement_rejection(pod, node_capacity("n", unschedulable=True)) is None
+
+
+def test_node_selector_must_match_every_label() -> None:
+    pod = make_pod(nodeSelector={"zone": "a", "disk": "ssd"})
+    assert placement_rejection(pod, node_capacity("n", labels={"zone": "a", "disk": "ssd", "x": "y"})) is None
+    assert placement_rejection(pod, node_capacity("n", labels={"zone": "a"})) == "node selector mismatch"
+
+
+@pytest.mark.parametrize(
+    ("requirement", "labels", "matches"),
+    [
+        (expr("zone", "In", "a", "b"), {"zone": "b"}, True),
+        (expr("zone", "In", "a"), {"zone": "c"}, False),
+        (expr("zone", "In", "a"), {}, False),
+        (expr("zone", "NotIn", "a"), {"zone": "b"}, True),
+        (expr("zone", "NotIn", "a"), {}, True),
+        (expr("zone", "NotIn", "a"), {"zone": "a"}, False),
+        (expr("gpu", "Exists"), {"gpu": ""}, True),
+        (expr("gpu", "Exists"), {}, False),
+        (expr("gpu", "DoesNotExist"), {}, True),
+        (expr("gpu", "DoesNotExist"), {"gpu": "1"}, False),
+        (expr("cores", "Gt", "8"), {"cores": "16"}, True),
+        (expr("cores", "Gt", "8"), {"cores": "8"}, False),
+        (expr("cores", "Lt", "8"), {"cores": "4"}, True),
+        (expr("cores", "Lt", "8"), {"cores": "many"}, False),
+        (expr("cores", "Gt", "x"), {"cores": "4"}, False),
+        (expr("cores", "Bogus", "x"), {"cores": "4"}, False),
+    ],
+)
+def test_required_node_affinity_operators_follow_kubernetes(
+    requirement: dict[str, Any], labels: dict[str, str], matches: bool
+) -> None:
+    pod = make_pod(affinity=affinity({"matchExpressions": [requirement]}))
+    reason = placement_rejection(pod, node_capacity("n", labels=labels))
+    assert (reason is None) is matches
+    if not matches:
+        assert reason == "node affinity mismatch"
+
+
+def test_affinity_terms_are_ored_and_requirements_within_a_term_anded() -> None:
+    term_a = {"matchExpressions": [expr("zone", "In", "a"), expr("disk", "In", "ssd")]}
+    term_b = {"matchExpressions": [expr("zone", "In", "b")]}
+    pod = make_pod(affinity=affinity(term_a, term_b))
+    assert placement_rejection(pod, node_capacity("n", labels={"zone": "b"})) is None
+    assert placement_rejection(pod, node_capacity("n", labels={"zone": "a", "disk": "ssd"})) is None
+    assert placement_rejection(pod, node_capacity("n", labels={"zone": "a"})) == "node affinity mismatch"
+
+
+def test_an_empty_term_selects_no_node() -> None:
+    pod = make_pod(affinity=affinity({}))
+    assert placement_rejection(pod, node_capacity("n")) == "node affinity mismatch"
+
+
+def test_match_fields_select_by_node_name() -> None:
+    pod = make_pod(affinity=affinity({"matchFields": [expr("metadata.name", "In", "west-2")]}))
+    assert placement_rejection(pod, node_capacity("west-2")) is None
+    assert placement_rejection(pod, node_capacity("west-1")) == "node affinity mismatch"
+    other_field = make_pod(affinity=affinity({"matchFields": [expr("metadata.uid", "In", "west-2")]}))
+    assert placement_rejection(other_field, node_capacity("west-2")) == "node affinity mismatch"
+
+
+@pytest.mark.parametrize(
+    ("toleration", "taint", "tolerated"),
+    [
+        (Toleration(key="k", operator="Exists"), Taint(key="k", value="v", effect="NoSchedule"), True),
+        (Toleration(key="k", operator="Equal", value="v"), Taint(key="k", value="v", effect="NoExecute"), True),
+        (Toleration(key="k", value="v"), Taint(key="k", value="v", effect="NoSchedule"), True),
+        (Toleration(key="k", operator="Equal", value="w"), Taint(key="k", value="v", effect="NoSchedule"), False),
+        (Toleration(key="k", operator="Exists", effect="NoExecute"), Taint(key="k", effect="NoSchedule"), False),
+        (Toleration(operator="Exists"), Taint(key="anything", effect="NoExecute"), True),
+        (Toleration(key="other", operator="Exists"), Taint(key="k", effect="NoSchedule"), False),
+        (Toleration(key="k", operator="Weird"), Taint(key="k", effect="NoSchedule"), False),
+    ],
+)
+def test_tolerations_follow_the_kubernetes_rules(toleration: Toleration, taint: Taint, tolerated: bool) -> None:
+    assert tolerates(toleration, taint) is tolerated
+
+
+def test_untolerated_hard_taints_reject_but_prefer_no_schedule_does_not() -> None:
+    pod = make_pod(tolerations=[])
+    soft = node_capacity("n", taints=[Taint(key="k", effect="PreferNoSchedule")])
+    hard = node_capacity("n", taints=[Taint(key="gpu", value="a100", effect="NoSchedule")])
+    assert placement_rejection(pod, soft) is None
+    assert placement_rejection(pod, hard) == "untolerated taint gpu=a100:NoSchedule"
+
+
+def test_resource_shortfall_names_the_short_resource() -> None:
+    pod = make_pod(cpu="3", memory="1Gi")
+    node = node_capacity("n", cpu_m=4000, used_cpu_m=2000)
+    assert node_fit_rejection(pod, pod_requests(pod), node) == "too little cpu"
+    full = node_capacity("n", pods=0)
+    assert node_fit_rejection(make_pod(), pod_requests(make_pod()), full) == "too many pods"
+
+
+def test_the_marker_resource_is_ignored_because_peer_nodes_never_advertise_it() -> None:
+    pod = make_pod()
+    assert pod_requests(pod)["spillover.io/spillable"] == 1
+    assert node_fit_rejection(pod, pod_requests(pod), node_capacity("n")) is None
+    assert find_node(pod, pod_requests(pod), peer("west", nodes=1)).node == "west-0"
+
+
+def test_reservations_count_against_free_room() -> None:
+    node = node_capacity("n", cpu_m=1000)
+    node.reserved = {"cpu": 800}
+    pod = make_pod(cpu="500m")
+    assert node_fit_rejection(pod, pod_requests(pod), node) == "too little cpu"
+
+
+def test_find_node_picks_the_tightest_fit() -> None:
+    nodes = [
+        node_capacity("roomy", cpu_m=8000, memory=32 * GI),
+        node_capacity("snug", cpu_m=2000, memory=4 * GI),
+        node_capacity("small", cpu_m=400),
+    ]
+    pod = make_pod(cpu="1", memory="1Gi")
+    result = find_node(pod, pod_requests(pod), peer("west", nodes=nodes))
+    assert result.fits and result.node == "snug" and result.reason == ""
+
+
+def test_summed_capacity_never_decides_one_node_must_fit() -> None:
+    # Four nodes with 1 CPU free each: 4 CPUs free in total, yet a 2-CPU pod fits nowhere.
+    nodes = [node_capacity(f"west-{i}", cpu_m=4000, used_cpu_m=3000) for i in range(4)]
+    pod = make_pod(cpu="2")
+    result = find_node(pod, pod_requests(pod), peer("west", nodes=nodes))
+    assert result.node is None
+    assert result.reason == "no node of west fits: 4 too little cpu"
+
+
+def test_find_node_summarises_reasons_most_common_first() -> None:
+    nodes = [
+        node_capacity("a", cpu_m=100),
+        node_capacity("b", cpu_m=100),
+        node_capacity("c", labels={"zone": "b"}),
+        node_capacity("d", ready=False),
+    ]
+    pod = make_pod(cpu="1", nodeSelector={"zone": "a"})
+    result = find_node(pod, pod_requests(pod), peer("west", nodes=nodes))
+    assert result.reason == "no node of west fits: 3 node selector mismatch, 1 node not ready"
+    unconstrained = make_pod(cpu="1")
+    assert find_node(unconstrained, pod_requests(unconstrained), peer("west", nodes=nodes)).node == "c"
+
+
+def test_first_fit_mode_returns_some_fitting_node_and_same_reasons_when_none_fits() -> None:
+    pod = make_pod(cpu="1")
+    fitting = peer("west", nodes=[node_capacity("a", cpu_m=100), node_capacity("b"), node_capacity("c")])
+    assert find_node(pod, pod_requests(pod), fitting, tightest=False).node in ("b", "c")
+    full = peer("west", nodes=[node_capacity("a", cpu_m=100), node_capacity("b", pods=0)])
+    assert (
+        find_node(pod, pod_requests(pod), full, tightest=False).reason == find_node(pod, pod_requests(pod), full).reason
+    )
+
+
+def test_a_peer_without_nodes_says_so() -> None:
+    assert (
+        find_node(make_pod(), {"cpu": 1}, peer("west", nodes=[])).reason
+        == "no node of west fits: the peer has no nodes"
+    )
