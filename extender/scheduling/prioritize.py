@@ -25,15 +25,15 @@ REAL_NODE_SCORE = 0
 _COST_EPSILON = 0.01
 """Keeps ratios finite when a peer is free (cost 0)."""
 
-_headroom_cache: dict[str, tuple[int, int, float]] = {}
-"""Peer name -> (generation, node count, headroom)."""
+_headroom_cache: dict[int, tuple[PeerState, int, int, float]] = {}
+"""id(peer) -> (peer, generation, node count, headroom); holding the peer keeps its id from being reused."""
 
 
 def headroom(peer: PeerState) -> float:
     """Free share (0-1) of the peer's schedulable CPU and memory, averaged."""
-    cached = _headroom_cache.get(peer.name)
-    if cached is not None and cached[0] == peer.generation and cached[1] == len(peer.nodes):
-        return cached[2]
+    cached = _headroom_cache.get(id(peer))
+    if cached is not None and cached[0] is peer and cached[1] == peer.generation and cached[2] == len(peer.nodes):
+        return cached[3]
     shares = []
     for resource in (CPU, MEMORY):
         total = free = 0
@@ -47,7 +47,7 @@ def headroom(peer: PeerState) -> float:
     value = sum(shares) / len(shares)
     if len(_headroom_cache) > 1024:
         _headroom_cache.clear()
-    _headroom_cache[peer.name] = (peer.generation, len(peer.nodes), value)
+    _headroom_cache[id(peer)] = (peer, peer.generation, len(peer.nodes), value)
     return value
 
 
