@@ -58,4 +58,7 @@ def log_request(
         "duration_ms": round(seconds * 1000, 3),
     }
     fields.update(extra)
-    request_log.log(level, "%s %s/%s: %s", verb, namespace, name, decision, extra=fields)
+    if namespace or name:
+        request_log.log(level, "%s %s/%s: %s", verb, namespace, name, decision, extra=fields)
+    else:
+        request_log.log(level, "%s: %s", verb, decision, extra=fields)
