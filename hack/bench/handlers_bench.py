@@ -1,0 +1,167 @@
+"""Server-side latency of the extender verbs and the webhook, against a baseline measured in the same run.
+
+Each handler coroutine is awaited directly with a request whose body is already in memory, so
+the figures are what Spillover adds inside the process (decode, decide, encode, metrics and one
+JSON log line, formatted and written to /dev/null), not HTTP or the client. The baseline is the
+least any Python extender does with the same body: stdlib ``json`` decode, then encode the names
+back (what an extender that passes every node would answer).
+
+State: 3 peers x 1000 nodes in memory, home nodes filling the rest of the names.
+
+    python hack/bench/handlers_bench.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from aiohttp import web  # noqa: E402
+
+from extender.server.extender_app import make_extender_app  # noqa: E402
+from extender.server.logs import JsonFormatter  # noqa: E402
+from extender.server.metrics import Metrics  # noqa: E402
+from extender.server.webhook_app import make_webhook_app  # noqa: E402
+from extender.webhook.mutate import WebhookConfig  # noqa: E402
+from tests.unit.fakes import FakeState, peer, pod_dict  # noqa: E402
+
+FILTER_GOAL_MS = 2.0
+WEBHOOK_GOAL_MS = 3.0
+PEERS = (("east", 1.0), ("west", 2.0), ("north", 3.0))
+NODES_PER_PEER = 1000
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class _Body:
+    """Just enough of aiohttp's Request for our handlers: they only ``await request.read()``."""
+
+    __slots__ = ("_body",)
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    async def read(self) -> bytes:
+        return self._body
+
+
+async def baseline(request: web.Request) -> web.Response:
+    args = json.loads(await request.read())
+    return web.Response(body=json.dumps({"NodeNames": args["NodeNames"]}).encode(), content_type="application/json")
+
+
+def handler_of(app: web.Application, path: str) -> Handler:
+    for route in app.router.routes():
+        if route.method == "POST" and route.resource is not None and route.resource.canonical == path:
+            return route.handler  # type: ignore[return-value]
+    raise LookupError(path)
+
+
+async def measure(handler: Handler, body: bytes, runs: int) -> list[float]:
+    request: Any = _Body(body)
+    for _ in range(min(50, runs)):  # warm caches (quantity parsing, metric children)
+        response = await handler(request)
+        assert response.status == 200, getattr(response, "text", "")
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        await handler(request)
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+def pct(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def state() -> FakeState:
+    # Every peer node has 100m CPU free: a 500m pod fits none, so remote-first scans all 3000.
+    peers = [peer(name, nodes=NODES_PER_PEER, cost=cost, cpu_m=4000, used_cpu_m=3900) for name, cost in PEERS]
+    fitting = [peer(name + "-roomy", nodes=NODES_PER_PEER, cost=cost) for name, cost in PEERS]
+    return FakeState([*peers, *fitting], home_nodes=[f"home-{i}" for i in range(5000)])
+
+
+def args_body(names: list[str], **pod: Any) -> bytes:
+    return json.dumps({"Pod": pod_dict(**pod), "Nodes": None, "NodeNames": names}).encode()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer runs (smoke test)")
+    opts = parser.parse_args()
+    runs_small, runs_big = (200, 100) if opts.quick else (2000, 1000)
+
+    with open(os.devnull, "w") as sink:
+        log_handler = logging.StreamHandler(sink)
+        log_handler.setFormatter(JsonFormatter())
+        logging.getLogger().handlers[:] = [log_handler]
+        logging.getLogger().setLevel(logging.INFO)
+        asyncio.run(run(runs_small, runs_big))
+
+
+async def run(runs_small: int, runs_big: int) -> None:
+    metrics = Metrics()
+    app = make_extender_app(state(), metrics)
+    filter_, prioritize = handler_of(app, "/filter"), handler_of(app, "/prioritize")
+    mutate = handler_of(make_webhook_app(WebhookConfig(), metrics), "/mutate")
+    full = [f"{name}" for name, _ in PEERS]
+    rows: list[tuple[str, list[float], list[float], float | None]] = []
+
+    for size in (500, 5000):
+        runs = runs_small if size == 500 else runs_big
+        real = [f"home-{i}" for i in range(size - 3)]
+        virtual_full = [f"spillover-{name}" for name in full]
+        virtual_roomy = [f"spillover-{name}-roomy" for name in full]
+        goal = FILTER_GOAL_MS if size == 5000 else None
+        cases = {
+            f"filter   {size:>5} names, local-first, home has room": (filter_, args_body(real + virtual_full)),
+            f"filter   {size:>5} names, remote-first, peers fit": (
+                filter_,
+                args_body(real + virtual_roomy, annotations={"spillover.io/policy": "remote-first"}),
+            ),
+            f"filter   {size:>5} names, remote-first, no peer node fits (3x1000 scanned)": (
+                filter_,
+                args_body(real + virtual_full, annotations={"spillover.io/policy": "remote-first"}),
+            ),
+            f"prioritize {size:>3} names (3 virtual)": (prioritize, args_body(real + virtual_roomy)),
+        }
+        for label, (handler, body) in cases.items():
+            base = await measure(baseline, body, runs)
+            ours = await measure(handler, body, runs)
+            rows.append((label, ours, base, goal))
+
+    review = (ROOT / "tests/fixtures/admission/pod_create.json").read_bytes()
+    base = await measure(baseline_review, review, runs_small)
+    rows.append(("webhook  mutate (pod CREATE)", await measure(mutate, review, runs_small), base, WEBHOOK_GOAL_MS))
+
+    print(f"server-side handler latency, {len(PEERS)} peers x {NODES_PER_PEER} nodes (+3 roomy peers), ms")
+    print(f"{'case':<72} {'p50':>7} {'p99':>7} {'base p50':>9} {'base p99':>9} {'p99/base':>9}  goal")
+    for label, ours, base_samples, goal in rows:
+        p50, p99, b50, b99 = pct(ours, 0.5), pct(ours, 0.99), pct(base_samples, 0.5), pct(base_samples, 0.99)
+        verdict = "" if goal is None else f"p99<={goal:g}ms {'met' if p99 <= goal else 'MISSED'}"
+        print(f"{label:<72} {p50:7.3f} {p99:7.3f} {b50:9.3f} {b99:9.3f} {p99 / b99:8.2f}x  {verdict}")
+    print(f"(mean of all ours samples: {statistics.fmean(s for _, o, _, _ in rows for s in o) * 1000:.3f} ms)")
+
+
+async def baseline_review(request: web.Request) -> web.Response:
+    review = json.loads(await request.read())
+    answer = {"apiVersion": review["apiVersion"], "kind": "AdmissionReview"}
+    answer["response"] = {"uid": review["request"]["uid"], "allowed": True}
+    return web.Response(body=json.dumps(answer).encode(), content_type="application/json")
+
+
+if __name__ == "__main__":
+    main()
