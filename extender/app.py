@@ -121,7 +121,7 @@ class Spillover:
 
     def _planner(self) -> Any:
         try:
-            from extender.planner.live import LivePlanner
+            from extender.planner.live import LivePlanner  # type: ignore[import-not-found,unused-ignore]
         except ImportError:
             return None
         planner = LivePlanner(self.registry)

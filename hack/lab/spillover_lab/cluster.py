@@ -137,7 +137,7 @@ class Cluster:
                     "prioritizeVerb": "prioritize",
                     "preemptVerb": "preempt",
                     "bindVerb": "bind",
-                    "weight": 1,
+                    "weight": 20,
                     "enableHTTPS": False,
                     "nodeCacheCapable": True,
                     "httpTimeout": "5s",

@@ -8,7 +8,6 @@ at the port recorded for home.
 from __future__ import annotations
 
 import base64
-import shutil
 import subprocess
 import sys
 import time
@@ -91,8 +90,9 @@ def install(state: State) -> None:
 def serve_argv(state: State) -> list[str]:
     ports = state.ports("home")
     pki = state.root / "home" / "pki"
-    exe = shutil.which("spillover")
-    head = [exe] if exe else [sys.executable, "-m", "extender"]
+    # The interpreter itself, not a wrapper script (a pyenv shim would change argv[0], and the
+    # lab identifies its processes by argv[0]).
+    head = [sys.executable, "-m", "extender"]
     return [
         *head,
         "serve",
@@ -159,8 +159,7 @@ def stop_serve(state: State) -> None:
 def join_peers(state: State, peers: dict[str, dict[str, Any]] | None = None) -> None:
     """`spillover join` each peer, with the lab's spillover identity in that peer."""
     peers = peers or {name: spec for name, spec in PEERS.items() if name in state.cluster_names()}
-    exe = shutil.which("spillover")
-    head = [exe] if exe else [sys.executable, "-m", "extender"]
+    head = [sys.executable, "-m", "extender"]
     for name, spec in peers.items():
         cmd = [
             *head,
