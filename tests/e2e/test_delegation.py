@@ -89,13 +89,13 @@ async def test_pod_with_configmap_and_secret_runs_in_peer_with_both_copied_then_
         "spec": spec,
     }
     await home.core.create_namespaced_pod(SHOP, body)
-    east = clusters["east"]
     try:
-        await running_proxies(home, name, 1)
-        (delegate,) = await delegates(east, f"app={name}")
+        (proxy,) = await running_proxies(home, name, 1)
+        peer = clusters[proxy.metadata.annotations["spillover.io/cluster"]]
+        (delegate,) = await delegates(peer, f"app={name}")
         namespace = delegate.metadata.namespace
-        cm = await east.core.read_namespaced_config_map(name, namespace)
-        secret = await east.core.read_namespaced_secret(name, namespace)
+        cm = await peer.core.read_namespaced_config_map(name, namespace)
+        secret = await peer.core.read_namespaced_secret(name, namespace)
         assert cm.data == {"mode": "blue"}
         assert secret.data["token"] == "czNjcjN0"
     finally:
@@ -103,7 +103,7 @@ async def test_pod_with_configmap_and_secret_runs_in_peer_with_both_copied_then_
 
     async def copies_gone() -> bool:
         try:
-            await east.core.read_namespaced_config_map(name, SHOP)
+            await peer.core.read_namespaced_config_map(name, namespace)
             return False
         except ApiException as exc:
             return exc.status == 404
