@@ -83,6 +83,10 @@ class LiveState:
     def namespace_labels(self, namespace: str) -> Mapping[str, str]:
         return self.namespaces.labels.get(namespace, {})
 
+    def avoided(self, pod: Pod, peer: PeerState) -> str | None:
+        delegation = self.binder.delegation
+        return delegation.avoided(pod, peer.name) if delegation is not None else None
+
     def plan_score(self, pod: Pod, peer: PeerState) -> int | None:
         return self._plan_score(pod, peer) if self._plan_score is not None else None
 

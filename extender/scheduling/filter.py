@@ -145,6 +145,8 @@ class _Judge:
             return f"peer {peer.name} has an invalid allowedNamespaces selector: {exc}", False
         if not allowed:
             return f"peer {peer.name} does not allow namespace {namespace} (PeerCluster allowedNamespaces)", False
+        if (avoided := self.state.avoided(self.pod, peer)) is not None:
+            return avoided, False
         requests = self.requests()
         if isinstance(requests, QuantityError):
             return f"the pod's resource requests do not parse: {requests}", False

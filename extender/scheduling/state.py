@@ -30,6 +30,10 @@ class SchedulingState(Protocol):
     def namespace_labels(self, namespace: str) -> Mapping[str, str]:
         """Labels of a home namespace (empty when unknown)."""
 
+    def avoided(self, pod: Pod, peer: PeerState) -> str | None:
+        """Why this pod's workload must stay away from the peer for now (it was withdrawn from
+        there), or None. Without it a withdrawn pod would be sent straight back (ping-pong)."""
+
     def plan_score(self, pod: Pod, peer: PeerState) -> int | None:
         """The planner's 0-10 score for this pod's class on that peer, if a plan exists."""
 

@@ -31,6 +31,8 @@ class FakeState:
         self.plan = dict(plan or {})
         self.bound: list[tuple[str, str, str, str]] = []
         self.bind_error: Exception | None = None
+        self.avoid: dict[str, str] = {}
+        """peer name -> reason, as the delegator remembers peers a workload was withdrawn from."""
 
     def peer_for_node(self, node_name: str) -> PeerState | None:
         return self.peers.get(node_name)
@@ -43,6 +45,9 @@ class FakeState:
 
     def namespace_labels(self, namespace: str) -> Mapping[str, str]:
         return self.namespaces.get(namespace, {})
+
+    def avoided(self, pod: Pod, peer: PeerState) -> str | None:
+        return self.avoid.get(peer.name)
 
     def plan_score(self, pod: Pod, peer: PeerState) -> int | None:
         return self.plan.get(peer.name)

@@ -57,6 +57,14 @@ def test_a_peer_without_a_fitting_node_is_a_plain_failure_with_the_fit_reason() 
     assert out.result.FailedNodes == {EAST: "no node of east fits: 2 too little cpu"}
 
 
+def test_a_peer_the_workload_was_withdrawn_from_is_unresolvable_with_the_reason() -> None:
+    st = state()
+    st.avoid["east"] = "withdrawn from east: unschedulable there"
+    out = filter_nodes(st, make_pod(), [EAST, WEST])
+    assert out.result.NodeNames == [WEST]
+    assert out.result.FailedAndUnresolvableNodes == {EAST: "withdrawn from east: unschedulable there"}
+
+
 def test_unhealthy_and_paused_peers_are_unresolvable() -> None:
     down = peer("east", healthy=False)
     paused = peer("west")
