@@ -34,6 +34,8 @@ from extender.wire.core import ObjectMeta, Pod
 log = logging.getLogger("spillover.delegator")
 MERGE = "application/merge-patch+json"
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
+STUCK_DELETION_SLACK = 30.0
+"""Seconds past the grace period after which a proxy is finalised even if its delegate lingers."""
 ORPHAN_MIN_AGE = 30.0
 """A delegate younger than this is never swept: its bind may still be in flight."""
 
@@ -370,9 +372,10 @@ class Delegator:
             return
         status = item.status or {}
         previous = entry.by_proxy.get(uid)
-        unschedulable = status.get("phase") == "Pending" and any(
-            c.get("type") == "PodScheduled" and c.get("status") == "False" and c.get("reason") == "Unschedulable"
-            for c in status.get("conditions") or ()
+        # Pending and not scheduled there, for whatever reason (no room, cordoned nodes, no
+        # scheduler answering): the peer is not running it, so the clock for withdrawal runs.
+        unschedulable = status.get("phase", "Pending") == "Pending" and not any(
+            c.get("type") == "PodScheduled" and c.get("status") == "True" for c in status.get("conditions") or ()
         )
         since = None
         if unschedulable:
@@ -577,7 +580,7 @@ class Delegator:
         for proxy in list(self.proxies.values()):
             if proxy.deleting_since is None:
                 continue
-            if now - proxy.deleting_since > (proxy.grace or 0) + 10:
+            if now - proxy.deleting_since > (proxy.grace or 0) + STUCK_DELETION_SLACK:
                 await self._force_delete_proxy(proxy, "delegate deletion did not finish in time")
 
     # ---- orphan sweep ----------------------------------------------------------------------

@@ -133,40 +133,36 @@ async def test_scale_down_removes_spilled_pods_first_and_their_delegates(
 
 
 async def test_delegate_unschedulable_in_its_peer_is_withdrawn_and_placed_elsewhere(
-    home: Cluster, clusters: dict[str, Cluster], spillover: lablib.State
+    home: Cluster, clusters: dict[str, Cluster], lab: lablib.State
 ) -> None:
-    # Required anti-affinity on the hostname: east has 3 nodes, so a 4th replica can never be
-    # scheduled there. Spillover's capacity cache does not model pod affinity, so it will send
-    # it; the delegate stays Unschedulable in east and must be withdrawn and placed elsewhere.
+    # East's scheduler is stopped so the delegates wait there unscheduled; then every east node
+    # is cordoned and the scheduler comes back: the delegates are Unschedulable in east. After
+    # the remote-pending timeout (20 s in the lab) they must be withdrawn and the pods run in west.
+    east = clusters["east"]
     filler = unique("fill")
+    name = unique("stuck")
+    await ensure_namespace(home, "plain", enabled=False)
     await create_deployment(home, "plain", filler, 8, "1")
-    name = unique("spread")
+    await asyncio.to_thread(lablib.stop_component, lab, "east", "kube-scheduler")
+    east_nodes = [n.metadata.name for n in (await east.core.list_node(label_selector="type=kwok")).items]
     try:
-        body = {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": name},
-            "spec": {
-                "replicas": 4,
-                "selector": {"matchLabels": {"app": name}},
-                "template": pod_template(name, "500m", {"spillover.io/clusters": "east,west"}),
-            },
-        }
-        body["spec"]["template"]["spec"]["affinity"] = {
-            "podAntiAffinity": {
-                "requiredDuringSchedulingIgnoredDuringExecution": [
-                    {"labelSelector": {"matchLabels": {"app": name}}, "topologyKey": "kubernetes.io/hostname"}
-                ]
-            }
-        }
-        await ensure_namespace(home, "plain", enabled=False)
-        await home.apps.create_namespaced_deployment(SHOP, body)
-        proxies = await running_proxies(home, name, 4, timeout=20 + 60)
-        where = Counter(p.spec.node_name for p in proxies)
-        assert where["spillover-east"] == 3 and where["spillover-west"] == 1, where
+        await create_deployment(home, SHOP, name, 2, "500m")
+
+        async def waiting_in_east() -> bool:
+            return len(await delegates(east, f"app={name}")) == 2
+
+        await eventually(waiting_in_east, 60, "two delegates waiting in east")
+        for node in east_nodes:
+            await east.core.patch_node(node, {"spec": {"unschedulable": True}})
+        await asyncio.to_thread(lablib.start_component, lab, "east", "kube-scheduler")
+        proxies = await running_proxies(home, name, 2, timeout=20 + 60)
+        assert {p.spec.node_name for p in proxies} == {"spillover-west"}
         events = (await home.core.list_namespaced_event(SHOP, field_selector="reason=RemotePending")).items
-        assert any(name in e.involved_object.name for e in events)
+        assert any(e.involved_object.name.startswith(name) for e in events)
     finally:
+        await asyncio.to_thread(lablib.start_component, lab, "east", "kube-scheduler")
+        for node in east_nodes:
+            await east.core.patch_node(node, {"spec": {"unschedulable": False}})
         await delete_deployment(home, SHOP, name, timeout=120)
         await delete_deployment(home, "plain", filler)
 
