@@ -21,7 +21,15 @@ from spillover_lab import spillover as sp
 
 from tests.e2e.conftest import Cluster
 from tests.e2e.waiting import eventually
-from tests.e2e.workloads import create_deployment, delete_deployment, ensure_namespace, pod_template, pods, unique
+from tests.e2e.workloads import (
+    create_deployment,
+    delete_deployment,
+    ensure_namespace,
+    pod_template,
+    pods,
+    unique,
+    wait_bound,
+)
 
 SHOP = "shop"
 MANAGED = "app.kubernetes.io/managed-by=spillover"
@@ -143,6 +151,7 @@ async def test_delegate_unschedulable_in_its_peer_is_withdrawn_and_placed_elsewh
     name = unique("stuck")
     await ensure_namespace(home, "plain", enabled=False)
     await create_deployment(home, "plain", filler, 8, "1")
+    await wait_bound(home, "plain", filler, 8)
     await asyncio.to_thread(lablib.stop_component, lab, "east", "kube-scheduler")
     east_nodes = [n.metadata.name for n in (await east.core.list_node(label_selector="type=kwok")).items]
     try:
@@ -174,6 +183,7 @@ async def test_restart_in_the_middle_of_binds_leaves_exactly_one_delegate_per_pr
     filler = unique("fill")
     await ensure_namespace(home, "plain", enabled=False)
     await create_deployment(home, "plain", filler, 8, "1")
+    await wait_bound(home, "plain", filler, 8)
     try:
         await create_deployment(home, SHOP, name, 12, "250m")
 
@@ -187,6 +197,7 @@ async def test_restart_in_the_middle_of_binds_leaves_exactly_one_delegate_per_pr
         sp.start_serve(spillover)
         proxies = await running_proxies(home, name, 12, timeout=120)
         uids = {p.metadata.uid for p in proxies}
+        assert all(p.spec.node_name.startswith("spillover-") for p in proxies)
         remote = await delegates(clusters["east"], f"app={name}") + await delegates(clusters["west"], f"app={name}")
         per_proxy = Counter(d.metadata.labels["spillover.io/proxy-uid"] for d in remote)
         assert set(per_proxy) == uids, "every proxy has a delegate and every delegate a proxy"
@@ -203,6 +214,7 @@ async def test_lost_peer_pods_are_recreated_elsewhere_and_nothing_is_left_when_i
     filler = unique("fill")
     await ensure_namespace(home, "plain", enabled=False)
     await create_deployment(home, "plain", filler, 8, "1")
+    await wait_bound(home, "plain", filler, 8)
     east = clusters["east"]
     try:
         await create_deployment(home, SHOP, name, 4, "1")
