@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import sys
+from collections.abc import Coroutine
 from typing import Any
 
 from extender.config import Config, ConfigError, load
@@ -20,6 +21,17 @@ def _setup_logging(level: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def _run(main: Coroutine[Any, Any, None]) -> None:
+    """uvloop roughly halves the per-request cost of the HTTP servers and clients on the
+    scheduling path (the extender sits inside kube-scheduler's serial scheduling cycle)."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency where it builds
+        asyncio.run(main)
+        return
+    uvloop.run(main)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from extender.kube.client import KubeconfigError
 
     try:
-        asyncio.run(serve_forever(config))
+        _run(serve_forever(config))
     except KubeconfigError as exc:
         print(f"error: {exc}; pass --kubeconfig FILE or run in a cluster", file=sys.stderr)
         return 1

@@ -24,6 +24,7 @@ from extender.capacity.fit import find_node
 from extender.capacity.model import PeerState
 from extender.hints import AVOID_CLUSTERS, CLUSTERS, MAX_COST, HintError, Hints, Policy, parse_hints
 from extender.resources import QuantityError, Resources, pod_requests
+from extender.scheduling.prioritize import blended_score
 from extender.scheduling.state import SchedulingState
 from extender.wire.core import Pod
 from extender.wire.extender import ExtenderFilterResult
@@ -156,6 +157,32 @@ class _Judge:
         return None
 
 
+def _keep_best(
+    state: SchedulingState, pod: Pod, hints: Hints, passing: list[str], failed: dict[str, str]
+) -> list[str]:
+    """Pass only the best-ranked peer; the others fail with the ranking as their reason.
+
+    With one feasible node left the scheduler skips scoring, so no prioritize round trip sits in
+    its (serial) scheduling cycle: the peer ranking is made here, from the same scores.
+    """
+    peers = {name: peer for name in passing if (peer := state.peer_for_node(name)) is not None}
+    if len(peers) < 2:
+        return passing
+    cheapest = min(max(peer.cost, 0.0) for peer in peers.values())
+    scores = {}
+    for name, peer in peers.items():
+        planned = state.plan_score(pod, peer)
+        scores[name] = planned if planned is not None else blended_score(peer, cheapest, hints)
+    best = max(passing, key=lambda name: (scores.get(name, -1), name == passing[0]))
+    for name in passing:
+        if name != best:
+            failed[name] = (
+                f"fits, but ranked below {best} (score {scores.get(name, 0)} < {scores.get(best, 0)}: "
+                "cost, preference and headroom)"
+            )
+    return [best]
+
+
 def _exclude(names: Sequence[str], reason: str) -> dict[str, str]:
     return dict.fromkeys(names, reason)
 
@@ -209,6 +236,8 @@ def filter_nodes(state: SchedulingState, pod: Pod, node_names: Sequence[str]) ->
         else:
             unresolvable[name] = verdict[0]
 
+    if len(passing) > 1:
+        passing = _keep_best(state, pod, hints, passing, failed)
     if policy is Policy.REMOTE_ONLY or (policy is Policy.REMOTE_FIRST and passing):
         why = (
             "remote-only: the pod runs only on peers"

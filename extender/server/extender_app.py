@@ -15,7 +15,7 @@ import time
 import msgspec
 from aiohttp import web
 
-from extender.scheduling.filter import filter_nodes
+from extender.scheduling.filter import Outcome, filter_nodes
 from extender.scheduling.preempt import UnknownNode, preempt
 from extender.scheduling.prioritize import prioritize
 from extender.scheduling.state import BindError, SchedulingState
@@ -50,7 +50,9 @@ class _Handlers:
         self.state = state
         self.metrics = metrics
 
-    def _answer(self, verb: str, started: float, body: bytes, pod: Pod | None, decision: str) -> web.Response:
+    def _answer(
+        self, verb: str, started: float, body: bytes, pod: Pod | None, decision: str, level: int = logging.INFO
+    ) -> web.Response:
         seconds = time.perf_counter() - started
         self.metrics.observe_extender(verb, 200, seconds)
         meta = pod.metadata if pod is not None else None
@@ -61,6 +63,7 @@ class _Handlers:
             meta.uid if meta else "",
             decision,
             seconds,
+            level=level,
         )
         return web.Response(body=body, content_type=_JSON)
 
@@ -87,7 +90,9 @@ class _Handlers:
             f"{filtered.outcome.value}: {len(result.NodeNames)} passed, {len(result.FailedNodes)} failed, "
             f"{len(result.FailedAndUnresolvableNodes)} unresolvable"
         )
-        return self._answer("filter", started, encoder.encode(result), args.Pod, decision)
+        # Home placements are the bulk and say nothing new: logged at DEBUG, counted in metrics.
+        level = logging.DEBUG if filtered.outcome is Outcome.HOME else logging.INFO
+        return self._answer("filter", started, encoder.encode(result), args.Pod, decision, level)
 
     async def prioritize(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
@@ -96,7 +101,9 @@ class _Handlers:
         except msgspec.MsgspecError as exc:
             return self._refuse("prioritize", started, _problem("extender arguments", exc))
         scores = prioritize(self.state, args.Pod, args.NodeNames)
-        return self._answer("prioritize", started, encoder.encode(scores), args.Pod, f"{len(scores)} scored")
+        return self._answer(
+            "prioritize", started, encoder.encode(scores), args.Pod, f"{len(scores)} scored", logging.DEBUG
+        )
 
     async def preempt(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
@@ -133,7 +140,8 @@ class _Handlers:
         seconds = time.perf_counter() - started
         self.metrics.observe_extender("bind", 200, seconds)
         decision = f"error: {error}" if error else f"bound to {args.Node}"
-        log_request("bind", args.PodNamespace, args.PodName, args.PodUID, decision, seconds, node=args.Node)
+        level = logging.INFO if error or self.state.peer_for_node(args.Node) is not None else logging.DEBUG
+        log_request("bind", args.PodNamespace, args.PodName, args.PodUID, decision, seconds, level, node=args.Node)
         return web.Response(body=encoder.encode(ExtenderBindingResult(Error=error)), content_type=_JSON)
 
 

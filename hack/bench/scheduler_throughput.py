@@ -101,27 +101,30 @@ async def create_pods(core: client.CoreV1Api, namespace: str, scheduler: str, co
 
 async def measure(api: client.ApiClient, namespace: str, tag: str, count: int, start: Any) -> float:
     """Start the scheduler (``start()``) and return pods/s between the first and last binding."""
-    from kubernetes_asyncio import watch
+    import msgspec
 
-    core = client.CoreV1Api(api)
-    listed = await core.list_namespaced_pod(namespace, label_selector=f"bench={tag}")
-    rv = listed.metadata.resource_version
+    from extender.kube.raw import RawClient
+
+    raw = RawClient(api, timeout=30)
+    path = f"/api/v1/namespaces/{namespace}/pods"
+    selector = ("labelSelector", f"bench={tag}")
+    listed = msgspec.json.decode(await raw.get(path, query=[selector]))
+    rv = listed["metadata"]["resourceVersion"]
     bound_at: dict[str, float] = {}
     proc = start()
+    deadline = time.monotonic() + 120
     try:
-        w = watch.Watch()
-        deadline = time.monotonic() + 120
-        async with w.stream(
-            core.list_namespaced_pod, namespace, label_selector=f"bench={tag}", resource_version=rv, timeout_seconds=120
-        ) as stream:
-            async for event in stream:
-                pod = event["object"]
-                if pod.spec.node_name and pod.metadata.name not in bound_at:
-                    bound_at[pod.metadata.name] = time.monotonic()
+        while len(bound_at) < count and time.monotonic() < deadline:
+            query = [selector, ("watch", "true"), ("resourceVersion", rv), ("timeoutSeconds", 120)]
+            async for line in raw.stream_lines(path, query, idle_timeout=130):
+                event = msgspec.json.decode(line)
+                pod = event.get("object", {})
+                rv = pod.get("metadata", {}).get("resourceVersion", rv)
+                name = pod.get("metadata", {}).get("name")
+                if pod.get("spec", {}).get("nodeName") and name not in bound_at:
+                    bound_at[name] = time.monotonic()
                     if len(bound_at) == count:
                         break
-                if time.monotonic() > deadline:
-                    break
     finally:
         procs.stop(proc)
     if len(bound_at) < count:

@@ -217,7 +217,7 @@ async def test_metrics_handler_serves_the_prometheus_text_format(extender: Clien
 async def test_each_call_logs_one_json_line_with_pod_verb_decision_and_duration(
     extender: Client, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.INFO, logger="spillover.requests"):
+    with caplog.at_level(logging.DEBUG, logger="spillover.requests"):
         await extender.post("/filter", json=body("extender/filter_args.json"))
     records = [r for r in caplog.records if r.name == "spillover.requests"]
     assert len(records) == 1
@@ -226,7 +226,15 @@ async def test_each_call_logs_one_json_line_with_pod_verb_decision_and_duration(
     assert line["pod_namespace"] == "shop" and line["pod_name"] == "web-7d4b9c6f5d-x8k2p"
     assert line["pod_uid"] == "6b1f0c2e-3d4a-4e8b-9a71-2f5c8d9e0a13"
     assert line["decision"] == "home: 2 passed, 0 failed, 2 unresolvable"
-    assert line["duration_ms"] >= 0 and line["level"] == "info"
+    assert line["duration_ms"] >= 0 and line["level"] == "debug"
+
+
+async def test_home_placements_are_not_logged_at_info_to_keep_the_hot_path_cheap(
+    extender: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="spillover.requests"):
+        await extender.post("/filter", json=body("extender/filter_args.json"))
+    assert not [r for r in caplog.records if r.name == "spillover.requests"]
 
 
 def test_json_formatter_keeps_extra_fields_and_exceptions() -> None:

@@ -37,10 +37,22 @@ def test_local_first_keeps_home_nodes_and_makes_virtual_nodes_unresolvable_when_
     assert out.result.FailedNodes == {}
 
 
-def test_local_first_passes_peers_that_fit_when_no_home_node_is_left() -> None:
+def test_local_first_passes_only_the_best_ranked_peer_when_no_home_node_is_left() -> None:
     out = filter_nodes(state(), make_pod(), [EAST, WEST])
     assert out.outcome is Outcome.PEER
-    assert out.result.NodeNames == [EAST, WEST]
+    assert out.result.NodeNames == [EAST]  # cheaper; one feasible node means no prioritize call
+    assert "ranked below spillover-east" in out.result.FailedNodes[WEST]
+
+
+def test_prefer_weights_can_outrank_a_cheaper_peer_in_filter() -> None:
+    pod = make_pod(annotations={"spillover.io/prefer": "west=10"})
+    out = filter_nodes(state(), pod, [EAST, WEST])
+    assert out.result.NodeNames == [WEST]
+
+
+def test_the_plan_decides_the_ranking_when_there_is_one() -> None:
+    out = filter_nodes(state(plan={"west": 9, "east": 2}), make_pod(), [EAST, WEST])
+    assert out.result.NodeNames == [WEST]
 
 
 def test_only_real_node_names_pass_through_untouched() -> None:
