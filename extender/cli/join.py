@@ -69,6 +69,7 @@ async def join(args: argparse.Namespace) -> int:
         }
         print(f"peercluster/{args.name} {await _apply(raw, PATH, args.name, body)}")
     finally:
+        await raw.close()
         await api.close()
     return 0
 

@@ -23,10 +23,12 @@ def _condition(item: dict[str, Any], kind: str) -> tuple[str, str]:
 
 async def fetch(kubeconfig: str | None) -> list[dict[str, Any]]:
     api = await kube_client.from_file(kubeconfig)
+    raw = RawClient(api)
     try:
-        items: list[dict[str, Any]] = msgspec.json.decode(await RawClient(api).get(PATH)).get("items", [])
+        items: list[dict[str, Any]] = msgspec.json.decode(await raw.get(PATH)).get("items", [])
         return items
     finally:
+        await raw.close()
         await api.close()
 
 

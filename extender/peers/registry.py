@@ -216,6 +216,7 @@ class PeerRegistry(Handler[PeerCluster]):
         for task in runtime.tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await runtime.raw.close()
         await runtime.api.close()
         self.peers.pop(runtime.state.name, None)
         self.by_virtual_node.pop(runtime.state.virtual_node, None)

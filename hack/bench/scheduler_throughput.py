@@ -173,6 +173,8 @@ async def run(args: argparse.Namespace) -> int:
             "spillover": (OPTED, "bench-extender", True),
             "bypass": (PLAIN, "bench-extender", True),
         }
+        if args.only:
+            kinds = {k: v for k, v in kinds.items() if k in args.only.split(",")}
         results: dict[str, list[float]] = {k: [] for k in kinds}
         for round_no in range(args.rounds):
             for kind, (ns, scheduler, extender) in kinds.items():
@@ -199,6 +201,8 @@ async def run(args: argparse.Namespace) -> int:
     finally:
         if started_lab and not args.keep:
             lablib.down(root, quiet=True)
+    if args.only:
+        return 0
     base = statistics.median(results["baseline"])
     print()
     print(f"kube-scheduler v1.36.2, {args.nodes} kwok nodes, {args.pods} pods per run, median of {args.rounds} rounds")
@@ -218,6 +222,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--lab-dir", default="~/.cache/spillover-lab/bench-lab")
     parser.add_argument("--keep", action="store_true", help="leave the bench lab running")
+    parser.add_argument("--only", default="", help="comma-separated cases to run (for profiling), no summary")
     return asyncio.run(run(parser.parse_args()))
 
 
