@@ -1,0 +1,53 @@
+"""A plan being built: the assignment so far and what it leaves (free room, pods, limit headroom).
+
+Every solver stage (gangs, flow rounds, CP-SAT, greedy) reads and commits through this one object,
+so stages can be chained (gangs first, then flow, then greedy for whatever is left) without any of
+them double-booking a node or a limit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from extender.planner.problem import I64, Problem
+
+
+class Work:
+    __slots__ = ("class_limits", "free", "left", "limit_left", "problem", "x")
+
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+        self.free: I64 = problem.free.copy()
+        self.x: I64 = np.zeros((problem.n_classes, problem.n_nodes), dtype=np.int64)
+        self.left: I64 = problem.count.copy()
+        self.limit_left: I64 = np.array([limit.cap for limit in problem.limits], dtype=np.int64)
+        self.class_limits: list[list[int]] = [[] for _ in problem.classes]
+        for i, limit in enumerate(problem.limits):
+            for c in limit.classes:
+                self.class_limits[c].append(i)
+
+    def peer_room(self, c: int, p: int) -> int:
+        """How many more pods of class ``c`` the per-peer limits let onto peer ``p``."""
+        room = int(self.left[c])
+        for i in self.class_limits[c]:
+            if self.problem.limits[i].peer == p:
+                room = min(room, int(self.limit_left[i]))
+        return max(room, 0)
+
+    def commit(self, c: int, nodes: I64, counts: I64) -> None:
+        if nodes.size == 0:
+            return
+        problem = self.problem
+        self.x[c, nodes] += counts
+        self.free[nodes] -= counts[:, None] * problem.req[c][None, :]
+        self.left[c] -= int(counts.sum())
+        if self.class_limits[c]:
+            per_peer = np.bincount(problem.node_peer[nodes], weights=counts, minlength=len(problem.peers))
+            for i in self.class_limits[c]:
+                self.limit_left[i] -= int(per_peer[problem.limits[i].peer])
+
+    def commit_matrix(self, x: I64) -> None:
+        """Commit a whole [class, node] assignment (already checked to fit)."""
+        for c in np.nonzero(x.any(axis=1))[0]:
+            nodes = np.nonzero(x[c])[0]
+            self.commit(int(c), nodes, x[c, nodes])
