@@ -57,7 +57,8 @@ def _regret(work: Work) -> F64:
     two = np.partition(eff, 1, axis=1)[:, :2]
     best, second = two[:, 0:1], two[:, 1:2]
     other = np.where(eff == best, second, best)
-    regret: F64 = np.where(np.isfinite(other) & np.isfinite(eff), other - eff, 1e9)
+    with np.errstate(invalid="ignore"):
+        regret: F64 = np.where(np.isfinite(other) & np.isfinite(eff), other - eff, 1e9)
     return regret
 
 

@@ -105,13 +105,16 @@ def make_peers(rng: random.Random, peers: int, nodes: int, *, gpu_every: int = 3
     return out
 
 
-def make_pods(rng: random.Random, count: int, shapes: tuple[PodShape, ...] = MIXED) -> list[PendingPod]:
+def make_pods(
+    rng: random.Random, count: int, shapes: tuple[PodShape, ...] = MIXED, workloads_per_shape: int = 8
+) -> list[PendingPod]:
+    """Pods of ``workloads_per_shape`` Deployments per shape (each its own equivalence class)."""
     weights = [s.share for s in shapes]
     out = []
     for i in range(count):
         shape = rng.choices(shapes, weights)[0]
         pod = make_pod(f"{shape.name}-{i}", shape)
-        out.append(PendingPod.from_pod(pod, workload=shape.name))
+        out.append(PendingPod.from_pod(pod, workload=f"{shape.name}-{rng.randrange(workloads_per_shape)}"))
     return out
 
 
