@@ -20,6 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
+from extender.capacity.model import PeerState
 from extender.capacity.tracker import Reservations
 from extender.config import Config
 from extender.delegation.delegator import Delegator
@@ -28,13 +29,15 @@ from extender.kube import client as kube_client
 from extender.kube.raw import RawClient
 from extender.kube.reflector import Reflector
 from extender.peers.registry import PeerRegistry
+from extender.planner.live import LivePlanner
 from extender.runtime import HomeNamespaces, HomeNodes, LiveState, Namespace
 from extender.scheduling.binder import Binder
+from extender.scheduling.filter import SelectorError, selector_matches
 from extender.server.extender_app import make_extender_app
 from extender.server.metrics import Metrics
 from extender.server.webhook_app import make_webhook_app
 from extender.webhook.mutate import WebhookConfig
-from extender.wire.core import Node
+from extender.wire.core import Node, Pod
 
 log = logging.getLogger("spillover")
 
@@ -87,8 +90,15 @@ class Spillover:
         node_reflector = Reflector(home, "/api/v1/nodes", Node, self.home_nodes, name="home/nodes")
         ns_reflector = Reflector(home, "/api/v1/namespaces", Namespace, self.home_namespaces, name="home/namespaces")
         self.delegator = self._delegator(home)
-        binder = Binder(home, self.registry.by_virtual_node, self.reservations, delegation=self.delegator)
-        self.state = LiveState(self.registry, self.home_nodes, self.home_namespaces, binder, plan_score=self._planner())
+        self.planner = self._planner()
+        binder = Binder(
+            home,
+            self.registry.by_virtual_node,
+            self.reservations,
+            delegation=self.delegator,
+            on_peer_bound=self.planner.bound,
+        )
+        self.state = LiveState(self.registry, self.home_nodes, self.home_namespaces, binder, planner=self.planner)
         self.home_reflectors: list[Reflector[Any]] = [node_reflector, ns_reflector]
         self._spawn(node_reflector.run(), "home-nodes")
         self._spawn(ns_reflector.run(), "home-namespaces")
@@ -121,14 +131,22 @@ class Spillover:
         self._spawn(delegator.run(), "delegator")
         return delegator
 
-    def _planner(self) -> Any:
-        try:
-            from extender.planner.live import LivePlanner  # type: ignore[import-not-found,unused-ignore]
-        except ImportError:
-            return None
-        planner = LivePlanner(self.registry)
+    def _planner(self) -> LivePlanner:
+        namespaces = self.home_namespaces
+
+        def veto(pod: Pod, peer: PeerState) -> str | None:
+            labels = namespaces.labels.get(pod.metadata.namespace, {})
+            try:
+                if not selector_matches(peer.allowed_namespaces, labels):
+                    return f"peer {peer.name} does not allow namespace {pod.metadata.namespace}"
+            except SelectorError as exc:
+                return str(exc)
+            return self.delegator.avoided(pod, peer.name)
+
+        planner = LivePlanner(lambda: [rt.state for rt in self.registry.peers.values()], veto, self.metrics)
+        self.registry.advice_for = planner.advice_for
         self._spawn(planner.run(), "planner")
-        return planner.score
+        return planner
 
     def _spawn(self, coro: Awaitable[Any], name: str) -> None:
         task = asyncio.ensure_future(coro)
@@ -167,12 +185,16 @@ class Spillover:
         app.router.add_get("/healthz", healthz)
         app.router.add_get("/readyz", readyz)
         app.router.add_get("/metrics", self.metrics.handler)
+        app.router.add_get("/plan.json", self._plan_json)
         status_page = _status_page(self)
         if status_page is not None:
             app.router.add_get("/", status_page)
             app.router.add_get("/status", status_page)
             app.router.add_get("/status.json", status_page)
         return app
+
+    async def _plan_json(self, _: web.Request) -> web.Response:
+        return web.json_response(self.planner.summary())
 
     async def _serve(self, app: web.Application, port: int, context: ssl.SSLContext | None) -> None:
         runner = web.AppRunner(app, access_log=None, handle_signals=False)

@@ -6,7 +6,8 @@ only I/O on the scheduling path is the bind itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from typing import Protocol
 
 from extender import labels
 from extender.capacity.model import PeerState
@@ -53,7 +54,10 @@ class HomeNamespaces(Handler[Namespace]):
         self.labels.pop(item.metadata.name, None)
 
 
-PlanScore = Callable[[Pod, PeerState], int | None]
+class Planning(Protocol):
+    def note_candidate(self, pod: Pod) -> None: ...
+
+    def score(self, pod: Pod, peer: PeerState) -> int | None: ...
 
 
 class LiveState:
@@ -63,13 +67,13 @@ class LiveState:
         nodes: HomeNodes,
         namespaces: HomeNamespaces,
         binder: Binder,
-        plan_score: PlanScore | None = None,
+        planner: Planning | None = None,
     ) -> None:
         self.registry = registry
         self.nodes = nodes
         self.namespaces = namespaces
         self.binder = binder
-        self._plan_score = plan_score
+        self.planner = planner
 
     def peer_for_node(self, node_name: str) -> PeerState | None:
         return self.registry.by_virtual_node.get(node_name)
@@ -87,8 +91,12 @@ class LiveState:
         delegation = self.binder.delegation
         return delegation.avoided(pod, peer.name) if delegation is not None else None
 
+    def note_spill_candidate(self, pod: Pod) -> None:
+        if self.planner is not None:
+            self.planner.note_candidate(pod)
+
     def plan_score(self, pod: Pod, peer: PeerState) -> int | None:
-        return self._plan_score(pod, peer) if self._plan_score is not None else None
+        return self.planner.score(pod, peer) if self.planner is not None else None
 
     async def bind(self, pod_namespace: str, pod_name: str, pod_uid: str, node_name: str) -> None:
         await self.binder.bind(pod_namespace, pod_name, pod_uid, node_name)

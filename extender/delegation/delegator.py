@@ -34,6 +34,8 @@ from extender.wire.core import ObjectMeta, Pod
 log = logging.getLogger("spillover.delegator")
 MERGE = "application/merge-patch+json"
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
+MIRROR_WORKERS = 16
+"""Concurrent proxy status writes; a burst of spilled pods turns Running together."""
 STUCK_DELETION_SLACK = 30.0
 """Seconds past the grace period after which a proxy is finalised even if its delegate lingers."""
 ORPHAN_MIN_AGE = 30.0
@@ -187,7 +189,7 @@ class Delegator:
         runtime.tasks.append(asyncio.create_task(entry.reflector.run(), name=f"{name}-delegates"))
 
     async def run(self) -> None:
-        workers = [asyncio.create_task(self._worker(), name=f"mirror-{i}") for i in range(4)]
+        workers = [asyncio.create_task(self._worker(), name=f"mirror-{i}") for i in range(MIRROR_WORKERS)]
         tasks = [
             asyncio.create_task(self.proxy_reflector.run(), name="home-proxies"),
             asyncio.create_task(self.leader.run(), name="leader"),

@@ -61,6 +61,8 @@ class PeerRegistry(Handler[PeerCluster]):
         self.peers: dict[str, PeerRuntime] = {}
         self.by_virtual_node: dict[str, PeerState] = {}
         self.specs: dict[str, PeerCluster] = {}
+        self.advice_for: Callable[[str], list[dict[str, Any]]] | None = None
+        """Scale-up advice per peer from the planner, published in PeerCluster status."""
         self.listeners: list[Callable[[PeerRuntime], None]] = []
         """Called when a peer runtime starts (the delegator watches delegates through it)."""
         self._pending: set[asyncio.Task[None]] = set()
@@ -290,6 +292,8 @@ class PeerRegistry(Handler[PeerCluster]):
             }
             if runtime.last_seen:
                 status["lastSeen"] = runtime.last_seen
+            if self.advice_for is not None:
+                status["scaleUpAdvice"] = self.advice_for(name)
         await self.home.request(
             "PATCH", f"{PATH}/{name}/status", {"status": status}, content_type="application/merge-patch+json"
         )

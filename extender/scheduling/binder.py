@@ -57,11 +57,13 @@ class Binder:
         peers_by_virtual_node: Mapping[str, PeerState],
         reservations: Reservations,
         delegation: Delegation | None = None,
+        on_peer_bound: Callable[[Pod, str], None] | None = None,
     ) -> None:
         self.home = home
         self.peers = peers_by_virtual_node
         self.reservations = reservations
         self.delegation = delegation
+        self.on_peer_bound = on_peer_bound
 
     async def bind(self, namespace: str, name: str, uid: str, node: str) -> None:
         peer = self.peers.get(node)
@@ -97,6 +99,8 @@ class Binder:
             raise
         if self.delegation is not None:
             self.delegation.bound(pod, peer, fit.node)
+        if self.on_peer_bound is not None:
+            self.on_peer_bound(pod, peer.name)
         log.info(
             "bound to peer",
             extra={"pod": f"{namespace}/{name}", "uid": uid, "peer": peer.name, "peer_node": fit.node},

@@ -220,6 +220,7 @@ def filter_nodes(state: SchedulingState, pod: Pod, node_names: Sequence[str]) ->
         unresolvable = _exclude(virtual_names, "local-first: the home cluster has room")
         return Filtered(ExtenderFilterResult(NodeNames=real, FailedAndUnresolvableNodes=unresolvable), Outcome.HOME)
 
+    state.note_spill_candidate(pod)
     judge = _Judge(state, pod, hints)
     passing: list[str] = []
     failed: dict[str, str] = {}

@@ -34,6 +34,9 @@ class SchedulingState(Protocol):
         """Why this pod's workload must stay away from the peer for now (it was withdrawn from
         there), or None. Without it a withdrawn pod would be sent straight back (ping-pong)."""
 
+    def note_spill_candidate(self, pod: Pod) -> None:
+        """The pod has no home node left (or prefers peers): the planner should place it."""
+
     def plan_score(self, pod: Pod, peer: PeerState) -> int | None:
         """The planner's 0-10 score for this pod's class on that peer, if a plan exists."""
 

@@ -8,7 +8,7 @@ process collectors from mixing with ours unless the caller registers them.
 from __future__ import annotations
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -45,7 +45,19 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.scaleup_nodes = Gauge(
+            "spillover_scaleup_advice_nodes",
+            "Nodes of an existing shape to add to a cluster so that pods that fit nowhere could run",
+            ["cluster", "shape"],
+            registry=self.registry,
+        )
         self._children: dict[tuple[str, ...], tuple[Counter, Histogram]] = {}
+
+    def publish_advice(self, rows: list[tuple[str, str, int]]) -> None:
+        """Scale-up advice of the last plan: nodes of a shape to add to a cluster."""
+        self.scaleup_nodes.clear()
+        for cluster, shape, nodes in rows:
+            self.scaleup_nodes.labels(cluster, shape).set(nodes)
 
     def observe_extender(self, verb: str, code: int, seconds: float) -> None:
         key = (verb, str(code))

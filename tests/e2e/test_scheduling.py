@@ -6,6 +6,7 @@ cost 2. Tests run in file order: the first ones need home's room, later ones fil
 
 from __future__ import annotations
 
+import json
 import urllib.request
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -163,3 +164,27 @@ async def test_invalid_hint_is_refused_by_the_real_apiserver_with_the_reason(hom
         await home.core.create_namespaced_pod(SHOP, body)
     assert err.value.status in (400, 403)
     assert "spillover.io/policy" in err.value.body and "local-first" in err.value.body
+
+
+async def test_a_mixed_backlog_fills_the_cheaper_peer_then_the_next(
+    home_full: Cluster, spillover: lablib.State
+) -> None:
+    # east: 3 x 4 CPU at cost 1; west: 2 x 2 CPU at cost 2. 12 x 1 CPU + 4 x 500m = 14 CPU.
+    big, small = unique("big"), unique("small")
+    await create_deployment(home_full, SHOP, big, 12, "1")
+    await create_deployment(home_full, SHOP, small, 4, "500m")
+    try:
+        placed_big = await wait_bound(home_full, SHOP, big, 12, timeout=90)
+        placed_small = await wait_bound(home_full, SHOP, small, 4, timeout=90)
+        cpu = Counter[str]()
+        for node in placed_big.values():
+            cpu[node] += 1000
+        for node in placed_small.values():
+            cpu[node] += 500
+        assert cpu["spillover-east"] == 12000, cpu  # the cheaper peer is filled completely
+        assert cpu["spillover-west"] == 2000, cpu  # the rest goes to the next one
+        with urllib.request.urlopen(sp.metrics_url(spillover) + "/plan.json", timeout=5) as resp:
+            assert json.load(resp)["solved"] is True
+    finally:
+        await delete_deployment(home_full, SHOP, big, timeout=120)
+        await delete_deployment(home_full, SHOP, small, timeout=120)

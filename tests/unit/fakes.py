@@ -32,6 +32,7 @@ class FakeState:
         self.bound: list[tuple[str, str, str, str]] = []
         self.bind_error: Exception | None = None
         self.avoid: dict[str, str] = {}
+        self.candidates: list[str] = []
         """peer name -> reason, as the delegator remembers peers a workload was withdrawn from."""
 
     def peer_for_node(self, node_name: str) -> PeerState | None:
@@ -45,6 +46,9 @@ class FakeState:
 
     def namespace_labels(self, namespace: str) -> Mapping[str, str]:
         return self.namespaces.get(namespace, {})
+
+    def note_spill_candidate(self, pod: Pod) -> None:
+        self.candidates.append(pod.metadata.name)
 
     def avoided(self, pod: Pod, peer: PeerState) -> str | None:
         return self.avoid.get(peer.name)

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from . import kubeconfig, pki
+from . import build, kubeconfig, pki
 from .procs import LOOPBACK, free_port
 
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
@@ -235,7 +235,7 @@ class Cluster:
         return [
             str(bin_dir / "kwok"),
             f"--kubeconfig={self.dir / 'kwok.kubeconfig'}",
-            f"--config={bin_dir / 'kwok-stages.yaml'}",
+            f"--config={bin_dir / build.STAGES_FILE}",
             "--manage-all-nodes=false",
             f"--manage-nodes-with-annotation-selector={KWOK_NODE_ANNOTATION}=fake",
             f"--server-address={LOOPBACK}:{self.ports.kwok}",

@@ -1,0 +1,148 @@
+"""The planner in the running server: a background loop over the live spill backlog.
+
+The backlog is every pod `filter` saw with no home node left (noted in O(1) on the request
+path) and not bound yet. Every couple of seconds, or soon after a new candidate, the peers are
+copied in the event loop (so the solver thread never reads objects the watches are changing),
+the solve runs in a worker thread, and the resulting Plan answers `plan_score` in O(1).
+Scale-up advice from the last solve is published as a metric and on the status page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from cachetools import TTLCache
+
+from extender.capacity.model import PeerState
+from extender.hints import HintError
+from extender.planner import Plan, PlanInput, PlanResult, Solver, plan
+from extender.planner.model import PendingPod
+from extender.wire.core import Pod
+
+log = logging.getLogger("spillover.planner")
+INTERVAL = 2.0
+SOLVE_LIMIT = 1.0
+
+
+def _advice_row(advice: Any) -> dict[str, Any]:
+    return {
+        "cluster": advice.cluster,
+        "shape": advice.shape,
+        "nodes": advice.nodes,
+        "pods": advice.pods,
+        "costPerHour": round(advice.cost_per_hour, 4),
+    }
+
+
+def _snapshot(peer: PeerState) -> PeerState:
+    clone = copy.copy(peer)
+    clone.nodes = {name: copy.copy(node) for name, node in peer.nodes.items()}
+    for node in clone.nodes.values():
+        node.requested = dict(node.requested)
+        node.reserved = dict(node.reserved)
+        node.delegated = dict(node.delegated)
+    return clone
+
+
+class LivePlanner:
+    def __init__(
+        self,
+        peers: Callable[[], list[PeerState]],
+        veto: Callable[[Pod, PeerState], str | None] | None = None,
+        metrics: Any = None,
+        candidate_ttl: float = 60.0,
+    ) -> None:
+        self.peers = peers
+        self.veto = veto
+        self.metrics = metrics
+        self.candidates: TTLCache[str, Pod] = TTLCache(maxsize=100_000, ttl=candidate_ttl, timer=time.monotonic)
+        self.current: Plan | None = None
+        self.last: PlanResult | None = None
+        self.last_solve_ms = 0.0
+        self._wake = asyncio.Event()
+
+    def note_candidate(self, pod: Pod) -> None:
+        uid = pod.metadata.uid
+        if uid and uid not in self.candidates:
+            self.candidates[uid] = pod
+            self._wake.set()
+
+    def bound(self, pod: Pod, peer: str) -> None:
+        self.candidates.pop(pod.metadata.uid, None)
+        if self.current is not None:
+            self.current.consume(pod, peer)
+
+    def score(self, pod: Pod, peer: PeerState) -> int | None:
+        current = self.current
+        return current.score(pod, peer.name) if current is not None else None
+
+    def advice_for(self, cluster: str) -> list[dict[str, Any]]:
+        """Scale-up rows of the last solve for one cluster (published in PeerCluster status)."""
+        if self.last is None:
+            return []
+        return [_advice_row(a) for a in self.last.advice if a.cluster == cluster]
+
+    def summary(self) -> dict[str, Any]:
+        """The last plan, for /plan.json and `spillover plan`."""
+        last = self.last
+        if last is None:
+            return {"pending": len(self.candidates), "solved": False, "advice": []}
+        placed: dict[str, int] = {}
+        for placement in last.placements:
+            placed[placement.cluster] = placed.get(placement.cluster, 0) + 1
+        return {
+            "pending": len(self.candidates),
+            "solved": True,
+            "solve_ms": round(self.last_solve_ms, 1),
+            "placed": placed,
+            "unplaced": [{"pod": u.pod, "reason": u.reason} for u in last.unplaced[:100]],
+            "advice": [_advice_row(a) for a in last.advice],
+        }
+
+    async def run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), INTERVAL)
+            self._wake.clear()
+            await asyncio.sleep(0.2)  # let a burst of candidates gather into one solve
+            if not self.candidates:
+                continue
+            try:
+                await self.solve()
+            except Exception as exc:  # a failed solve leaves the previous plan in place
+                log.warning("planning failed: %s", exc)
+
+    async def solve(self) -> PlanResult:
+        pods = []
+        for pod in list(self.candidates.values()):
+            try:
+                pods.append(PendingPod.from_pod(pod))
+            except HintError:
+                continue
+        peers = [_snapshot(p) for p in self.peers() if p.healthy]
+        started = time.perf_counter()
+        result = await asyncio.to_thread(
+            plan, PlanInput(peers=peers, pods=pods, veto=self.veto), Solver.AUTO, time_limit=SOLVE_LIMIT
+        )
+        self.last_solve_ms = (time.perf_counter() - started) * 1000
+        self.last = result
+        self.current = Plan(result)
+        if self.metrics is not None:
+            self.metrics.publish_advice([(a.cluster, a.shape, a.nodes) for a in result.advice])
+        log.info(
+            "planned the spill backlog",
+            extra={
+                "pods": len(pods),
+                "placed": len(result.placements),
+                "unplaced": len(result.unplaced),
+                "solve_ms": round(self.last_solve_ms, 1),
+                "advice": [f"{a.cluster}: +{a.nodes} x {a.shape} for {a.pods} pods" for a in result.advice],
+            },
+        )
+        return result

@@ -1,0 +1,169 @@
+"""Time to spill: from pod creation in home to the proxy showing Running (mirrored from its delegate).
+
+Uses the default lab (home 2 x 4 CPU, east 3 x 4 CPU, west 2 x 2 CPU) with Spillover serving.
+Home is filled first by pods of an unlabelled namespace, then a burst of N pods (50m each) is
+created in an opted-in namespace; a watch on home records when each proxy turns Running. As a
+baseline in the same run, the same burst is created directly in east (no Spillover involved) and
+timed to Running there: the peer's own scheduler + kwok.
+
+Usage: python hack/bench/time_to_spill.py [--pods 200]   (goal: p50 <= 1 s, p99 <= 2 s)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "lab"))
+sys.path.insert(0, str(HERE.parent.parent))
+
+from spillover_lab import lab as lablib  # noqa: E402
+from spillover_lab import spillover as sp  # noqa: E402
+
+from extender.kube import client as kube_client  # noqa: E402
+from extender.kube.raw import ApiError, RawClient  # noqa: E402
+
+NS = "spill-bench"
+FILL_NS = "spill-bench-fill"
+
+
+def pod(name: str, cpu: str, tag: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": {"bench": tag}},
+        "spec": {
+            "terminationGracePeriodSeconds": 0,
+            "containers": [
+                {
+                    "name": "c",
+                    "image": "registry.example/app:1",
+                    "resources": {"requests": {"cpu": cpu, "memory": "16Mi"}},
+                }
+            ],
+        },
+    }
+
+
+async def ensure_ns(raw: RawClient, name: str, enabled: bool) -> None:
+    body = {"metadata": {"name": name, "labels": {"spillover.io/enabled": "true"} if enabled else {}}}
+    try:
+        await raw.request("POST", "/api/v1/namespaces", body)
+    except ApiError as exc:
+        if exc.status != 409:
+            raise
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            await raw.get(f"/api/v1/namespaces/{name}/serviceaccounts/default")
+            return
+        except ApiError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+async def burst(raw: RawClient, namespace: str, tag: str, count: int, cpu: str) -> dict[str, float]:
+    """Create ``count`` pods at once; return name -> seconds from its create call to Running."""
+    path = f"/api/v1/namespaces/{namespace}/pods"
+    selector = ("labelSelector", f"bench={tag}")
+    rv = msgspec.json.decode(await raw.get(path, query=[selector]))["metadata"]["resourceVersion"]
+    created: dict[str, float] = {}
+    running: dict[str, float] = {}
+    done = asyncio.Event()
+
+    async def watch() -> None:
+        nonlocal rv
+        while not done.is_set():
+            query = [selector, ("watch", "true"), ("resourceVersion", rv), ("timeoutSeconds", 120)]
+            async for line in raw.stream_lines(path, query, idle_timeout=130):
+                obj = msgspec.json.decode(line).get("object", {})
+                rv = obj.get("metadata", {}).get("resourceVersion", rv)
+                name = obj.get("metadata", {}).get("name")
+                if obj.get("status", {}).get("phase") == "Running" and name not in running:
+                    running[name] = time.monotonic()
+                    if len(running) == count:
+                        done.set()
+                        return
+
+    watcher = asyncio.create_task(watch())
+    sem = asyncio.Semaphore(50)
+
+    async def create(i: int) -> None:
+        name = f"{tag}-{i}"
+        async with sem:
+            started = time.monotonic()
+            await raw.request("POST", path, pod(name, cpu, tag))
+            created[name] = started
+
+    await asyncio.gather(*(create(i) for i in range(count)))
+    try:
+        await asyncio.wait_for(done.wait(), 120)
+    finally:
+        watcher.cancel()
+    return {name: running[name] - created[name] for name in created}
+
+
+async def cleanup(raw: RawClient, namespace: str, tag: str) -> None:
+    path = f"/api/v1/namespaces/{namespace}/pods"
+    await raw.request("DELETE", path, query=[("labelSelector", f"bench={tag}")])
+    while msgspec.json.decode(await raw.get(path, query=[("labelSelector", f"bench={tag}")]))["items"]:
+        await asyncio.sleep(0.5)
+
+
+def summary(label: str, seconds: list[float]) -> tuple[float, float]:
+    ordered = sorted(seconds)
+    p50 = statistics.median(ordered)
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    print(f"{label:44} p50 {p50:6.3f}s  p99 {p99:6.3f}s  max {ordered[-1]:6.3f}s", flush=True)
+    return p50, p99
+
+
+async def run(args: argparse.Namespace) -> int:
+    state = lablib.up()
+    sp.ensure_running(state)
+    home_api = await kube_client.from_file(str(state.kubeconfig("home")))
+    east_api = await kube_client.from_file(str(state.kubeconfig("east")))
+    home, east = RawClient(home_api, timeout=30), RawClient(east_api, timeout=30)
+    try:
+        await ensure_ns(home, NS, enabled=True)
+        await ensure_ns(home, FILL_NS, enabled=False)
+        await ensure_ns(east, NS, enabled=False)
+        print("[bench] filling home's 8 CPUs", flush=True)
+        await burst(home, FILL_NS, "fill", 8, "1")
+        print(f"[bench] baseline: {args.pods} pods created directly in east", flush=True)
+        direct = await burst(east, NS, "direct", args.pods, "50m")
+        await cleanup(east, NS, "direct")
+        print(f"[bench] spill: {args.pods} pods created in home, all spilling", flush=True)
+        spilled = await burst(home, NS, "spill", args.pods, "50m")
+        await cleanup(home, NS, "spill")
+        await cleanup(home, FILL_NS, "fill")
+    finally:
+        await home.close()
+        await east.close()
+        await home_api.close()
+        await east_api.close()
+    print()
+    base50, base99 = summary("baseline: created in east directly", list(direct.values()))
+    p50, p99 = summary("spilled from home through Spillover", list(spilled.values()))
+    print(f"ratio to baseline: p50 {p50 / base50:.2f}x, p99 {p99 / base99:.2f}x")
+    print(f"goal p50 <= 1 s: {'met' if p50 <= 1 else 'NOT met'}; goal p99 <= 2 s: {'met' if p99 <= 2 else 'NOT met'}")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pods", type=int, default=200)
+    return asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
