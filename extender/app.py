@@ -145,6 +145,16 @@ class Spillover:
 
         planner = LivePlanner(lambda: [rt.state for rt in self.registry.peers.values()], veto, self.metrics)
         self.registry.advice_for = planner.advice_for
+
+        def nudge(peers: set[str]) -> None:
+            # Gang members wait in the scheduler's unschedulable queue; a change to the virtual
+            # node moves them back at once (kube-scheduler re-queues on node updates).
+            for name in peers:
+                runtime = self.registry.peers.get(name)
+                if runtime is not None:
+                    runtime.tracker.changed()
+
+        planner.on_gangs_placed = nudge
         self._spawn(planner.run(), "planner")
         return planner
 

@@ -59,6 +59,8 @@ class Planning(Protocol):
 
     def score(self, pod: Pod, peer: PeerState) -> int | None: ...
 
+    def gang_peer(self, pod: Pod, gang: str) -> str | None: ...
+
 
 class LiveState:
     def __init__(
@@ -94,6 +96,9 @@ class LiveState:
     def note_spill_candidate(self, pod: Pod) -> None:
         if self.planner is not None:
             self.planner.note_candidate(pod)
+
+    def gang_peer(self, pod: Pod, gang: str) -> str | None:
+        return self.planner.gang_peer(pod, gang) if self.planner is not None else None
 
     def plan_score(self, pod: Pod, peer: PeerState) -> int | None:
         return self.planner.score(pod, peer) if self.planner is not None else None

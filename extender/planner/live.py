@@ -66,6 +66,8 @@ class LivePlanner:
         self.last: PlanResult | None = None
         self.last_solve_ms = 0.0
         self._wake = asyncio.Event()
+        self.on_gangs_placed: Callable[[set[str]], None] | None = None
+        """Called with the peers a new plan holds gang room on: waiting members must be retried."""
 
     def note_candidate(self, pod: Pod) -> None:
         uid = pod.metadata.uid
@@ -81,6 +83,10 @@ class LivePlanner:
     def score(self, pod: Pod, peer: PeerState) -> int | None:
         current = self.current
         return current.score(pod, peer.name) if current is not None else None
+
+    def gang_peer(self, pod: Pod, gang: str) -> str | None:
+        current = self.current
+        return current.gang_peer(pod.metadata.namespace, gang) if current is not None else None
 
     def advice_for(self, cluster: str) -> list[dict[str, Any]]:
         """Scale-up rows of the last solve for one cluster (published in PeerCluster status)."""
@@ -132,7 +138,17 @@ class LivePlanner:
         )
         self.last_solve_ms = (time.perf_counter() - started) * 1000
         self.last = result
+        previous = self.current
         self.current = Plan(result)
+        if self.on_gangs_placed is not None:
+            before = set(previous.gang_peers.values()) if previous is not None else set()
+            fresh = {
+                peer
+                for key, peer in self.current.gang_peers.items()
+                if previous is None or previous.gang_peers.get(key) != peer
+            } - before
+            if fresh:
+                self.on_gangs_placed(fresh)
         if self.metrics is not None:
             self.metrics.publish_advice([(a.cluster, a.shape, a.nodes) for a in result.advice])
         log.info(

@@ -148,6 +148,15 @@ class _Judge:
             return f"peer {peer.name} does not allow namespace {namespace} (PeerCluster allowedNamespaces)", False
         if (avoided := self.state.avoided(self.pod, peer)) is not None:
             return avoided, False
+        if hints.gang is not None:
+            held = self.state.gang_peer(self.pod, hints.gang)
+            if held is None:
+                return (
+                    f"gang {hints.gang}: waiting until one peer has room for all {hints.gang_size} members",
+                    True,
+                )
+            if held != peer.name:
+                return f"gang {hints.gang}: the plan holds room for the whole gang on peer {held}", False
         requests = self.requests()
         if isinstance(requests, QuantityError):
             return f"the pod's resource requests do not parse: {requests}", False
@@ -157,9 +166,7 @@ class _Judge:
         return None
 
 
-def _keep_best(
-    state: SchedulingState, pod: Pod, hints: Hints, passing: list[str], failed: dict[str, str]
-) -> list[str]:
+def _keep_best(state: SchedulingState, pod: Pod, hints: Hints, passing: list[str], failed: dict[str, str]) -> list[str]:
     """Pass only the best-ranked peer; the others fail with the ranking as their reason.
 
     With one feasible node left the scheduler skips scoring, so no prioritize round trip sits in

@@ -37,6 +37,9 @@ class SchedulingState(Protocol):
     def note_spill_candidate(self, pod: Pod) -> None:
         """The pod has no home node left (or prefers peers): the planner should place it."""
 
+    def gang_peer(self, pod: Pod, gang: str) -> str | None:
+        """The peer the plan holds room on for the pod's whole gang; None while it holds none."""
+
     def plan_score(self, pod: Pod, peer: PeerState) -> int | None:
         """The planner's 0-10 score for this pod's class on that peer, if a plan exists."""
 

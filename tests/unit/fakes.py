@@ -33,6 +33,7 @@ class FakeState:
         self.bind_error: Exception | None = None
         self.avoid: dict[str, str] = {}
         self.candidates: list[str] = []
+        self.gangs: dict[str, str] = {}
         """peer name -> reason, as the delegator remembers peers a workload was withdrawn from."""
 
     def peer_for_node(self, node_name: str) -> PeerState | None:
@@ -46,6 +47,9 @@ class FakeState:
 
     def namespace_labels(self, namespace: str) -> Mapping[str, str]:
         return self.namespaces.get(namespace, {})
+
+    def gang_peer(self, pod: Pod, gang: str) -> str | None:
+        return self.gangs.get(gang)
 
     def note_spill_candidate(self, pod: Pod) -> None:
         self.candidates.append(pod.metadata.name)

@@ -77,6 +77,18 @@ def test_a_peer_the_workload_was_withdrawn_from_is_unresolvable_with_the_reason(
     assert out.result.FailedAndUnresolvableNodes == {EAST: "withdrawn from east: unschedulable there"}
 
 
+def test_gang_members_wait_at_home_until_the_plan_holds_one_peer_for_the_whole_gang() -> None:
+    st = state()
+    gang = make_pod(annotations={"spillover.io/gang": "train", "spillover.io/gang-size": "4"})
+    waiting = filter_nodes(st, gang, [EAST, WEST])
+    assert waiting.result.NodeNames == []
+    assert "waiting until one peer has room for all 4 members" in waiting.result.FailedNodes[EAST]
+    st.gangs["train"] = "west"
+    held = filter_nodes(st, gang, [EAST, WEST])
+    assert held.result.NodeNames == [WEST]
+    assert "holds room for the whole gang on peer west" in held.result.FailedAndUnresolvableNodes[EAST]
+
+
 def test_unhealthy_and_paused_peers_are_unresolvable() -> None:
     down = peer("east", healthy=False)
     paused = peer("west")
