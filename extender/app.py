@@ -9,7 +9,6 @@ virtual nodes and Leases, the planner loop and the delegation controllers.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import os
@@ -36,6 +35,7 @@ from extender.scheduling.filter import SelectorError, selector_matches
 from extender.server.extender_app import make_extender_app
 from extender.server.metrics import Metrics
 from extender.server.webhook_app import make_webhook_app
+from extender.tasks import cancel_and_wait
 from extender.webhook.mutate import WebhookConfig
 from extender.wire.core import Node, Pod
 
@@ -216,11 +216,7 @@ class Spillover:
     async def stop(self) -> None:
         for runner in self.runners:
             await runner.cleanup()
-        for task in self.tasks:
-            task.cancel()
-        for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(self.tasks)
         await self.registry.close()
         await self.home.close()
         await self.home_api.close()

@@ -15,6 +15,7 @@ import uuid
 
 import msgspec
 
+from extender.kube.lease import lease_body, leases_path
 from extender.kube.raw import ApiError, RawClient
 
 log = logging.getLogger("spillover.leader")
@@ -71,14 +72,9 @@ class LeaderElector:
         except ApiError as exc:
             if exc.status != 404:
                 raise
-            body = {
-                "apiVersion": "coordination.k8s.io/v1",
-                "kind": "Lease",
-                "metadata": {"name": LEASE_NAME, "namespace": self.namespace},
-                "spec": {**spec, "acquireTime": _fmt(now)},
-            }
+            body = lease_body(LEASE_NAME, self.namespace, {**spec, "acquireTime": _fmt(now)})
             try:
-                await self.home.request("POST", self.path.rsplit("/", 1)[0], body)
+                await self.home.request("POST", leases_path(self.namespace), body)
                 return True
             except ApiError as exc2:
                 if exc2.status == 409:

@@ -17,11 +17,13 @@ from typing import Any
 from extender import __version__, labels
 from extender.capacity.model import PeerState
 from extender.capacity.tracker import virtual_allocatable
+from extender.kube.lease import lease_body, leases_path
 from extender.kube.raw import ApiError, RawClient
 from extender.resources import CPU, MEMORY, PODS, Resources
 
 log = logging.getLogger("spillover.virtualnode")
 LEASE_SECONDS = 40
+NODE_LEASE_NS = "kube-node-lease"
 RENEW_EVERY = 10.0
 FLUSH_EVERY = 0.25
 MERGE = "application/merge-patch+json"
@@ -199,20 +201,14 @@ class VirtualNodes:
 
     async def renew_lease(self, peer_name: str) -> None:
         name = virtual_node_name(peer_name)
-        path = f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{name}"
+        path = f"{leases_path(NODE_LEASE_NS)}/{name}"
         spec = {"holderIdentity": name, "leaseDurationSeconds": LEASE_SECONDS, "renewTime": _micro_now()}
         try:
             await self.home.request("PATCH", path, {"spec": spec}, content_type=MERGE)
         except ApiError as exc:
             if exc.status != 404:
                 raise
-            body = {
-                "apiVersion": "coordination.k8s.io/v1",
-                "kind": "Lease",
-                "metadata": {"name": name, "namespace": "kube-node-lease"},
-                "spec": spec,
-            }
-            await self.home.request("POST", "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases", body)
+            await self.home.request("POST", leases_path(NODE_LEASE_NS), lease_body(name, NODE_LEASE_NS, spec))
 
     async def run_leases(self) -> None:
         """Renew every virtual node's Lease; a healthy peer's node also re-asserts Ready=True.

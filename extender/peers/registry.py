@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import datetime
 import hashlib
 import logging
@@ -25,6 +24,7 @@ from extender.kube import client as kube_client
 from extender.kube.raw import ApiError, RawClient
 from extender.kube.reflector import Handler, Reflector
 from extender.peers.model import PATH, PeerCluster
+from extender.tasks import cancel_and_wait
 from extender.wire.core import Node, Pod
 
 log = logging.getLogger("spillover.peers")
@@ -213,11 +213,7 @@ class PeerRegistry(Handler[PeerCluster]):
             await asyncio.sleep(PROBE_EVERY)
 
     async def _stop(self, runtime: PeerRuntime) -> None:
-        for task in runtime.tasks:
-            task.cancel()
-        for task in runtime.tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(runtime.tasks)
         await runtime.raw.close()
         await runtime.api.close()
         self.peers.pop(runtime.state.name, None)
