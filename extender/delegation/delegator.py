@@ -606,6 +606,7 @@ class Delegator:
             return 0
         client = entry.runtime.raw
         removed = 0
+        too_young = False
         needed: set[tuple[str, str, str]] = set()
         listed = msgspec.json.decode(
             await client.get(
@@ -617,10 +618,13 @@ class Delegator:
             meta = item.get("metadata", {})
             uid = (meta.get("labels") or {}).get(labels.PROXY_UID, "")
             proxy = self.proxies.get(uid)
-            if proxy is None and not _younger_than(meta, ORPHAN_MIN_AGE):
-                await self._delete_delegate(client, meta.get("namespace", ""), meta.get("name", ""), grace=0)
-                removed += 1
-                continue
+            if proxy is None:
+                if _younger_than(meta, ORPHAN_MIN_AGE):
+                    too_young = True
+                else:
+                    await self._delete_delegate(client, meta.get("namespace", ""), meta.get("name", ""), grace=0)
+                    removed += 1
+                    continue
             for ref in ((meta.get("annotations") or {}).get(delegate_spec.COPIES_ANNOTATION) or "").split(","):
                 if ref:
                     kind, _, name = ref.partition("/")
@@ -631,7 +635,10 @@ class Delegator:
             )
             for item in copies.get("items", []):
                 meta = item.get("metadata", {})
-                if (meta.get("namespace"), kind, meta.get("name")) in needed or _younger_than(meta, ORPHAN_MIN_AGE):
+                if (meta.get("namespace"), kind, meta.get("name")) in needed:
+                    continue
+                if _younger_than(meta, ORPHAN_MIN_AGE):
+                    too_young = True
                     continue
                 with contextlib.suppress(ApiError):
                     await client.request(
@@ -640,16 +647,18 @@ class Delegator:
                     removed += 1
         if removed:
             log.info("orphan sweep removed %d objects from %s", removed, peer)
+        if too_young:
+            self._schedule_sweep(peer, delay=ORPHAN_MIN_AGE)
         return removed
 
-    def _schedule_sweep(self, peer: str) -> None:
+    def _schedule_sweep(self, peer: str, delay: float = 2.0) -> None:
         """Soon after delegates go, collect the copies only they needed (debounced per peer)."""
         if peer in self._sweep_soon or not self.leader.leading:
             return
         self._sweep_soon.add(peer)
 
         async def later() -> None:
-            await asyncio.sleep(2.0)
+            await asyncio.sleep(delay)
             self._sweep_soon.discard(peer)
             try:
                 await self.sweep(peer)
