@@ -191,6 +191,9 @@ class PeerRegistry(Handler[PeerCluster]):
         runtime.state.synced = True
         runtime.state.set_reachable(True)
         runtime.tracker.changed()
+        # Tell `kubectl get peerclusters` at once rather than at the next periodic write.
+        with contextlib.suppress(Exception):
+            await self._write_status_for(runtime.state.name, runtime, "")
 
     async def _probe(self, runtime: PeerRuntime) -> None:
         """A cheap /readyz every few seconds: a hung peer is noticed even with quiet watches."""
