@@ -7,6 +7,7 @@ Nodes and Pods), so a restart loses nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import base64
 import datetime
 import hashlib
