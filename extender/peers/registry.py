@@ -7,8 +7,8 @@ Nodes and Pods), so a restart loses nothing.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import base64
+import contextlib
 import datetime
 import hashlib
 import logging
