@@ -1,9 +1,10 @@
 """The composition root of `spillover serve`: builds every part and runs them in one event loop.
 
-Three listeners: the extender (plain HTTP, loopback or cluster network, called by
-kube-scheduler), the webhook (HTTPS, called by kube-apiserver; cert reloaded when its files
-change) and metrics/health. Background tasks: home watches, the peer registry and its watches,
-virtual nodes and Leases, the planner loop and the delegation controllers.
+Three listeners: the extender (plain HTTP on a lean server of its own, loopback or cluster
+network, called by kube-scheduler for every pod it schedules), the webhook (HTTPS, called by
+kube-apiserver; cert reloaded when its files change) and metrics/health. Background tasks: home
+watches, the peer registry and its watches, virtual nodes and Leases, the planner loop and the
+delegation controllers.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from extender.planner.live import LivePlanner
 from extender.runtime import HomeNamespaces, HomeNodes, LiveState, Namespace
 from extender.scheduling.binder import Binder
 from extender.scheduling.filter import SelectorError, selector_matches
-from extender.server.extender_app import make_extender_app
+from extender.server.extender_app import start_extender_server
+from extender.server.http_server import JsonPostServer
 from extender.server.metrics import Metrics
 from extender.server.webhook_app import make_webhook_app
 from extender.tasks import cancel_and_wait
@@ -76,6 +78,7 @@ class Spillover:
         self.metrics = Metrics()
         self.tasks: list[asyncio.Task[Any]] = []
         self.runners: list[web.AppRunner] = []
+        self.servers: list[JsonPostServer] = []
 
     async def start(self) -> None:
         cfg = self.config
@@ -107,7 +110,7 @@ class Spillover:
         self._spawn(self.virtual_nodes.run_flush(), "virtual-nodes")
         self._spawn(self.virtual_nodes.run_leases(), "virtual-node-leases")
         self._spawn(self._expire_reservations(), "reservations")
-        await self._serve(make_extender_app(self.state, self.metrics), cfg.extender_port, None)
+        self.servers.append(await start_extender_server(self.state, self.metrics, cfg.bind_address, cfg.extender_port))
         if cfg.tls_cert_file and cfg.tls_key_file:
             reloader = CertReloader(cfg.tls_cert_file, cfg.tls_key_file)
             self._spawn(reloader.run(), "cert-reloader")
@@ -214,6 +217,8 @@ class Spillover:
         self.runners.append(runner)
 
     async def stop(self) -> None:
+        for server in self.servers:
+            await server.close()
         for runner in self.runners:
             await runner.cleanup()
         await cancel_and_wait(self.tasks)

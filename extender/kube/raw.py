@@ -9,10 +9,13 @@ from __future__ import annotations
 import ssl
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 import msgspec
 from kubernetes_asyncio import client
+
+from extender.kube.keepalive import KeepAliveClient
 
 
 class ApiError(Exception):
@@ -34,12 +37,13 @@ class ApiError(Exception):
 
 
 class RawClient:
-    """Requests on an aiohttp session of its own, built from the client's Configuration.
+    """Requests built from the client's Configuration, without its REST layer.
 
     kubernetes_asyncio's REST layer runs aiohttp with ``trust_env``: every request looks up proxy
-    variables and parses ~/.netrc in a worker thread, which was half the CPU of a bind. This
-    session has no environment lookups, caches DNS and keeps connections alive; TLS material,
-    host and credentials still come from kubernetes_asyncio's kubeconfig handling.
+    variables and parses ~/.netrc in a worker thread, which was half the CPU of a bind. Short
+    requests go through ``KeepAliveClient`` (see there for why); watches stream on an aiohttp
+    session with no environment lookups. TLS material, host and credentials still come from
+    kubernetes_asyncio's kubeconfig handling.
     """
 
     def __init__(self, api: client.ApiClient, timeout: float = 10.0, pool: int = 256) -> None:
@@ -50,6 +54,7 @@ class RawClient:
         self._cfg = cfg
         self._pool = pool
         self._session: aiohttp.ClientSession | None = None
+        self._short: KeepAliveClient | None = None
 
     def _ssl(self) -> ssl.SSLContext | bool:
         cfg = self._cfg
@@ -72,6 +77,14 @@ class RawClient:
                 connector=connector, trust_env=False, json_serialize=_json_text, skip_auto_headers=("User-Agent",)
             )
         return self._session
+
+    def short_requests(self) -> KeepAliveClient:
+        if self._short is None or self._short.closed:
+            context = self._ssl()
+            self._short = KeepAliveClient(
+                self.host, context if isinstance(context, ssl.SSLContext) else None, limit=min(self._pool, 64)
+            )
+        return self._short
 
     async def _headers(self, content_type: str | None) -> dict[str, str]:
         headers = {"Accept": "application/json", "User-Agent": "spillover"}
@@ -98,18 +111,13 @@ class RawClient:
         """Send one request and return the body; raise ApiError on a non-2xx status."""
         data = None if body is None else body if isinstance(body, bytes) else _encoder.encode(body)
         headers = await self._headers(content_type if data is not None else None)
-        async with self.session().request(
-            method,
-            self.host + path,
-            params=[(k, str(v)) for k, v in query] or None,
-            data=data,
-            headers=headers,
-            timeout=aiohttp.ClientTimeout(total=timeout or self.timeout),
-        ) as resp:
-            payload = await resp.read()
-            if resp.status >= 300:
-                raise ApiError(resp.status, payload, method, path)
-            return payload
+        target = f"{path}?{urlencode([(k, str(v)) for k, v in query])}" if query else path
+        status, payload = await self.short_requests().request(
+            method, target, data, headers, timeout=timeout or self.timeout
+        )
+        if status >= 300:
+            raise ApiError(status, payload, method, path)
+        return payload
 
     async def get(self, path: str, query: Sequence[tuple[str, str | int]] = ()) -> bytes:
         return await self.request("GET", path, query=query)
@@ -132,6 +140,8 @@ class RawClient:
                     yield line
 
     async def close(self) -> None:
+        if self._short is not None:
+            self._short.close()
         if self._session is not None:
             await self._session.close()
 

@@ -1,24 +1,25 @@
-"""HTTP face of the extender verbs, as kube-scheduler calls them (POST, JSON, capitalised keys).
+"""The extender verbs as kube-scheduler calls them (POST, JSON, capitalised keys), served over HTTP.
 
 Input is never trusted: a body that does not decode is answered 400 with msgspec's message (which
 names the path of the bad value), so a misconfigured scheduler shows up in its own logs with the
 reason. Bind failures are not HTTP errors: the scheduler expects 200 with ``Error`` set, and then
-retries the pod. Nothing here raises into aiohttp; a 5xx would mean a bug, and the property tests
-look for exactly that.
+retries the pod. Nothing here raises into the server; a 5xx would mean a bug, and the property
+tests look for exactly that. The transport is ``http_server`` (see there for why not aiohttp).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 
 import msgspec
-from aiohttp import web
 
 from extender.scheduling.filter import Outcome, filter_nodes
 from extender.scheduling.preempt import UnknownNode, preempt
 from extender.scheduling.prioritize import prioritize
 from extender.scheduling.state import BindError, SchedulingState
+from extender.server.http_server import Answer, Handler, JsonPostServer, error_body
 from extender.server.logs import log_request
 from extender.server.metrics import Metrics
 from extender.wire.core import Pod
@@ -35,8 +36,6 @@ log = logging.getLogger("spillover.extender")
 MAX_BODY = 64 * 2**20
 """A filter call for 5000 nodes is ~150 KiB; a preempt call with full victim pods can be far bigger."""
 
-_JSON = "application/json"
-
 
 def _problem(what: str, exc: msgspec.MsgspecError) -> str:
     message = f"body is not valid {what}: {exc}"
@@ -45,14 +44,16 @@ def _problem(what: str, exc: msgspec.MsgspecError) -> str:
     return message
 
 
-class _Handlers:
+class ExtenderVerbs:
+    """filter, prioritize and preempt answer from caches at once; bind awaits its API writes."""
+
     def __init__(self, state: SchedulingState, metrics: Metrics) -> None:
         self.state = state
         self.metrics = metrics
 
     def _answer(
         self, verb: str, started: float, body: bytes, pod: Pod | None, decision: str, level: int = logging.INFO
-    ) -> web.Response:
+    ) -> Answer:
         seconds = time.perf_counter() - started
         self.metrics.observe_extender(verb, 200, seconds)
         meta = pod.metadata if pod is not None else None
@@ -65,22 +66,22 @@ class _Handlers:
             seconds,
             level=level,
         )
-        return web.Response(body=body, content_type=_JSON)
+        return 200, body
 
-    def _refuse(self, verb: str, started: float, message: str) -> web.Response:
+    def _refuse(self, verb: str, started: float, message: str) -> Answer:
         seconds = time.perf_counter() - started
         self.metrics.observe_extender(verb, 400, seconds)
         log_request(verb, "", "", "", "bad request: " + message, seconds, level=logging.WARNING)
-        return web.json_response({"error": message}, status=400)
+        return 400, error_body(message)
 
     def _known(self, node: str) -> bool:
         state = self.state
         return state.peer_for_node(node) is not None or state.is_virtual_node_name(node) or state.home_node_exists(node)
 
-    async def filter(self, request: web.Request) -> web.Response:
+    def filter(self, body: bytes) -> Answer:
         started = time.perf_counter()
         try:
-            args = args_decoder.decode(await request.read())
+            args = args_decoder.decode(body)
         except msgspec.MsgspecError as exc:
             return self._refuse("filter", started, _problem("extender arguments", exc))
         filtered = filter_nodes(self.state, args.Pod, args.NodeNames)
@@ -94,10 +95,10 @@ class _Handlers:
         level = logging.DEBUG if filtered.outcome is Outcome.HOME else logging.INFO
         return self._answer("filter", started, encoder.encode(result), args.Pod, decision, level)
 
-    async def prioritize(self, request: web.Request) -> web.Response:
+    def prioritize(self, body: bytes) -> Answer:
         started = time.perf_counter()
         try:
-            args = args_decoder.decode(await request.read())
+            args = args_decoder.decode(body)
         except msgspec.MsgspecError as exc:
             return self._refuse("prioritize", started, _problem("extender arguments", exc))
         scores = prioritize(self.state, args.Pod, args.NodeNames)
@@ -105,10 +106,10 @@ class _Handlers:
             "prioritize", started, encoder.encode(scores), args.Pod, f"{len(scores)} scored", logging.DEBUG
         )
 
-    async def preempt(self, request: web.Request) -> web.Response:
+    def preempt(self, body: bytes) -> Answer:
         started = time.perf_counter()
         try:
-            args = preemption_args_decoder.decode(await request.read())
+            args = preemption_args_decoder.decode(body)
         except msgspec.MsgspecError as exc:
             return self._refuse("preempt", started, _problem("preemption arguments", exc))
         try:
@@ -118,10 +119,10 @@ class _Handlers:
         decision = f"{len(result.NodeNameToMetaVictims)} nodes offered"
         return self._answer("preempt", started, encoder.encode(result), args.Pod, decision)
 
-    async def bind(self, request: web.Request) -> web.Response:
+    async def bind(self, body: bytes) -> Answer:
         started = time.perf_counter()
         try:
-            args = binding_args_decoder.decode(await request.read())
+            args = binding_args_decoder.decode(body)
         except msgspec.MsgspecError as exc:
             return self._refuse("bind", started, _problem("binding arguments", exc))
         for field in ("PodName", "PodNamespace", "Node"):
@@ -142,15 +143,16 @@ class _Handlers:
         decision = f"error: {error}" if error else f"bound to {args.Node}"
         level = logging.INFO if error or self.state.peer_for_node(args.Node) is not None else logging.DEBUG
         log_request("bind", args.PodNamespace, args.PodName, args.PodUID, decision, seconds, level, node=args.Node)
-        return web.Response(body=encoder.encode(ExtenderBindingResult(Error=error)), content_type=_JSON)
+        return 200, encoder.encode(ExtenderBindingResult(Error=error))
 
 
-def make_extender_app(state: SchedulingState, metrics: Metrics) -> web.Application:
-    """POST /filter, /prioritize, /preempt, /bind; other methods get aiohttp's 405."""
-    handlers = _Handlers(state, metrics)
-    app = web.Application(client_max_size=MAX_BODY)
-    app.router.add_post("/filter", handlers.filter)
-    app.router.add_post("/prioritize", handlers.prioritize)
-    app.router.add_post("/preempt", handlers.preempt)
-    app.router.add_post("/bind", handlers.bind)
-    return app
+def extender_routes(state: SchedulingState, metrics: Metrics) -> Mapping[str, Handler]:
+    verbs = ExtenderVerbs(state, metrics)
+    return {"/filter": verbs.filter, "/prioritize": verbs.prioritize, "/preempt": verbs.preempt, "/bind": verbs.bind}
+
+
+async def start_extender_server(state: SchedulingState, metrics: Metrics, host: str, port: int) -> JsonPostServer:
+    """POST /filter, /prioritize, /preempt, /bind on ``host:port`` (port 0 picks a free one)."""
+    server = JsonPostServer(extender_routes(state, metrics), max_body=MAX_BODY)
+    await server.start(host, port)
+    return server

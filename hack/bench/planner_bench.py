@@ -73,9 +73,7 @@ def headline(repeats: int) -> None:
 
 
 def costs(pods: int, peers: int, nodes: int, cpsat_limit: float) -> None:
-    print(
-        f"\n== cost, mixed workload, heterogeneous prices, contended: {pods} pods x {peers} peers x {nodes} nodes =="
-    )
+    print(f"\n== cost, mixed workload, heterogeneous prices, contended: {pods} pods x {peers} peers x {nodes} nodes ==")
     plan_input = mixed_input(seed=11, pods=pods, peers=peers, nodes=nodes, busy=0.9)
     rows: list[tuple[str, float, int, float]] = []
     for solver, limit in ((Solver.FLOW, 5.0), (Solver.CPSAT, cpsat_limit), (Solver.GREEDY, 5.0)):

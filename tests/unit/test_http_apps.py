@@ -7,17 +7,18 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from extender.scheduling.state import BindError
-from extender.server.extender_app import make_extender_app
 from extender.server.logs import JsonFormatter
 from extender.server.metrics import Metrics
 from extender.server.webhook_app import make_webhook_app
 from extender.webhook.mutate import WebhookConfig
 from tests.unit.fakes import FakeState, peer
+from tests.unit.served import served_extender
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 
@@ -48,10 +49,9 @@ async def serve(app: web.Application) -> TestClient[web.Request, web.Application
 
 
 @pytest.fixture
-async def extender(fake: FakeState, metrics: Metrics) -> AsyncIterator[TestClient[web.Request, web.Application]]:
-    client = await serve(make_extender_app(fake, metrics))
-    yield client
-    await client.close()
+async def extender(fake: FakeState, metrics: Metrics) -> AsyncIterator[aiohttp.ClientSession]:
+    async with served_extender(fake, metrics) as client:
+        yield client
 
 
 @pytest.fixture
@@ -62,9 +62,10 @@ async def webhook(metrics: Metrics) -> AsyncIterator[TestClient[web.Request, web
 
 
 Client = TestClient[web.Request, web.Application]
+Extender = aiohttp.ClientSession
 
 
-async def test_filter_with_a_scheduler_body_answers_a_filter_result(extender: Client, metrics: Metrics) -> None:
+async def test_filter_with_a_scheduler_body_answers_a_filter_result(extender: Extender, metrics: Metrics) -> None:
     response = await extender.post("/filter", json=body("extender/filter_args.json"))
     assert response.status == 200
     assert response.content_type == "application/json"
@@ -77,12 +78,12 @@ async def test_filter_with_a_scheduler_body_answers_a_filter_result(extender: Cl
     )
 
 
-async def test_filter_with_only_a_virtual_node_passes_it_when_the_peer_fits(extender: Client) -> None:
+async def test_filter_with_only_a_virtual_node_passes_it_when_the_peer_fits(extender: Extender) -> None:
     response = await extender.post("/filter", json=body("extender/filter_args_virtual_only.json"))
     assert (await response.json())["NodeNames"] == ["spillover-east"]
 
 
-async def test_prioritize_answers_a_host_priority_list(extender: Client) -> None:
+async def test_prioritize_answers_a_host_priority_list(extender: Extender) -> None:
     response = await extender.post("/prioritize", json=body("extender/prioritize_args.json"))
     assert response.status == 200
     scores = {hp["Host"]: hp["Score"] for hp in await response.json()}
@@ -90,7 +91,7 @@ async def test_prioritize_answers_a_host_priority_list(extender: Client) -> None
     assert all(0 <= s <= 10 for s in scores.values())
 
 
-async def test_preempt_drops_virtual_nodes(extender: Client) -> None:
+async def test_preempt_drops_virtual_nodes(extender: Extender) -> None:
     response = await extender.post("/preempt", json=body("extender/preempt_args.json"))
     assert response.status == 200
     assert await response.json() == {
@@ -98,21 +99,23 @@ async def test_preempt_drops_virtual_nodes(extender: Client) -> None:
     }
 
 
-async def test_bind_calls_the_state_and_answers_an_empty_error(extender: Client, fake: FakeState) -> None:
+async def test_bind_calls_the_state_and_answers_an_empty_error(extender: Extender, fake: FakeState) -> None:
     response = await extender.post("/bind", json=body("extender/bind_args.json"))
     assert response.status == 200
     assert await response.json() == {}
     assert fake.bound == [("shop", "web-7d4b9c6f5d-x8k2p", "6b1f0c2e-3d4a-4e8b-9a71-2f5c8d9e0a13", "spillover-east")]
 
 
-async def test_a_bind_error_is_a_200_with_error_set_so_the_scheduler_retries(extender: Client, fake: FakeState) -> None:
+async def test_a_bind_error_is_a_200_with_error_set_so_the_scheduler_retries(
+    extender: Extender, fake: FakeState
+) -> None:
     fake.bind_error = BindError("peer east refused the delegate: quota exceeded")
     response = await extender.post("/bind", json=body("extender/bind_args.json"))
     assert response.status == 200
     assert await response.json() == {"Error": "peer east refused the delegate: quota exceeded"}
 
 
-async def test_an_unexpected_bind_failure_is_still_a_200_with_error(extender: Client, fake: FakeState) -> None:
+async def test_an_unexpected_bind_failure_is_still_a_200_with_error(extender: Extender, fake: FakeState) -> None:
     fake.bind_error = RuntimeError("boom")
     response = await extender.post("/bind", json=body("extender/bind_args.json"))
     assert response.status == 200
@@ -135,18 +138,18 @@ async def test_an_unexpected_bind_failure_is_still_a_200_with_error(extender: Cl
     ],
 )
 async def test_bad_bodies_are_400_with_a_message_naming_the_problem(
-    extender: Client, path: str, payload: bytes, message: str
+    extender: Extender, path: str, payload: bytes, message: str
 ) -> None:
     response = await extender.post(path, data=payload)
     assert response.status == 400
     assert message in (await response.json())["error"]
 
 
-async def test_wrong_method_is_405(extender: Client) -> None:
+async def test_wrong_method_is_405(extender: Extender) -> None:
     assert (await extender.get("/filter")).status == 405
 
 
-async def test_bad_requests_are_counted_by_code(extender: Client, metrics: Metrics) -> None:
+async def test_bad_requests_are_counted_by_code(extender: Extender, metrics: Metrics) -> None:
     await extender.post("/bind", data=b"[]")
     assert metrics.registry.get_sample_value("spillover_extender_requests_total", {"verb": "bind", "code": "400"}) == 1
 
@@ -199,7 +202,7 @@ async def test_webhook_bad_reviews_are_400_with_a_message(
     assert metrics.registry.get_sample_value("spillover_webhook_requests_total", {"result": "bad_request"}) == 1
 
 
-async def test_metrics_handler_serves_the_prometheus_text_format(extender: Client, metrics: Metrics) -> None:
+async def test_metrics_handler_serves_the_prometheus_text_format(extender: Extender, metrics: Metrics) -> None:
     await extender.post("/filter", json=body("extender/filter_args.json"))
     app = web.Application()
     app.router.add_get("/metrics", metrics.handler)
@@ -215,7 +218,7 @@ async def test_metrics_handler_serves_the_prometheus_text_format(extender: Clien
 
 
 async def test_each_call_logs_one_json_line_with_pod_verb_decision_and_duration(
-    extender: Client, caplog: pytest.LogCaptureFixture
+    extender: Extender, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.DEBUG, logger="spillover.requests"):
         await extender.post("/filter", json=body("extender/filter_args.json"))
@@ -230,7 +233,7 @@ async def test_each_call_logs_one_json_line_with_pod_verb_decision_and_duration(
 
 
 async def test_home_placements_are_not_logged_at_info_to_keep_the_hot_path_cheap(
-    extender: Client, caplog: pytest.LogCaptureFixture
+    extender: Extender, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.INFO, logger="spillover.requests"):
         await extender.post("/filter", json=body("extender/filter_args.json"))

@@ -9,18 +9,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from extender.server.extender_app import make_extender_app
 from extender.server.metrics import Metrics
 from extender.server.webhook_app import make_webhook_app
 from extender.webhook.mutate import WebhookConfig
 from extender.wire.core import Taint
 from tests.unit.fakes import FakeState, node_capacity, peer
+from tests.unit.served import served_extender
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 VALID = {
@@ -172,7 +173,7 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
 
 
 @pytest.fixture(scope="module")
-def clients(loop: asyncio.AbstractEventLoop) -> Iterator[dict[str, Client]]:
+def clients(loop: asyncio.AbstractEventLoop) -> Iterator[dict[str, Client | aiohttp.ClientSession]]:
     nodes = [
         node_capacity("east-0"),
         node_capacity("east-1", taints=[Taint(key="gpu", effect="NoSchedule")], labels={"zone": "a"}),
@@ -184,16 +185,16 @@ def clients(loop: asyncio.AbstractEventLoop) -> Iterator[dict[str, Client]]:
         namespaces={"shop": {"team": "web"}},
     )
     metrics = Metrics()
-    extender = TestClient(TestServer(make_extender_app(fake, metrics)), loop=loop)
+    served = served_extender(fake, metrics)
+    extender = loop.run_until_complete(served.__aenter__())
     webhook = TestClient(TestServer(make_webhook_app(WebhookConfig(scheduler_name="spill"), metrics)), loop=loop)
-    loop.run_until_complete(extender.start_server())
     loop.run_until_complete(webhook.start_server())
     yield {path: (webhook if path == "/mutate" else extender) for path in VALID}
-    loop.run_until_complete(extender.close())
+    loop.run_until_complete(served.__aexit__(None, None, None))
     loop.run_until_complete(webhook.close())
 
 
-async def _post(client: Client, path: str, payload: bytes) -> tuple[int, bytes]:
+async def _post(client: Client | aiohttp.ClientSession, path: str, payload: bytes) -> tuple[int, bytes]:
     response = await client.post(path, data=payload, headers={"Content-Type": "application/json"})
     return response.status, await response.read()
 
@@ -208,7 +209,7 @@ def _check(status: int, answer: bytes) -> None:
 
 @pytest.mark.parametrize("path", list(VALID))
 def test_generated_bodies_never_get_a_5xx_and_every_4xx_carries_a_message(
-    path: str, clients: dict[str, Client], loop: asyncio.AbstractEventLoop
+    path: str, clients: dict[str, Client | aiohttp.ClientSession], loop: asyncio.AbstractEventLoop
 ) -> None:
     @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(payload=bodies(path))
@@ -220,7 +221,7 @@ def test_generated_bodies_never_get_a_5xx_and_every_4xx_carries_a_message(
 
 @pytest.mark.parametrize("path", list(VALID))
 def test_the_valid_fixture_body_is_answered_200(
-    path: str, clients: dict[str, Client], loop: asyncio.AbstractEventLoop
+    path: str, clients: dict[str, Client | aiohttp.ClientSession], loop: asyncio.AbstractEventLoop
 ) -> None:
     status, answer = loop.run_until_complete(_post(clients[path], path, (FIXTURES / VALID[path]).read_bytes()))
     assert status == 200, answer
