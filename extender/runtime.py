@@ -97,6 +97,9 @@ class LiveState:
         if self.planner is not None:
             self.planner.note_candidate(pod)
 
+    def remember_pod(self, uid: str, body: bytes) -> None:
+        self.binder.filtered_pods[uid] = body
+
     def gang_peer(self, pod: Pod, gang: str) -> str | None:
         return self.planner.gang_peer(pod, gang) if self.planner is not None else None
 

@@ -231,7 +231,7 @@ class Delegator:
             f"no home node could take the pod; peer {peer.name} (cost {peer.cost:g}, tier {peer.tier}) has room "
             f"on node {peer_node}"
         )
-        await self.home.request(
+        mark_proxy = self.home.request(
             "PATCH",
             f"/api/v1/namespaces/{meta.namespace}/pods/{meta.name}",
             {
@@ -247,21 +247,33 @@ class Delegator:
             },
             content_type=MERGE,
         )
-        await self._ensure_namespace(entry, namespace)
-        copies = await self._copy_references(client, raw_pod, meta.namespace, namespace)
-        body = delegate_spec.delegate_body(raw_pod, peer.name, namespace, copies)
-        try:
-            await client.request("POST", f"/api/v1/namespaces/{namespace}/pods", body)
-        except ApiError as exc:
-            if exc.status != 409:
-                raise BindError(f"creating delegate {namespace}/{name} in {peer.name} failed: {exc.message}") from exc
-            existing = msgspec.json.decode(await client.get(f"/api/v1/namespaces/{namespace}/pods/{name}"))
-            owner = (existing.get("metadata", {}).get("labels") or {}).get(labels.PROXY_UID)
-            if owner != meta.uid:
-                raise BindError(
-                    f"pod {namespace}/{name} exists in {peer.name} but was not created for this pod; "
-                    "rename or delete it there"
-                ) from exc
+
+        async def create() -> None:
+            await self._ensure_namespace(entry, namespace)
+            copies = await self._copy_references(client, raw_pod, meta.namespace, namespace)
+            body = delegate_spec.delegate_body(raw_pod, peer.name, namespace, copies)
+            try:
+                await client.request("POST", f"/api/v1/namespaces/{namespace}/pods", body)
+            except ApiError as exc:
+                if exc.status != 409:
+                    raise BindError(
+                        f"creating delegate {namespace}/{name} in {peer.name} failed: {exc.message}"
+                    ) from exc
+                existing = msgspec.json.decode(await client.get(f"/api/v1/namespaces/{namespace}/pods/{name}"))
+                owner = (existing.get("metadata", {}).get("labels") or {}).get(labels.PROXY_UID)
+                if owner != meta.uid:
+                    raise BindError(
+                        f"pod {namespace}/{name} exists in {peer.name} but was not created for this pod; "
+                        "rename or delete it there"
+                    ) from exc
+
+        # Two independent writes, one in each cluster: their latencies overlap rather than add.
+        marked, created = await asyncio.gather(mark_proxy, create(), return_exceptions=True)
+        if isinstance(created, BaseException):
+            raise created
+        if isinstance(marked, BaseException):
+            await self._delete_delegate(client, namespace, name, grace=0)
+            raise marked
 
         async def undo() -> None:
             await self._delete_delegate(client, namespace, name, grace=0)

@@ -82,7 +82,7 @@ class RawClient:
         if self._short is None or self._short.closed:
             context = self._ssl()
             self._short = KeepAliveClient(
-                self.host, context if isinstance(context, ssl.SSLContext) else None, limit=min(self._pool, 64)
+                self.host, context if isinstance(context, ssl.SSLContext) else None, limit=self._pool
             )
         return self._short
 

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 import msgspec
+from cachetools import TTLCache
 
 from extender.capacity.fit import find_node
 from extender.capacity.model import PeerState
@@ -23,6 +24,8 @@ from extender.scheduling.state import BindError
 from extender.wire.core import Pod
 
 log = logging.getLogger("spillover.bind")
+FILTERED_PODS = 20_000
+FILTERED_POD_SECONDS = 120.0
 _pod_decoder = msgspec.json.Decoder(Pod)
 
 
@@ -64,6 +67,8 @@ class Binder:
         self.reservations = reservations
         self.delegation = delegation
         self.on_peer_bound = on_peer_bound
+        self.filtered_pods: TTLCache[str, bytes] = TTLCache(maxsize=FILTERED_PODS, ttl=FILTERED_POD_SECONDS)
+        """Pods filter passed to a peer, by UID: their bind follows within milliseconds."""
 
     async def bind(self, namespace: str, name: str, uid: str, node: str) -> None:
         peer = self.peers.get(node)
@@ -107,6 +112,16 @@ class Binder:
         )
 
     async def _get_pod(self, namespace: str, name: str, uid: str) -> tuple[dict[str, Any], Pod]:
+        """The pod as filter saw it moments ago, else as the apiserver has it. Either way the
+        Binding carries the UID, so a pod replaced in between fails the bind rather than binding."""
+        remembered = self.filtered_pods.pop(uid, None) if uid else None
+        if remembered is not None:
+            try:
+                pod = _pod_decoder.decode(remembered)
+                if pod.metadata.uid == uid and pod.metadata.name == name and pod.metadata.namespace == namespace:
+                    return msgspec.json.decode(remembered), pod
+            except msgspec.DecodeError:
+                pass
         try:
             payload = await self.home.get(f"/api/v1/namespaces/{namespace}/pods/{name}")
         except ApiError as exc:

@@ -28,6 +28,7 @@ from extender.wire.extender import (
     args_decoder,
     binding_args_decoder,
     encoder,
+    pod_bytes_decoder,
     preemption_args_decoder,
 )
 
@@ -85,6 +86,8 @@ class ExtenderVerbs:
         except msgspec.MsgspecError as exc:
             return self._refuse("filter", started, _problem("extender arguments", exc))
         filtered = filter_nodes(self.state, args.Pod, args.NodeNames)
+        if filtered.outcome is Outcome.PEER and args.Pod.metadata.uid:
+            self.state.remember_pod(args.Pod.metadata.uid, bytes(pod_bytes_decoder.decode(body).Pod))
         self.metrics.filter_decisions.labels(filtered.outcome.value).inc()
         result = filtered.result
         decision = (

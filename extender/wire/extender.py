@@ -92,7 +92,14 @@ class ExtenderBindingResult(_Go):
     Error: str = ""
 
 
+class ExtenderArgsPodBytes(_Go):
+    """Only the pod of ExtenderArgs, kept as the scheduler's JSON: bind rebuilds the delegate from it."""
+
+    Pod: msgspec.Raw
+
+
 args_decoder = msgspec.json.Decoder(ExtenderArgs)
+pod_bytes_decoder = msgspec.json.Decoder(ExtenderArgsPodBytes)
 preemption_args_decoder = msgspec.json.Decoder(ExtenderPreemptionArgs)
 binding_args_decoder = msgspec.json.Decoder(ExtenderBindingArgs)
 encoder = msgspec.json.Encoder()

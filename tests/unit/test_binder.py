@@ -1,0 +1,76 @@
+"""The bind verb's writes: what reaches the apiserver, and what it can skip."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from extender.capacity.tracker import Reservations
+from extender.scheduling.binder import Binder
+from extender.server.extender_app import ExtenderVerbs
+from extender.server.metrics import Metrics
+from tests.unit.fakes import FakeState, peer
+
+FIXTURE = Path(__file__).parent.parent / "fixtures" / "extender" / "filter_args_virtual_only.json"
+
+
+class RecordingHome:
+    """The home apiserver as the binder sees it: answers reads with the pod, records every call."""
+
+    def __init__(self, pod: dict[str, Any]) -> None:
+        self.pod = json.dumps(pod).encode()
+        self.calls: list[tuple[str, str]] = []
+
+    async def get(self, path: str, query: Any = ()) -> bytes:
+        self.calls.append(("GET", path))
+        return self.pod
+
+    async def request(self, method: str, path: str, body: Any = None, **_: Any) -> bytes:
+        self.calls.append((method, path))
+        return b"{}"
+
+
+def binder_for(pod: dict[str, Any]) -> tuple[Binder, RecordingHome]:
+    east = peer("east")
+    home = RecordingHome(pod)
+    return Binder(home, {east.virtual_node: east}, Reservations()), home  # type: ignore[arg-type]
+
+
+async def test_a_pod_filter_sent_to_a_peer_is_bound_without_reading_it_back() -> None:
+    args = json.loads(FIXTURE.read_bytes())
+    pod = args["Pod"]
+    meta = pod["metadata"]
+    binder, home = binder_for(pod)
+    state = FakeState([peer("east")], home_nodes=["home-1"])
+    status, _ = ExtenderVerbs(state, Metrics()).filter(FIXTURE.read_bytes())
+    assert status == 200
+    assert json.loads(state.remembered[meta["uid"]]) == pod  # the scheduler's own JSON, as sent
+    binder.filtered_pods.update(state.remembered)
+
+    await binder.bind(meta["namespace"], meta["name"], meta["uid"], "spillover-east")
+
+    assert home.calls == [("POST", f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/binding")]
+
+
+async def test_a_pod_not_seen_by_filter_is_read_from_the_apiserver_first() -> None:
+    pod = json.loads(FIXTURE.read_bytes())["Pod"]
+    meta = pod["metadata"]
+    binder, home = binder_for(pod)
+
+    await binder.bind(meta["namespace"], meta["name"], meta["uid"], "spillover-east")
+
+    path = f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}"
+    assert home.calls == [("GET", path), ("POST", path + "/binding")]
+
+
+async def test_a_remembered_pod_of_another_uid_is_not_trusted() -> None:
+    pod = json.loads(FIXTURE.read_bytes())["Pod"]
+    meta = pod["metadata"]
+    binder, home = binder_for(pod)
+    stale = dict(pod, metadata=dict(meta, uid="older-pod-same-name"))
+    binder.filtered_pods[meta["uid"]] = json.dumps(stale).encode()
+
+    await binder.bind(meta["namespace"], meta["name"], meta["uid"], "spillover-east")
+
+    assert home.calls[0][0] == "GET"
