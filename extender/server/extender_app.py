@@ -28,7 +28,8 @@ from extender.wire.extender import (
     args_decoder,
     binding_args_decoder,
     encoder,
-    pod_bytes_decoder,
+    filter_args_decoder,
+    pod_decoder,
     preemption_args_decoder,
 )
 
@@ -82,12 +83,17 @@ class ExtenderVerbs:
     def filter(self, body: bytes) -> Answer:
         started = time.perf_counter()
         try:
-            args = args_decoder.decode(body)
-        except msgspec.MsgspecError as exc:
+            args = filter_args_decoder.decode(body)
+            pod = pod_decoder.decode(args.Pod)
+        except msgspec.MsgspecError:
+            try:  # decoded whole, for the error message's full path ($.Pod...)
+                args_decoder.decode(body)
+            except msgspec.MsgspecError as whole:
+                exc = whole
             return self._refuse("filter", started, _problem("extender arguments", exc))
-        filtered = filter_nodes(self.state, args.Pod, args.NodeNames)
-        if filtered.outcome is Outcome.PEER and args.Pod.metadata.uid:
-            self.state.remember_pod(args.Pod.metadata.uid, bytes(pod_bytes_decoder.decode(body).Pod))
+        filtered = filter_nodes(self.state, pod, args.NodeNames)
+        if filtered.outcome is Outcome.PEER and pod.metadata.uid:
+            self.state.remember_pod(pod.metadata.uid, bytes(args.Pod))
         self.metrics.filter_decisions.labels(filtered.outcome.value).inc()
         result = filtered.result
         decision = (
@@ -96,7 +102,7 @@ class ExtenderVerbs:
         )
         # Home placements are the bulk and say nothing new: logged at DEBUG, counted in metrics.
         level = logging.DEBUG if filtered.outcome is Outcome.HOME else logging.INFO
-        return self._answer("filter", started, encoder.encode(result), args.Pod, decision, level)
+        return self._answer("filter", started, encoder.encode(result), pod, decision, level)
 
     def prioritize(self, body: bytes) -> Answer:
         started = time.perf_counter()

@@ -92,14 +92,18 @@ class ExtenderBindingResult(_Go):
     Error: str = ""
 
 
-class ExtenderArgsPodBytes(_Go):
-    """Only the pod of ExtenderArgs, kept as the scheduler's JSON: bind rebuilds the delegate from it."""
+class FilterArgs(_Go):
+    """ExtenderArgs with the pod left as the scheduler's JSON: filter decodes it on its own and
+    keeps the bytes for bind, which rebuilds the delegate from them (one pass over the names)."""
 
     Pod: msgspec.Raw
+    NodeNames: list[str]
+    Nodes: msgspec.Raw = NULL
 
 
 args_decoder = msgspec.json.Decoder(ExtenderArgs)
-pod_bytes_decoder = msgspec.json.Decoder(ExtenderArgsPodBytes)
+filter_args_decoder = msgspec.json.Decoder(FilterArgs)
+pod_decoder = msgspec.json.Decoder(Pod)
 preemption_args_decoder = msgspec.json.Decoder(ExtenderPreemptionArgs)
 binding_args_decoder = msgspec.json.Decoder(ExtenderBindingArgs)
 encoder = msgspec.json.Encoder()
