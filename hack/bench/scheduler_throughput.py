@@ -127,6 +127,7 @@ async def measure(api: client.ApiClient, namespace: str, tag: str, count: int, s
                         break
     finally:
         procs.stop(proc)
+        await raw.close()
     if len(bound_at) < count:
         raise RuntimeError(f"only {len(bound_at)}/{count} pods bound in 120 s (see the scheduler log)")
     times = sorted(bound_at.values())
