@@ -267,18 +267,31 @@ class Delegator:
                         "rename or delete it there"
                     ) from exc
 
-        # Two independent writes, one in each cluster: their latencies overlap rather than add.
-        marked, created = await asyncio.gather(mark_proxy, create(), return_exceptions=True)
-        if isinstance(created, BaseException):
-            raise created
-        if isinstance(marked, BaseException):
-            await self._delete_delegate(client, namespace, name, grace=0)
-            raise marked
+        # The proxy is labelled before its delegate exists, never after: the home proxy watch
+        # selects on that label, and a delegate whose proxy it cannot see is an orphan to the
+        # sweep. The two writes would overlap nicely, but a restart between them would then
+        # leave a delegate the sweep deletes under a bind that is being retried.
+        await mark_proxy
+        await self._remove_leftovers(meta.uid, keep=peer.name)
+        await create()
 
         async def undo() -> None:
             await self._delete_delegate(client, namespace, name, grace=0)
 
         return undo
+
+    async def _remove_leftovers(self, proxy_uid: str, keep: str) -> None:
+        """Delete this pod's delegates in other peers: an earlier bind of it created one and was
+        cut off before its Binding (a restart, a timeout), and the retry chose another peer."""
+        for name, entry in self.peers.items():
+            stale = entry.by_proxy.get(proxy_uid)
+            if name == keep or stale is None:
+                continue
+            await self._delete_delegate(entry.runtime.raw, stale.namespace, stale.name, grace=0)
+            log.info(
+                "deleted delegate left by an interrupted bind",
+                extra={"delegate": f"{stale.namespace}/{stale.name}", "peer": name, "uid": proxy_uid, "now": keep},
+            )
 
     def bound(self, pod: Pod, peer: PeerState, peer_node: str) -> None:
         raw = {"namespace": pod.metadata.namespace, "name": pod.metadata.name, "uid": pod.metadata.uid}
@@ -617,6 +630,7 @@ class Delegator:
         if not self.proxy_reflector.synced.is_set() or not entry.runtime.state.reachable:
             return 0
         client = entry.runtime.raw
+        virtual_node = entry.runtime.state.virtual_node
         removed = 0
         too_young = False
         needed: set[tuple[str, str, str]] = set()
@@ -630,7 +644,10 @@ class Delegator:
             meta = item.get("metadata", {})
             uid = (meta.get("labels") or {}).get(labels.PROXY_UID, "")
             proxy = self.proxies.get(uid)
-            if proxy is None:
+            # Its proxy is gone, or bound somewhere else (a bind cut off after creating this
+            # delegate, then retried to another peer or home): nothing will ever use it.
+            bound_elsewhere = proxy is not None and proxy.node_name not in (None, "", virtual_node)
+            if proxy is None or bound_elsewhere:
                 if _younger_than(meta, ORPHAN_MIN_AGE):
                     too_young = True
                 else:
