@@ -34,7 +34,7 @@ from extender.wire.core import ObjectMeta, Pod
 log = logging.getLogger("spillover.delegator")
 MERGE = "application/merge-patch+json"
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
-MIRROR_WORKERS = 16
+MIRROR_WORKERS = 64
 """Concurrent proxy status writes; a burst of spilled pods turns Running together."""
 STUCK_DELETION_SLACK = 30.0
 """Seconds past the grace period after which a proxy is finalised even if its delegate lingers."""
@@ -195,6 +195,7 @@ class Delegator:
             asyncio.create_task(self.leader.run(), name="leader"),
             asyncio.create_task(self._periodic(), name="delegation-periodic"),
             asyncio.create_task(self._sweeper(), name="orphan-sweep"),
+            asyncio.create_task(self.events.run(), name="events"),
             *workers,
         ]
         try:

@@ -14,17 +14,39 @@ log = logging.getLogger("spillover.events")
 COMPONENT = "spillover"
 
 
+QUEUE = 2000
+WRITERS = 4
+
+
 class EventRecorder:
+    """Best effort, as client-go's event broadcaster: a bounded queue drained by a few writers.
+
+    A burst of spills records two Events a pod; posted at once they crowded the home apiserver
+    just when the Bindings and status writes that make pods run needed it. Queued, they trail
+    behind by a moment; when the queue is full they are dropped (and counted in the log).
+    """
+
     def __init__(self, home: RawClient) -> None:
         self.home = home
         self.instance = os.environ.get("POD_NAME") or os.uname().nodename
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._queue: asyncio.Queue[tuple[dict[str, Any], str, str, bool]] = asyncio.Queue(QUEUE)
+        self.dropped = 0
 
     def record(self, pod: dict[str, Any], reason: str, message: str, warning: bool = False) -> None:
-        """Fire and forget: an Event must never slow down or fail the action it reports."""
-        task = asyncio.ensure_future(self._post(pod, reason, message, warning))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        """Never blocks or fails the action it reports."""
+        try:
+            self._queue.put_nowait((pod, reason, message, warning))
+        except asyncio.QueueFull:
+            self.dropped += 1
+            log.warning("event queue full: %s on %s/%s dropped", reason, pod.get("namespace"), pod.get("name"))
+
+    async def run(self) -> None:
+        await asyncio.gather(*(self._write() for _ in range(WRITERS)))
+
+    async def _write(self) -> None:
+        while True:
+            pod, reason, message, warning = await self._queue.get()
+            await self._post(pod, reason, message, warning)
 
     async def _post(self, pod: dict[str, Any], reason: str, message: str, warning: bool) -> None:
         namespace = pod.get("namespace", "default")
