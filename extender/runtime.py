@@ -97,8 +97,8 @@ class LiveState:
         if self.planner is not None:
             self.planner.note_candidate(pod)
 
-    def remember_pod(self, uid: str, body: bytes) -> None:
-        self.binder.filtered_pods[uid] = body
+    def remember_pod(self, pod: Pod, body: bytes) -> None:
+        self.binder.filtered_pods[pod.metadata.uid] = (pod, body)
 
     def gang_peer(self, pod: Pod, gang: str) -> str | None:
         return self.planner.gang_peer(pod, gang) if self.planner is not None else None

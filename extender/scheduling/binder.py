@@ -67,8 +67,8 @@ class Binder:
         self.reservations = reservations
         self.delegation = delegation
         self.on_peer_bound = on_peer_bound
-        self.filtered_pods: TTLCache[str, bytes] = TTLCache(maxsize=FILTERED_PODS, ttl=FILTERED_POD_SECONDS)
-        """Pods filter passed to a peer, by UID: their bind follows within milliseconds."""
+        self.filtered_pods: TTLCache[str, tuple[Pod, bytes]] = TTLCache(maxsize=FILTERED_PODS, ttl=FILTERED_POD_SECONDS)
+        """Pods filter passed to a peer (decoded, and as sent), by UID: their bind follows within ms."""
 
     async def bind(self, namespace: str, name: str, uid: str, node: str) -> None:
         peer = self.peers.get(node)
@@ -116,12 +116,9 @@ class Binder:
         Binding carries the UID, so a pod replaced in between fails the bind rather than binding."""
         remembered = self.filtered_pods.pop(uid, None) if uid else None
         if remembered is not None:
-            try:
-                pod = _pod_decoder.decode(remembered)
-                if pod.metadata.uid == uid and pod.metadata.name == name and pod.metadata.namespace == namespace:
-                    return msgspec.json.decode(remembered), pod
-            except msgspec.DecodeError:
-                pass
+            pod, body = remembered
+            if pod.metadata.uid == uid and pod.metadata.name == name and pod.metadata.namespace == namespace:
+                return msgspec.json.decode(body), pod
         try:
             payload = await self.home.get(f"/api/v1/namespaces/{namespace}/pods/{name}")
         except ApiError as exc:

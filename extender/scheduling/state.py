@@ -37,9 +37,9 @@ class SchedulingState(Protocol):
     def note_spill_candidate(self, pod: Pod) -> None:
         """The pod has no home node left (or prefers peers): the planner should place it."""
 
-    def remember_pod(self, uid: str, body: bytes) -> None:
-        """The pod's JSON as the scheduler sent it to filter, for a bind to a peer moments later
-        (saves reading it back from the apiserver on the bind path)."""
+    def remember_pod(self, pod: Pod, body: bytes) -> None:
+        """The pod filter decoded and its JSON as the scheduler sent it, for a bind to a peer
+        moments later (saves reading it back from the apiserver, and decoding it again)."""
 
     def gang_peer(self, pod: Pod, gang: str) -> str | None:
         """The peer the plan holds room on for the pod's whole gang; None while it holds none."""

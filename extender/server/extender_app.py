@@ -85,15 +85,16 @@ class ExtenderVerbs:
         try:
             args = filter_args_decoder.decode(body)
             pod = pod_decoder.decode(args.Pod)
-        except msgspec.MsgspecError:
-            try:  # decoded whole, for the error message's full path ($.Pod...)
+        except msgspec.MsgspecError as exc:
+            problem = exc
+            try:  # decoded whole, for the message's full path ($.Pod...); only on this error path
                 args_decoder.decode(body)
             except msgspec.MsgspecError as whole:
-                exc = whole
-            return self._refuse("filter", started, _problem("extender arguments", exc))
+                problem = whole
+            return self._refuse("filter", started, _problem("extender arguments", problem))
         filtered = filter_nodes(self.state, pod, args.NodeNames)
         if filtered.outcome is Outcome.PEER and pod.metadata.uid:
-            self.state.remember_pod(pod.metadata.uid, bytes(args.Pod))
+            self.state.remember_pod(pod, bytes(args.Pod))
         self.metrics.filter_decisions.labels(filtered.outcome.value).inc()
         result = filtered.result
         decision = (

@@ -34,7 +34,7 @@ class FakeState:
         self.avoid: dict[str, str] = {}
         self.candidates: list[str] = []
         self.gangs: dict[str, str] = {}
-        self.remembered: dict[str, bytes] = {}
+        self.remembered: dict[str, tuple[Pod, bytes]] = {}
         """peer name -> reason, as the delegator remembers peers a workload was withdrawn from."""
 
     def peer_for_node(self, node_name: str) -> PeerState | None:
@@ -52,8 +52,8 @@ class FakeState:
     def gang_peer(self, pod: Pod, gang: str) -> str | None:
         return self.gangs.get(gang)
 
-    def remember_pod(self, uid: str, body: bytes) -> None:
-        self.remembered[uid] = body
+    def remember_pod(self, pod: Pod, body: bytes) -> None:
+        self.remembered[pod.metadata.uid] = (pod, body)
 
     def note_spill_candidate(self, pod: Pod) -> None:
         self.candidates.append(pod.metadata.name)

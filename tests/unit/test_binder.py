@@ -6,10 +6,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from extender.capacity.tracker import Reservations
 from extender.scheduling.binder import Binder
 from extender.server.extender_app import ExtenderVerbs
 from extender.server.metrics import Metrics
+from extender.wire.core import Pod
 from tests.unit.fakes import FakeState, peer
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "extender" / "filter_args_virtual_only.json"
@@ -45,7 +48,9 @@ async def test_a_pod_filter_sent_to_a_peer_is_bound_without_reading_it_back() ->
     state = FakeState([peer("east")], home_nodes=["home-1"])
     status, _ = ExtenderVerbs(state, Metrics()).filter(FIXTURE.read_bytes())
     assert status == 200
-    assert json.loads(state.remembered[meta["uid"]]) == pod  # the scheduler's own JSON, as sent
+    remembered_pod, remembered_body = state.remembered[meta["uid"]]
+    assert json.loads(remembered_body) == pod  # the scheduler's own JSON, as sent
+    assert remembered_pod.metadata.uid == meta["uid"]
     binder.filtered_pods.update(state.remembered)
 
     await binder.bind(meta["namespace"], meta["name"], meta["uid"], "spillover-east")
@@ -69,7 +74,8 @@ async def test_a_remembered_pod_of_another_uid_is_not_trusted() -> None:
     meta = pod["metadata"]
     binder, home = binder_for(pod)
     stale = dict(pod, metadata=dict(meta, uid="older-pod-same-name"))
-    binder.filtered_pods[meta["uid"]] = json.dumps(stale).encode()
+    stale_body = json.dumps(stale).encode()
+    binder.filtered_pods[meta["uid"]] = (msgspec.json.decode(stale_body, type=Pod), stale_body)
 
     await binder.bind(meta["namespace"], meta["name"], meta["uid"], "spillover-east")
 
