@@ -232,7 +232,10 @@ class Delegator:
             f"no home node could take the pod; peer {peer.name} (cost {peer.cost:g}, tier {peer.tier}) has room "
             f"on node {peer_node}"
         )
-        mark_proxy = self.home.request(
+        # The proxy is labelled before its delegate exists, never after: the home proxy watch
+        # selects on that label, and a delegate whose proxy it cannot see is an orphan to the
+        # sweep, which must not delete it under a bind that is being retried.
+        await self.home.request(
             "PATCH",
             f"/api/v1/namespaces/{meta.namespace}/pods/{meta.name}",
             {
@@ -248,33 +251,22 @@ class Delegator:
             },
             content_type=MERGE,
         )
-
-        async def create() -> None:
-            await self._ensure_namespace(entry, namespace)
-            copies = await self._copy_references(client, raw_pod, meta.namespace, namespace)
-            body = delegate_spec.delegate_body(raw_pod, peer.name, namespace, copies)
-            try:
-                await client.request("POST", f"/api/v1/namespaces/{namespace}/pods", body)
-            except ApiError as exc:
-                if exc.status != 409:
-                    raise BindError(
-                        f"creating delegate {namespace}/{name} in {peer.name} failed: {exc.message}"
-                    ) from exc
-                existing = msgspec.json.decode(await client.get(f"/api/v1/namespaces/{namespace}/pods/{name}"))
-                owner = (existing.get("metadata", {}).get("labels") or {}).get(labels.PROXY_UID)
-                if owner != meta.uid:
-                    raise BindError(
-                        f"pod {namespace}/{name} exists in {peer.name} but was not created for this pod; "
-                        "rename or delete it there"
-                    ) from exc
-
-        # The proxy is labelled before its delegate exists, never after: the home proxy watch
-        # selects on that label, and a delegate whose proxy it cannot see is an orphan to the
-        # sweep. The two writes would overlap nicely, but a restart between them would then
-        # leave a delegate the sweep deletes under a bind that is being retried.
-        await mark_proxy
         await self._remove_leftovers(meta.uid, keep=peer.name)
-        await create()
+        await self._ensure_namespace(entry, namespace)
+        copies = await self._copy_references(client, raw_pod, meta.namespace, namespace)
+        body = delegate_spec.delegate_body(raw_pod, peer.name, namespace, copies)
+        try:
+            await client.request("POST", f"/api/v1/namespaces/{namespace}/pods", body)
+        except ApiError as exc:
+            if exc.status != 409:
+                raise BindError(f"creating delegate {namespace}/{name} in {peer.name} failed: {exc.message}") from exc
+            existing = msgspec.json.decode(await client.get(f"/api/v1/namespaces/{namespace}/pods/{name}"))
+            owner = (existing.get("metadata", {}).get("labels") or {}).get(labels.PROXY_UID)
+            if owner != meta.uid:
+                raise BindError(
+                    f"pod {namespace}/{name} exists in {peer.name} but was not created for this pod; "
+                    "rename or delete it there"
+                ) from exc
 
         async def undo() -> None:
             await self._delete_delegate(client, namespace, name, grace=0)
