@@ -77,8 +77,7 @@ class _Connection(asyncio.Protocol):
         assert self.transport is not None
         self.waiter = asyncio.get_running_loop().create_future()
         self.got_bytes = False
-        self.parser = httptools.HttpResponseParser(self)
-        self.transport.write(data)
+        self.transport.write(data)  # the parser carries on from the last complete response
         return self.waiter
 
     def close(self) -> None:
