@@ -21,12 +21,11 @@ from extender.capacity.tracker import Reservations
 from extender.kube.raw import ApiError, RawClient
 from extender.resources import pod_requests
 from extender.scheduling.state import BindError
-from extender.wire.core import Pod
+from extender.wire.core import Pod, pod_decoder
 
 log = logging.getLogger("spillover.bind")
 FILTERED_PODS = 20_000
 FILTERED_POD_SECONDS = 120.0
-_pod_decoder = msgspec.json.Decoder(Pod)
 
 
 class Delegation(Protocol):
@@ -123,7 +122,7 @@ class Binder:
             payload = await self.home.get(f"/api/v1/namespaces/{namespace}/pods/{name}")
         except ApiError as exc:
             raise BindError(f"cannot read pod {namespace}/{name}: {exc.message}") from exc
-        pod = _pod_decoder.decode(payload)
+        pod = pod_decoder.decode(payload)
         if uid and pod.metadata.uid != uid:
             raise BindError(f"pod {namespace}/{name} was replaced (uid {pod.metadata.uid}, expected {uid})")
         raw: dict[str, Any] = msgspec.json.decode(payload)

@@ -22,14 +22,13 @@ from extender.scheduling.state import BindError, SchedulingState
 from extender.server.http_server import Answer, Handler, JsonPostServer, error_body
 from extender.server.logs import log_request
 from extender.server.metrics import Metrics
-from extender.wire.core import Pod
+from extender.wire.core import Pod, pod_decoder
 from extender.wire.extender import (
     ExtenderBindingResult,
     args_decoder,
     binding_args_decoder,
     encoder,
     filter_args_decoder,
-    pod_decoder,
     preemption_args_decoder,
 )
 

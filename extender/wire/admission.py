@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import msgspec
 
-from extender.wire.core import Pod
+from extender.wire.core import Pod, pod_decoder
 
 API_VERSION = "admission.k8s.io/v1"
 KIND = "AdmissionReview"
 JSON_PATCH = "JSONPatch"
 
 _NULL = msgspec.Raw(b"null")
-_pod_decoder = msgspec.json.Decoder(Pod)
 
 
 class _Camel(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True, forbid_unknown_fields=False):
@@ -64,7 +63,7 @@ class AdmissionRequest(_Camel):
 
     def pod(self) -> Pod:
         """The object as a partial Pod; raises msgspec.ValidationError/DecodeError when it is not one."""
-        return _pod_decoder.decode(self.object)
+        return pod_decoder.decode(self.object)
 
 
 class Status(_Camel):

@@ -132,3 +132,7 @@ class Node(Base):
 
 def annotations_of(meta: ObjectMeta) -> dict[str, str]:
     return meta.annotations or {}
+
+
+pod_decoder = msgspec.json.Decoder(Pod)
+"""The one decoder of (partial) pods, shared by filter, bind and admission."""

@@ -103,7 +103,6 @@ class FilterArgs(_Go):
 
 args_decoder = msgspec.json.Decoder(ExtenderArgs)
 filter_args_decoder = msgspec.json.Decoder(FilterArgs)
-pod_decoder = msgspec.json.Decoder(Pod)
 preemption_args_decoder = msgspec.json.Decoder(ExtenderPreemptionArgs)
 binding_args_decoder = msgspec.json.Decoder(ExtenderBindingArgs)
 encoder = msgspec.json.Encoder()
