@@ -218,6 +218,10 @@ class Cluster:
             "--kube-api-qps=500",
             "--kube-api-burst=1000",
             "--concurrent-replicaset-syncs=10",
+            # Simulated nodes renew their Leases through kwok; should its watches lag again (see
+            # the apiserver's WatchList flag), a few failed renewals must not taint a node
+            # unreachable mid-test, as happened once in CI with the default 50 s.
+            "--node-monitor-grace-period=3m",
             "--v=1",
         ]
 
