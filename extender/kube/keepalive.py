@@ -77,7 +77,8 @@ class _Connection(asyncio.Protocol):
         assert self.transport is not None
         self.waiter = asyncio.get_running_loop().create_future()
         self.got_bytes = False
-        self.transport.write(data)  # the parser carries on from the last complete response
+        self.parser = httptools.HttpResponseParser(self)
+        self.transport.write(data)
         return self.waiter
 
     def close(self) -> None:

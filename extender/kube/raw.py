@@ -55,15 +55,8 @@ class RawClient:
         self._pool = pool
         self._session: aiohttp.ClientSession | None = None
         self._short: KeepAliveClient | None = None
-        self._ssl_context: ssl.SSLContext | bool | None = None
 
     def _ssl(self) -> ssl.SSLContext | bool:
-        """Built once: the watch session and the short-request client share it."""
-        if self._ssl_context is None:
-            self._ssl_context = self._build_ssl()
-        return self._ssl_context
-
-    def _build_ssl(self) -> ssl.SSLContext | bool:
         cfg = self._cfg
         if not self.host.startswith("https"):
             return False

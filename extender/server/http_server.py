@@ -43,11 +43,8 @@ def error_body(message: str) -> bytes:
     return _encode({"error": message})
 
 
-_REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
-
-
 def _head(status: int, length: int, keep_alive: bool, extra: bytes = b"") -> bytes:
-    reason = _REASONS.get(status, b"")
+    reason = HTTPStatus(status).phrase.encode()
     connection = b"" if keep_alive else b"Connection: close\r\n"
     return b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n%s%s\r\n" % (
         status,
