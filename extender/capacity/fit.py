@@ -206,6 +206,14 @@ def _first_short(requests: Mapping[str, int], node: NodeCapacity) -> str:
     return ""  # unreachable when called after _slack returned None
 
 
+def _short_of(wanted: Mapping[str, int], bound: Mapping[str, int]) -> str:
+    """The first resource the pod wants more of than ``bound`` ("" when none)."""
+    for name, amount in wanted.items():
+        if amount > bound.get(name, 0):
+            return name
+    return ""
+
+
 def find_node(pod: Pod, requests: Mapping[str, int], peer: PeerState, *, tightest: bool = True) -> FitResult:
     """A node of ``peer`` where the pod fits, or a summary of why none does.
 
@@ -215,14 +223,25 @@ def find_node(pod: Pod, requests: Mapping[str, int], peer: PeerState, *, tightes
     if not peer.nodes:
         return FitResult(None, f"no node of {peer.name} fits: the peer has no nodes")
     wanted = without_marker(requests)
-    wanted_items = tuple(wanted.items())
     placement = _Placement(pod)
     # Most pods have no selector or affinity and most nodes no taints: skip the call for those.
     unconstrained = placement.node_selector is None and placement.terms is None
+    nodes: Iterable[NodeCapacity] = peer.nodes.values()
+    reasons: dict[str, int] = {}
+    # The bounds are only consulted while current and only computed after a scan that found
+    # nothing, so a scan that finds a node early (the usual case while capacity churns) never
+    # pays for them; a pod that fits nowhere is then refused without a scan until capacity moves.
+    bounds = peer.known_free_bounds()
+    if bounds is not None:
+        if short := _short_of(wanted, bounds.largest):
+            return FitResult(None, f"no node of {peer.name} fits: {len(peer.nodes)} {_shortfall_text(short)}")
+        if unconstrained and (short := _short_of(wanted, bounds.largest_open)):
+            reasons[_shortfall_text(short)] = len(peer.nodes) - len(bounds.restricted)
+            nodes = bounds.restricted
+    wanted_items = tuple(wanted.items())
     best: str | None = None
     best_slack = 0.0
-    reasons: dict[str, int] = {}
-    for node in peer.nodes.values():
+    for node in nodes:
         if unconstrained and node.ready and not node.unschedulable and not node.taints:
             reason = None
         else:
@@ -247,6 +266,8 @@ def find_node(pod: Pod, requests: Mapping[str, int], peer: PeerState, *, tightes
         reasons[reason] = reasons.get(reason, 0) + 1
     if best is not None:
         return FitResult(best)
+    if bounds is None:
+        peer.free_bounds()  # for the calls that follow, until capacity moves
     ranked = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
     summary = ", ".join(f"{count} {reason}" for reason, count in ranked)
     return FitResult(None, f"no node of {peer.name} fits: {summary}")

@@ -42,6 +42,22 @@ class NodeCapacity:
         return subtract(self.allocatable, used)
 
 
+@dataclass(frozen=True, slots=True)
+class FreeBounds:
+    """Upper bounds on what one node of a peer has free, as of one capacity generation.
+
+    A pod asking more of a resource than ``largest`` fits no node; one with no node selector or
+    affinity asking more than ``largest_open`` (the most on a ready, uncordoned, untainted node)
+    can only fit one of the ``restricted`` nodes, so only those need a look.
+    """
+
+    generation: int
+    node_count: int
+    largest: Resources
+    largest_open: Resources
+    restricted: tuple[NodeCapacity, ...]
+
+
 @dataclass(slots=True)
 class PeerState:
     """A peer cluster as the scheduling path sees it (from its PeerCluster and its watches)."""
@@ -66,6 +82,7 @@ class PeerState:
     """time.monotonic() when the peer was last seen going unreachable; None while reachable."""
     generation: int = 0
     """Bumped whenever free capacity changes; mirrored onto the virtual node as an annotation."""
+    _free_bounds: FreeBounds | None = None
 
     def set_reachable(self, ok: bool, reason: str = "") -> bool:
         """Record reachability; True when it flipped."""
@@ -97,6 +114,40 @@ class PeerState:
         if not self.synced:
             return f"peer {self.name} capacity cache has not synced yet"
         return ""
+
+    def known_free_bounds(self) -> FreeBounds | None:
+        """``free_bounds()`` if it is still current, else None (never computes)."""
+        memo = self._free_bounds
+        if memo is not None and memo.generation == self.generation and memo.node_count == len(self.nodes):
+            return memo
+        return None
+
+    def free_bounds(self) -> FreeBounds:
+        """The most free on one node, per resource, for the filter path to skip scans with.
+
+        Kept until the capacity generation (bumped by every watch event and reservation) or the
+        node count moves.
+        """
+        known = self.known_free_bounds()
+        if known is not None:
+            return known
+        largest: Resources = {}
+        largest_open: Resources = {}
+        restricted: list[NodeCapacity] = []
+        for node in self.nodes.values():
+            is_open = node.ready and not node.unschedulable and not node.taints
+            if not is_open:
+                restricted.append(node)
+            used, held = node.requested, node.reserved
+            for name, total in node.allocatable.items():
+                left = total - used.get(name, 0) - held.get(name, 0)
+                if left > largest.get(name, 0):
+                    largest[name] = left
+                if is_open and left > largest_open.get(name, 0):
+                    largest_open[name] = left
+        bounds = FreeBounds(self.generation, len(self.nodes), largest, largest_open, tuple(restricted))
+        self._free_bounds = bounds
+        return bounds
 
     def free_total(self) -> Resources:
         total: Resources = {}

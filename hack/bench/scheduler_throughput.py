@@ -56,7 +56,7 @@ def write_profile(root: Path, nodes: int) -> Path:
     return profile
 
 
-def scheduler_config(state: lablib.State, name: str, extender: bool) -> Path:
+def scheduler_config(state: lablib.State, name: str, extender: bool, drop_verbs: tuple[str, ...] = ()) -> Path:
     home = state.root / "home"
     cfg: dict[str, Any] = {
         "apiVersion": "kubescheduler.config.k8s.io/v1",
@@ -68,6 +68,9 @@ def scheduler_config(state: lablib.State, name: str, extender: bool) -> Path:
     if extender:
         base = yaml.safe_load((home / "scheduler-config.yaml").read_text())
         cfg["extenders"] = base["extenders"]
+        for verb in drop_verbs:  # diagnosis: which verb costs what
+            for entry in cfg["extenders"]:
+                entry.pop(f"{verb}Verb", None)
     path = home / f"{name}.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -99,8 +102,25 @@ async def create_pods(core: client.CoreV1Api, namespace: str, scheduler: str, co
     await asyncio.gather(*(one(i) for i in range(count)))
 
 
-async def measure(api: client.ApiClient, namespace: str, tag: str, count: int, start: Any) -> float:
-    """Start the scheduler (``start()``) and return pods/s between the first and last binding."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used so far, from /proc (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_snapshot(procs_by_name: dict[str, int]) -> dict[str, float]:
+    return {name: cpu_seconds(pid) for name, pid in procs_by_name.items()}
+
+
+async def measure(
+    api: client.ApiClient, namespace: str, tag: str, count: int, start: Any, watched: dict[str, int]
+) -> tuple[float, dict[str, float]]:
+    """Start the scheduler (``start()``); return pods/s between the first and last binding, and
+    the CPU seconds each lab process (and the scheduler under test) spent over the same span,
+    per pod, so a slower case shows which process paid for it."""
     import msgspec
 
     from extender.kube.raw import RawClient
@@ -112,6 +132,8 @@ async def measure(api: client.ApiClient, namespace: str, tag: str, count: int, s
     rv = listed["metadata"]["resourceVersion"]
     bound_at: dict[str, float] = {}
     proc = start()
+    watched = {**watched, "scheduler": proc.pid}
+    cpu_first: dict[str, float] = {}
     deadline = time.monotonic() + 120
     try:
         while len(bound_at) < count and time.monotonic() < deadline:
@@ -123,15 +145,19 @@ async def measure(api: client.ApiClient, namespace: str, tag: str, count: int, s
                 name = pod.get("metadata", {}).get("name")
                 if pod.get("spec", {}).get("nodeName") and name not in bound_at:
                     bound_at[name] = time.monotonic()
+                    if len(bound_at) == 1:
+                        cpu_first = cpu_snapshot(watched)
                     if len(bound_at) == count:
                         break
+        cpu_last = cpu_snapshot(watched)
     finally:
         procs.stop(proc)
         await raw.close()
     if len(bound_at) < count:
         raise RuntimeError(f"only {len(bound_at)}/{count} pods bound in 120 s (see the scheduler log)")
     times = sorted(bound_at.values())
-    return (count - 1) / (times[-1] - times[0])
+    per_pod_ms = {name: (cpu_last[name] - cpu_first.get(name, 0.0)) * 1000 / (count - 1) for name in cpu_last}
+    return (count - 1) / (times[-1] - times[0]), per_pod_ms
 
 
 async def delete_all(core: client.CoreV1Api, namespace: str, tag: str) -> None:
@@ -173,15 +199,23 @@ async def run(args: argparse.Namespace) -> int:
             "baseline": (PLAIN, "bench-baseline", False),
             "spillover": (OPTED, "bench-extender", True),
             "bypass": (PLAIN, "bench-extender", True),
+            "filteronly": (OPTED, "bench-filteronly", True),
+            "bindonly": (OPTED, "bench-bindonly", True),
         }
         if args.only:
-            kinds = {k: v for k, v in kinds.items() if k in args.only.split(",")}
+            kinds = {k: kinds[k] for k in args.only.split(",")}
+        else:
+            kinds = {k: kinds[k] for k in ("baseline", "spillover", "bypass")}
         results: dict[str, list[float]] = {k: [] for k in kinds}
+        cpu: dict[str, list[dict[str, float]]] = {k: [] for k in kinds}
+        watched = {p.name: p.pid for p in state.procs()}
+        watched["bench"] = os.getpid()
         for round_no in range(args.rounds):
             for kind, (ns, scheduler, extender) in kinds.items():
                 tag = f"{kind}-{round_no}"
                 await create_pods(core, ns, scheduler, args.pods, tag)
-                conf = scheduler_config(state, scheduler, extender)
+                drop = {"filteronly": ("bind", "preempt"), "bindonly": ("filter", "preempt")}.get(kind, ())
+                conf = scheduler_config(state, scheduler, extender, drop)
                 argv = [
                     str(bin_dir / "kube-scheduler"),
                     f"--config={conf}",
@@ -194,8 +228,9 @@ async def run(args: argparse.Namespace) -> int:
                 def start(argv: list[str] = argv, kind: str = kind) -> procs.Proc:
                     return procs.start(f"bench-{kind}", argv, state.root / "home" / "logs" / f"bench-{kind}.log")
 
-                rate = await measure(api, ns, tag, args.pods, start)
+                rate, per_pod = await measure(api, ns, tag, args.pods, start, watched)
                 results[kind].append(rate)
+                cpu[kind].append(per_pod)
                 print(f"[bench] round {round_no + 1}/{args.rounds} {kind:9}: {rate:6.0f} pods/s", flush=True)
                 await delete_all(core, ns, tag)
         await api.close()
@@ -203,6 +238,7 @@ async def run(args: argparse.Namespace) -> int:
         if started_lab and not args.keep:
             lablib.down(root, quiet=True)
     if args.only:
+        print_cpu(cpu)
         return 0
     base = statistics.median(results["baseline"])
     print()
@@ -213,7 +249,22 @@ async def run(args: argparse.Namespace) -> int:
     bypass = statistics.median(results["bypass"])
     print(f"{'Spillover in the loop (opted-in pods)':40} {opted:8.0f} {opted / base:7.2f}x   goal >= 0.90x")
     print(f"{'extender configured, pods not opted in':40} {bypass:8.0f} {bypass / base:7.2f}x   goal ~1.00x")
+    print_cpu(cpu)
     return 0
+
+
+def print_cpu(cpu: dict[str, list[dict[str, float]]]) -> None:
+    """Median CPU milliseconds per bound pod, per process: where a slower case spends its time."""
+    names = sorted({name for rounds in cpu.values() for per_pod in rounds for name in per_pod})
+    print()
+    print("CPU ms per bound pod, median over rounds (2 cores: a pod at 400/s has 5 ms of CPU in all)")
+    print(f"{'process':28}" + "".join(f"{kind:>11}" for kind in cpu))
+    for name in [*names, "total"]:
+        row = []
+        for rounds in cpu.values():
+            values = [sum(r.values()) if name == "total" else r.get(name, 0.0) for r in rounds]
+            row.append(statistics.median(values) if values else 0.0)
+        print(f"{name:28}" + "".join(f"{v:11.3f}" for v in row))
 
 
 def main() -> int:
@@ -223,7 +274,12 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--lab-dir", default="~/.cache/spillover-lab/bench-lab")
     parser.add_argument("--keep", action="store_true", help="leave the bench lab running")
-    parser.add_argument("--only", default="", help="comma-separated cases to run (for profiling), no summary")
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated cases to run, no summary (for diagnosis): baseline, spillover, bypass, "
+        "filteronly (extender filters, scheduler binds), bindonly (extender binds only)",
+    )
     return asyncio.run(run(parser.parse_args()))
 
 

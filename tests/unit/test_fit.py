@@ -194,3 +194,38 @@ def test_a_peer_without_nodes_says_so() -> None:
         find_node(make_pod(), {"cpu": 1}, peer("west", nodes=[])).reason
         == "no node of west fits: the peer has no nodes"
     )
+
+
+def test_a_pod_bigger_than_any_nodes_free_room_is_refused_by_the_bound_and_the_bound_follows_capacity() -> None:
+    from extender.capacity.tracker import Reservations
+
+    west = peer("west", nodes=[node_capacity("a", cpu_m=2000), node_capacity("b", cpu_m=1000)])
+    big = make_pod(cpu="3")
+    assert west.known_free_bounds() is None  # computed only after a scan that found nothing
+    scanned = find_node(big, pod_requests(big), west, tightest=False)
+    assert scanned.node is None and west.known_free_bounds() is west.free_bounds()
+    assert west.free_bounds().largest["cpu"] == 2000
+    refused = find_node(big, pod_requests(big), west, tightest=False)
+    assert refused.node is None and refused.reason == "no node of west fits: 2 too little cpu"
+
+    pod = make_pod(cpu="1500m")
+    reservations = Reservations()
+    reservations.hold("uid-1", west, "a", {"cpu": 1000})  # bumps the generation: the bound is redone
+    assert west.free_bounds().largest["cpu"] == 1000
+    assert find_node(pod, pod_requests(pod), west, tightest=False).node is None
+    reservations.release("uid-1")
+    assert find_node(pod, pod_requests(pod), west, tightest=False).node == "a"
+
+
+def test_when_only_restricted_nodes_have_room_only_they_are_checked_and_the_reasons_still_add_up() -> None:
+    nodes = [node_capacity(f"full-{i}", cpu_m=1000, used_cpu_m=900) for i in range(5)]
+    nodes.append(node_capacity("cordoned", cpu_m=4000, unschedulable=True))
+    west = peer("west", nodes=nodes)
+    pod = make_pod(cpu="500m")
+    first = find_node(pod, pod_requests(pod), west, tightest=False)  # full scan, then bounds
+    assert west.known_free_bounds() is not None and west.free_bounds().restricted == (nodes[-1],)
+    second = find_node(pod, pod_requests(pod), west, tightest=False)  # only the cordoned node
+    assert first.reason == second.reason == "no node of west fits: 5 too little cpu, 1 node unschedulable"
+
+    tolerant = make_pod(cpu="500m", tolerations=[{"key": "node.kubernetes.io/unschedulable", "operator": "Exists"}])
+    assert find_node(tolerant, pod_requests(tolerant), west, tightest=False).node == "cordoned"
