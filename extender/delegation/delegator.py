@@ -1,7 +1,8 @@
 """The delegator: creates delegates at bind, mirrors their status, and cleans up after them.
 
-State is only what the watches show: proxy pods in home (label spillover.io/peer) and
-delegates in every peer (label spillover.io/proxy-uid). Every write is idempotent, so a restart
+State is only what the watches show: proxy pods in home (the pods bound to each peer's
+virtual node, watched by field selector) and delegates in every peer (label
+spillover.io/proxy-uid). Every write is idempotent, so a restart
 at any moment, or two attempts at the same thing, converge on one delegate per proxy.
 """
 
@@ -39,7 +40,11 @@ MIRROR_WORKERS = 64
 STUCK_DELETION_SLACK = 30.0
 """Seconds past the grace period after which a proxy is finalised even if its delegate lingers."""
 ORPHAN_MIN_AGE = 30.0
-"""A delegate younger than this is never swept: its bind may still be in flight."""
+"""A delegate younger than this is never swept: its bind may still be in flight (its proxy only
+becomes visible once bound to the virtual node)."""
+MISSING_DELEGATE_SECONDS = 30.0
+"""A proxy bound to a virtual node this long with no delegate in that peer is failed (and, if a
+controller owns it, recreated): a bind cut off at the wrong moment must not leave it Pending forever."""
 
 
 def _younger_than(meta: dict[str, Any], seconds: float) -> bool:
@@ -69,7 +74,10 @@ class Proxy:
     grace: int | None
     controlled: bool
     failover_never: bool
+    phase: str = ""
     deleting_since: float | None = None
+    missing_since: float | None = None
+    """When it was first seen bound with no delegate in its peer (None: it has one)."""
 
     def ref(self) -> dict[str, str]:
         return {"namespace": self.namespace, "name": self.name, "uid": self.uid}
@@ -90,44 +98,55 @@ class PeerDelegates:
     runtime: PeerRuntime
     by_proxy: dict[str, Delegate] = field(default_factory=dict)
     reflector: Reflector[DelegatePod] | None = None
+    proxy_reflector: Reflector[Pod] | None = None
+    """Home pods bound to this peer's virtual node."""
     known_namespaces: set[str] = field(default_factory=set)
 
 
-def _proxy_from(pod: Pod) -> Proxy:
+def _proxy_from(pod: Pod, peer: str) -> Proxy:
     meta = pod.metadata
     annotations = meta.annotations or {}
     return Proxy(
         uid=meta.uid,
         namespace=meta.namespace,
         name=meta.name,
-        peer=(meta.labels or {}).get(labels.PEER, ""),
+        peer=peer,
         node_name=pod.spec.node_name,
         deleting=meta.deletion_timestamp is not None,
         grace=meta.deletion_grace_period_seconds,
         controlled=any(ref.controller for ref in meta.owner_references or ()),
         failover_never=annotations.get(hints.FAILOVER) == hints.Failover.NEVER.value,
+        phase=pod.status.phase if pod.status else "",
     )
 
 
 class _ProxyHandler(Handler[Pod]):
-    def __init__(self, delegator: Delegator) -> None:
+    """The proxies of one peer; all peers' proxies share ``Delegator.proxies`` (by UID)."""
+
+    def __init__(self, delegator: Delegator, peer: str) -> None:
         self.d = delegator
+        self.peer = peer
 
     def replace(self, items: list[Pod]) -> None:
-        self.d.proxies = {p.metadata.uid: _proxy_from(p) for p in items}
-        for proxy in self.d.proxies.values():
+        fresh = {p.metadata.uid: _proxy_from(p, self.peer) for p in items}
+        for uid, proxy in list(self.d.proxies.items()):
+            if proxy.peer == self.peer and uid not in fresh:
+                del self.d.proxies[uid]  # gone while unwatched: the orphan sweep collects its delegate
+        self.d.proxies.update(fresh)
+        for proxy in fresh.values():
             self.d.proxy_changed(proxy)
 
     def upsert(self, item: Pod) -> None:
-        proxy = _proxy_from(item)
+        proxy = _proxy_from(item, self.peer)
         old = self.d.proxies.get(proxy.uid)
-        if old is not None and old.deleting_since is not None:
-            proxy.deleting_since = old.deleting_since
+        if old is not None:
+            proxy.deleting_since = proxy.deleting_since or old.deleting_since
+            proxy.missing_since = old.missing_since
         self.d.proxies[proxy.uid] = proxy
         self.d.proxy_changed(proxy)
 
     def delete(self, item: Pod) -> None:
-        proxy = self.d.proxies.pop(item.metadata.uid, None) or _proxy_from(item)
+        proxy = self.d.proxies.pop(item.metadata.uid, None) or _proxy_from(item, self.peer)
         self.d.proxy_gone(proxy)
 
 
@@ -164,9 +183,6 @@ class Delegator:
         self.peers: dict[str, PeerDelegates] = {}
         self.avoid: TTLCache[tuple[str, str], str] = TTLCache(maxsize=100_000, ttl=config.avoid_peer_seconds)
         """(owner uid, peer) -> reason: peers a workload was withdrawn from, avoided for a while."""
-        self.proxy_reflector = Reflector(
-            home, "/api/v1/pods", Pod, _ProxyHandler(self), query=[("labelSelector", labels.PEER)], name="home/proxies"
-        )
         self._mirrored: dict[str, dict[str, Any]] = {}
         self._queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
         self._queued: set[tuple[str, str]] = set()
@@ -185,13 +201,23 @@ class Delegator:
             query=[("labelSelector", f"{labels.MANAGED_BY}={labels.MANAGED_BY_VALUE},{labels.PROXY_UID}")],
             name=f"{name}/delegates",
         )
+        # Proxies are the home pods bound to the peer's virtual node: no label to write on them
+        # (one home write less per spilled pod), and the Binding carries their annotations.
+        entry.proxy_reflector = Reflector(
+            self.home,
+            "/api/v1/pods",
+            Pod,
+            _ProxyHandler(self, name),
+            query=[("fieldSelector", f"spec.nodeName={runtime.state.virtual_node}")],
+            name=f"home/proxies-on-{runtime.state.virtual_node}",
+        )
         self.peers[name] = entry
         runtime.tasks.append(asyncio.create_task(entry.reflector.run(), name=f"{name}-delegates"))
+        runtime.tasks.append(asyncio.create_task(entry.proxy_reflector.run(), name=f"{name}-proxies"))
 
     async def run(self) -> None:
         workers = [asyncio.create_task(self._worker(), name=f"mirror-{i}") for i in range(MIRROR_WORKERS)]
         tasks = [
-            asyncio.create_task(self.proxy_reflector.run(), name="home-proxies"),
             asyncio.create_task(self.leader.run(), name="leader"),
             asyncio.create_task(self._periodic(), name="delegation-periodic"),
             asyncio.create_task(self._sweeper(), name="orphan-sweep"),
@@ -220,7 +246,9 @@ class Delegator:
     # ---- bind (called from the binder, before the Binding) ---------------------------
     async def create_delegate(
         self, raw_pod: dict[str, Any], pod: Pod, peer: PeerState, peer_node: str
-    ) -> Callable[[], Awaitable[None]]:
+    ) -> tuple[Callable[[], Awaitable[None]], dict[str, str]]:
+        """Create the delegate; return how to undo it and the annotations for the proxy's Binding
+        (the apiserver copies a Binding's annotations onto the pod, in the same write)."""
         entry = self.peers.get(peer.name)
         if entry is None:
             raise BindError(f"peer {peer.name} has no running client yet")
@@ -232,25 +260,15 @@ class Delegator:
             f"no home node could take the pod; peer {peer.name} (cost {peer.cost:g}, tier {peer.tier}) has room "
             f"on node {peer_node}"
         )
-        # The proxy is labelled before its delegate exists, never after: the home proxy watch
-        # selects on that label, and a delegate whose proxy it cannot see is an orphan to the
-        # sweep, which must not delete it under a bind that is being retried.
-        await self.home.request(
-            "PATCH",
-            f"/api/v1/namespaces/{meta.namespace}/pods/{meta.name}",
-            {
-                "metadata": {
-                    "labels": {labels.PEER: peer.name},
-                    "annotations": {
-                        hints.CLUSTER: peer.name,
-                        hints.REASON: reason,
-                        labels.DELEGATE: f"{namespace}/{name}",
-                        DELETION_COST: "-1000",
-                    },
-                }
-            },
-            content_type=MERGE,
-        )
+        annotations = {
+            hints.CLUSTER: peer.name,
+            hints.REASON: reason,
+            labels.DELEGATE: f"{namespace}/{name}",
+            DELETION_COST: "-1000",
+        }
+        # Until the Binding, the proxy is invisible to the proxy watches, so its new delegate
+        # looks orphaned: ORPHAN_MIN_AGE keeps the sweep off it, and a proxy that ends up bound
+        # without one is failed by _check_missing_delegates.
         await self._remove_leftovers(meta.uid, keep=peer.name)
         await self._ensure_namespace(entry, namespace)
         copies = await self._copy_references(client, raw_pod, meta.namespace, namespace)
@@ -271,7 +289,7 @@ class Delegator:
         async def undo() -> None:
             await self._delete_delegate(client, namespace, name, grace=0)
 
-        return undo
+        return undo, annotations
 
     async def _remove_leftovers(self, proxy_uid: str, keep: str) -> None:
         """Delete this pod's delegates in other peers: an earlier bind of it created one and was
@@ -539,6 +557,7 @@ class Delegator:
                 continue
             try:
                 await self._check_remote_pending()
+                await self._check_missing_delegates()
                 await self._check_lost_peers()
                 await self._check_stuck_deletions()
             except Exception as exc:
@@ -564,6 +583,29 @@ class Delegator:
                 await self._delete_delegate(entry.runtime.raw, delegate.namespace, delegate.name, grace=0)
                 if proxy is not None:
                     await self._delegate_lost(proxy, "RemotePending", message)
+
+    async def _check_missing_delegates(self) -> None:
+        """Fail proxies bound to a healthy, synced peer that has had no delegate for them for a while."""
+        now = time.monotonic()
+        for proxy in list(self.proxies.values()):
+            entry = self.peers.get(proxy.peer)
+            done = proxy.phase in ("Succeeded", "Failed")
+            if entry is None or proxy.deleting or done or proxy.uid in entry.by_proxy:
+                proxy.missing_since = None
+                continue
+            synced = entry.reflector is not None and entry.reflector.synced.is_set()
+            if not synced or not entry.runtime.state.reachable:
+                continue
+            if proxy.missing_since is None:
+                proxy.missing_since = now
+            elif now - proxy.missing_since >= MISSING_DELEGATE_SECONDS:
+                proxy.missing_since = None
+                await self._delegate_lost(
+                    proxy,
+                    "DelegateMissing",
+                    f"bound to peer {proxy.peer} for over {MISSING_DELEGATE_SECONDS:g}s but no delegate exists there "
+                    "(a bind cut off after its delegate was removed)",
+                )
 
     async def _owner_uids(self, proxy: Proxy) -> list[str]:
         try:
@@ -605,7 +647,6 @@ class Delegator:
 
     # ---- orphan sweep ----------------------------------------------------------------------
     async def _sweeper(self) -> None:
-        await self.proxy_reflector.synced.wait()
         while True:
             if self.leader.leading:
                 for peer in list(self.peers):
@@ -620,7 +661,8 @@ class Delegator:
         entry = self.peers.get(peer)
         if entry is None or entry.reflector is None or not entry.reflector.synced.is_set():
             return 0
-        if not self.proxy_reflector.synced.is_set() or not entry.runtime.state.reachable:
+        proxies_synced = entry.proxy_reflector is not None and entry.proxy_reflector.synced.is_set()
+        if not proxies_synced or not entry.runtime.state.reachable:
             return 0
         client = entry.runtime.raw
         virtual_node = entry.runtime.state.virtual_node

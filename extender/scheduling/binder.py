@@ -33,8 +33,9 @@ class Delegation(Protocol):
 
     async def create_delegate(
         self, raw_pod: dict[str, Any], pod: Pod, peer: PeerState, peer_node: str
-    ) -> Callable[[], Awaitable[None]]:
-        """Create the delegate in the peer (idempotently); return how to undo it."""
+    ) -> tuple[Callable[[], Awaitable[None]], dict[str, str]]:
+        """Create the delegate in the peer (idempotently); return how to undo it and the
+        annotations the proxy's Binding carries (so the proxy needs no write of its own)."""
 
     def bound(self, pod: Pod, peer: PeerState, peer_node: str) -> None:
         """The proxy is bound: report it."""
@@ -43,11 +44,17 @@ class Delegation(Protocol):
         """Why this pod's workload must not go to that peer now, if it must not."""
 
 
-def binding_body(namespace: str, name: str, uid: str, node: str) -> dict[str, object]:
+def binding_body(
+    namespace: str, name: str, uid: str, node: str, annotations: Mapping[str, str] | None = None
+) -> dict[str, object]:
+    """A pods/binding body; the apiserver copies its annotations onto the pod as it binds it."""
+    metadata: dict[str, object] = {"name": name, "namespace": namespace, "uid": uid}
+    if annotations:
+        metadata["annotations"] = dict(annotations)
     return {
         "apiVersion": "v1",
         "kind": "Binding",
-        "metadata": {"name": name, "namespace": namespace, "uid": uid},
+        "metadata": metadata,
         "target": {"apiVersion": "v1", "kind": "Node", "name": node},
     }
 
@@ -85,10 +92,11 @@ class Binder:
             raise BindError(f"cannot bind {namespace}/{name} to {node}: {why}")
         self.reservations.hold(uid, peer, fit.node, requests)
         undo: Callable[[], Awaitable[None]] | None = None
+        annotations: dict[str, str] = {}
         try:
             if self.delegation is not None:
-                undo = await self.delegation.create_delegate(raw_pod, pod, peer, fit.node)
-            await self._binding(namespace, name, uid, node)
+                undo, annotations = await self.delegation.create_delegate(raw_pod, pod, peer, fit.node)
+            await self._binding(namespace, name, uid, node, annotations)
         except BaseException as exc:
             self.reservations.release(uid)
             if undo is not None:
@@ -128,10 +136,11 @@ class Binder:
         raw: dict[str, Any] = msgspec.json.decode(payload)
         return raw, pod
 
-    async def _binding(self, namespace: str, name: str, uid: str, node: str) -> None:
+    async def _binding(
+        self, namespace: str, name: str, uid: str, node: str, annotations: Mapping[str, str] | None = None
+    ) -> None:
+        body = binding_body(namespace, name, uid, node, annotations)
         try:
-            await self.home.request(
-                "POST", f"/api/v1/namespaces/{namespace}/pods/{name}/binding", binding_body(namespace, name, uid, node)
-            )
+            await self.home.request("POST", f"/api/v1/namespaces/{namespace}/pods/{name}/binding", body)
         except ApiError as exc:
             raise BindError(f"binding {namespace}/{name} to {node} failed: {exc.message}") from exc

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import time
@@ -119,6 +120,26 @@ async def cleanup(raw: RawClient, namespace: str, tag: str) -> None:
         await asyncio.sleep(0.5)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used so far, from /proc (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def lab_procs(state: lablib.State) -> list[tuple[str, Any]]:
+    out = [(name, proc) for name, cluster in state.data["clusters"].items() for proc in map(_proc, cluster["procs"])]
+    return out + [("spillover", _proc(p)) for p in state.data.get("extra", [])]
+
+
+def _proc(data: dict[str, Any]) -> Any:
+    from spillover_lab import procs
+
+    return procs.Proc.from_json(data)
+
+
 class Stages:
     """When each spilled pod reached each step, seen from watches on home and every peer."""
 
@@ -205,8 +226,12 @@ async def run(args: argparse.Namespace) -> int:
                 for peer in (east, west)
             ),
         ]
+        watched = {f"{cluster}/{proc.name}": proc.pid for cluster, proc in lab_procs(state)}
+        cpu_before = {name: cpu_seconds(pid) for name, pid in watched.items()}
         started = time.monotonic()
         spilled = await burst(home, NS, "spill", args.pods, "50m")
+        span = time.monotonic() - started
+        cpu_used = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in watched.items()}
         stop.set()
         for task in watches:
             task.cancel()
@@ -225,6 +250,10 @@ async def run(args: argparse.Namespace) -> int:
     p50, p99 = summary("spilled from home through Spillover", list(spilled.values()))
     print(f"ratio to baseline: p50 {p50 / base50:.2f}x, p99 {p99 / base99:.2f}x")
     stages.report(started)
+    print(f"CPU busy over the {span:.2f} s of the spill burst (1.00 = one core all the time; 2 cores in all):")
+    for name, used in sorted(cpu_used.items(), key=lambda kv: -kv[1]):
+        if used / span >= 0.02:
+            print(f"  {name:40} {used / span:5.2f}")
     print(f"goal p50 <= 1 s: {'met' if p50 <= 1 else 'NOT met'}; goal p99 <= 2 s: {'met' if p99 <= 2 else 'NOT met'}")
     return 0
 

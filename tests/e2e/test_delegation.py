@@ -311,3 +311,26 @@ async def test_a_delegate_left_in_another_peer_by_an_interrupted_bind_is_removed
         with contextlib.suppress(ApiException):
             await home.core.delete_namespaced_pod(name, SHOP, grace_period_seconds=0)
         await delete_deployment(home, "plain", filler)
+
+
+async def test_a_pod_bound_to_a_virtual_node_with_no_delegate_is_failed_not_left_pending(home: Cluster) -> None:
+    """Proxies are found by the node they are bound to, so a pod on a virtual node with no delegate
+    behind it (a bind cut off after its delegate was swept, or a hand-set nodeName) must not sit
+    Pending forever: it is failed with a reason, and a controller would recreate it."""
+    name = unique("stray")
+    body: dict[str, Any] = {"apiVersion": "v1", "kind": "Pod", **pod_template(name, "100m")}
+    body["metadata"]["name"] = name
+    body["spec"]["nodeName"] = "spillover-west"
+    await home.core.create_namespaced_pod(SHOP, body)
+    try:
+
+        async def failed() -> Any:
+            pod = await home.core.read_namespaced_pod(name, SHOP)
+            return pod if pod.status.phase == "Failed" else None
+
+        pod = await eventually(failed, 75, f"{name} failed for want of a delegate")
+        assert pod.status.reason == "DelegateMissing"
+        assert "no delegate exists" in pod.status.message
+    finally:
+        with contextlib.suppress(ApiException):
+            await home.core.delete_namespaced_pod(name, SHOP, grace_period_seconds=0)

@@ -80,3 +80,52 @@ async def test_a_remembered_pod_of_another_uid_is_not_trusted() -> None:
     await binder.bind(meta["namespace"], meta["name"], meta["uid"], "spillover-east")
 
     assert home.calls[0][0] == "GET"
+
+
+class RecordingDelegation:
+    """A delegator that only records: the binder's side of the two-phase bind."""
+
+    def __init__(self) -> None:
+        self.created: list[str] = []
+        self.undone: list[str] = []
+
+    async def create_delegate(self, raw_pod: Any, pod: Pod, peer: Any, peer_node: str) -> Any:
+        self.created.append(pod.metadata.name)
+
+        async def undo() -> None:
+            self.undone.append(pod.metadata.name)
+
+        return undo, {"spillover.io/cluster": peer.name, "spillover.io/delegate": f"shop/{pod.metadata.name}-x"}
+
+    def bound(self, pod: Pod, peer: Any, peer_node: str) -> None:
+        pass
+
+    def avoided(self, pod: Pod, peer: str) -> str | None:
+        return None
+
+
+async def test_a_spilled_pods_annotations_ride_on_its_binding_so_the_proxy_gets_no_write_of_its_own() -> None:
+    pod = json.loads(FIXTURE.read_bytes())["Pod"]
+    meta = pod["metadata"]
+    east = peer("east")
+    bodies: list[Any] = []
+
+    class Home(RecordingHome):
+        async def request(self, method: str, path: str, body: Any = None, **_: Any) -> bytes:
+            bodies.append(body)
+            return await super().request(method, path, body)
+
+    home = Home(pod)
+    delegation = RecordingDelegation()
+    binder = Binder(home, {east.virtual_node: east}, Reservations(), delegation)  # type: ignore[arg-type]
+
+    await binder.bind(meta["namespace"], meta["name"], meta["uid"], "spillover-east")
+
+    path = f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}"
+    assert home.calls == [("GET", path), ("POST", path + "/binding")]  # no PATCH of the proxy
+    assert bodies[0]["metadata"]["annotations"] == {
+        "spillover.io/cluster": "east",
+        "spillover.io/delegate": f"shop/{meta['name']}-x",
+    }
+    assert bodies[0]["target"]["name"] == "spillover-east" and delegation.created == [meta["name"]]
+    assert delegation.undone == []
