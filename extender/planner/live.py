@@ -28,6 +28,13 @@ from extender.wire.core import Pod
 log = logging.getLogger("spillover.planner")
 INTERVAL = 2.0
 SOLVE_LIMIT = 1.0
+GATHER = 0.2
+"""After a wake-up, wait this long so a burst of candidates goes into one solve."""
+MIN_GAP = 1.0
+"""Seconds between solves, at least: during a burst every filter call adds a candidate."""
+REST_FACTOR = 4.0
+"""After a solve of T seconds, rest at least REST_FACTOR x T: the solver then takes at most a
+fifth of a core from the apiservers and schedulers that make the burst's pods run."""
 
 
 def _advice_row(advice: Any) -> dict[str, Any]:
@@ -116,13 +123,14 @@ class LivePlanner:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), INTERVAL)
             self._wake.clear()
-            await asyncio.sleep(0.2)  # let a burst of candidates gather into one solve
+            await asyncio.sleep(GATHER)
             if not self.candidates:
                 continue
             try:
                 await self.solve()
             except Exception as exc:  # a failed solve leaves the previous plan in place
                 log.warning("planning failed: %s", exc)
+            await asyncio.sleep(max(MIN_GAP - GATHER, self.last_solve_ms / 1000 * REST_FACTOR))
 
     async def solve(self) -> PlanResult:
         pods = []

@@ -129,6 +129,25 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+class CpuMeter:
+    """CPU seconds each lab process spends between construction and ``stop()``."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        self.started = time.monotonic()
+        self.used: dict[str, float] = {}
+        self.span = 0.0
+
+    def stop(self) -> None:
+        self.span = time.monotonic() - self.started
+        self.used = {name: cpu_seconds(pid) - self.before[name] for name, pid in self.pids.items()}
+
+    def per_pod_ms(self, name: str, pods: int) -> float:
+        used = sum(self.used.values()) if name == "total" else self.used[name]
+        return used * 1000 / pods
+
+
 def lab_procs(state: lablib.State) -> list[tuple[str, Any]]:
     out = [(name, proc) for name, cluster in state.data["clusters"].items() for proc in map(_proc, cluster["procs"])]
     return out + [("spillover", _proc(p)) for p in state.data.get("extra", [])]
@@ -215,7 +234,10 @@ async def run(args: argparse.Namespace) -> int:
         print("[bench] filling home's 8 CPUs", flush=True)
         await burst(home, FILL_NS, "fill", 8, "1")
         print(f"[bench] baseline: {args.pods} pods created directly in east", flush=True)
+        watched = {f"{cluster}/{proc.name}": proc.pid for cluster, proc in lab_procs(state)}
+        direct_cpu = CpuMeter(watched)
         direct = await burst(east, NS, "direct", args.pods, "50m")
+        direct_cpu.stop()
         await cleanup(east, NS, "direct")
         print(f"[bench] spill: {args.pods} pods created in home, all spilling", flush=True)
         stop = asyncio.Event()
@@ -228,12 +250,10 @@ async def run(args: argparse.Namespace) -> int:
                     for peer in (east, west)
                 ),
             ]
-        watched = {f"{cluster}/{proc.name}": proc.pid for cluster, proc in lab_procs(state)}
-        cpu_before = {name: cpu_seconds(pid) for name, pid in watched.items()}
+        spill_cpu = CpuMeter(watched)
         started = time.monotonic()
         spilled = await burst(home, NS, "spill", args.pods, "50m")
-        span = time.monotonic() - started
-        cpu_used = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in watched.items()}
+        spill_cpu.stop()
         stop.set()
         for task in watches:
             task.cancel()
@@ -253,10 +273,13 @@ async def run(args: argparse.Namespace) -> int:
     print(f"ratio to baseline: p50 {p50 / base50:.2f}x, p99 {p99 / base99:.2f}x")
     if args.breakdown:
         stages.report(started)
-    print(f"CPU busy over the {span:.2f} s of the spill burst (1.00 = one core all the time; 2 cores in all):")
-    for name, used in sorted(cpu_used.items(), key=lambda kv: -kv[1]):
-        if used / span >= 0.02:
-            print(f"  {name:40} {used / span:5.2f}")
+    print(f"CPU ms per pod over each burst ({direct_cpu.span:.2f} s direct, {spill_cpu.span:.2f} s spilled):")
+    print(f"  {'process':36} {'direct':>8} {'spilled':>8}")
+    rows = sorted(watched, key=lambda name: -spill_cpu.used[name])
+    for name in [*rows, "total"]:
+        direct_ms, spill_ms = (m.per_pod_ms(name, args.pods) for m in (direct_cpu, spill_cpu))
+        if spill_ms >= 0.2 or direct_ms >= 0.2:
+            print(f"  {name:36} {direct_ms:8.2f} {spill_ms:8.2f}")
     print(f"goal p50 <= 1 s: {'met' if p50 <= 1 else 'NOT met'}; goal p99 <= 2 s: {'met' if p99 <= 2 else 'NOT met'}")
     return 0
 
