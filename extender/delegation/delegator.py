@@ -600,12 +600,25 @@ class Delegator:
                 proxy.missing_since = now
             elif now - proxy.missing_since >= MISSING_DELEGATE_SECONDS:
                 proxy.missing_since = None
+                if await self._delegate_exists(entry, proxy.uid):
+                    continue  # the watch is behind (a reconnect), not the peer
                 await self._delegate_lost(
                     proxy,
                     "DelegateMissing",
                     f"bound to peer {proxy.peer} for over {MISSING_DELEGATE_SECONDS:g}s but no delegate exists there "
                     "(a bind cut off after its delegate was removed)",
                 )
+
+    async def _delegate_exists(self, entry: PeerDelegates, proxy_uid: str) -> bool:
+        """Ask the peer itself before failing a pod on the watch's word (True when unsure)."""
+        selector = f"{labels.MANAGED_BY}={labels.MANAGED_BY_VALUE},{labels.PROXY_UID}={proxy_uid}"
+        try:
+            payload = await entry.runtime.raw.get("/api/v1/pods", query=[("labelSelector", selector)])
+            listed = msgspec.json.decode(payload)
+        except Exception as exc:
+            log.info("could not check for the delegate of %s: %s", proxy_uid, exc)
+            return True
+        return bool(listed.get("items"))
 
     async def _owner_uids(self, proxy: Proxy) -> list[str]:
         try:
