@@ -186,6 +186,10 @@ class Delegator:
         self._mirrored: dict[str, dict[str, Any]] = {}
         self._queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
         self._queued: set[tuple[str, str]] = set()
+        self._active: set[tuple[str, str]] = set()
+        """Proxies a worker is writing now: never two writers for one proxy."""
+        self._dirty: set[tuple[str, str]] = set()
+        """Proxies that changed while being written: queued again once that write is done."""
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sweep_soon: set[str] = set()
 
@@ -444,19 +448,30 @@ class Delegator:
         self._spawn(self._delegate_lost(proxy, "DelegateDeleted", f"the delegate was deleted in peer {peer}"))
 
     def _enqueue(self, peer: str, uid: str) -> None:
+        """As client-go's workqueue: one worker per proxy at a time. Two writers for one proxy
+        could land out of order (a Pending read before a Running one, written after it) and leave
+        home showing a status its delegate left long ago."""
         key = (peer, uid)
-        if key not in self._queued:
+        if key in self._active:
+            self._dirty.add(key)
+        elif key not in self._queued:
             self._queued.add(key)
             self._queue.put_nowait(key)
 
     async def _worker(self) -> None:
         while True:
-            peer, uid = await self._queue.get()
-            self._queued.discard((peer, uid))
+            key = await self._queue.get()
+            self._queued.discard(key)
+            self._active.add(key)
             try:
-                await self._sync_proxy(peer, uid)
+                await self._sync_proxy(*key)
             except Exception as exc:
-                log.warning("status of proxy %s not mirrored: %s", uid, exc)
+                log.warning("status of proxy %s not mirrored: %s", key[1], exc)
+            finally:
+                self._active.discard(key)
+                if key in self._dirty:
+                    self._dirty.discard(key)
+                    self._enqueue(*key)
 
     async def _sync_proxy(self, peer: str, uid: str) -> None:
         if not self.leader.leading:

@@ -70,6 +70,8 @@ class LivePlanner:
         self.metrics = metrics
         self.candidates: TTLCache[str, Pod] = TTLCache(maxsize=100_000, ttl=candidate_ttl, timer=time.monotonic)
         self.current: Plan | None = None
+        self.planned_peers: frozenset[str] = frozenset()
+        """The peers that were healthy when ``current`` was solved."""
         self.last: PlanResult | None = None
         self.last_solve_ms = 0.0
         self._wake = asyncio.Event()
@@ -89,7 +91,17 @@ class LivePlanner:
 
     def score(self, pod: Pod, peer: PeerState) -> int | None:
         current = self.current
-        return current.score(pod, peer.name) if current is not None else None
+        if current is None:
+            return None
+        if self._stale():
+            self._wake.set()
+            return None
+        return current.score(pod, peer.name)
+
+    def _stale(self) -> bool:
+        """A plan solved while a peer was down steers pods away from it after it is back (and one
+        solved while it was up, towards it after it is gone): such a plan has nothing to say."""
+        return frozenset(p.name for p in self.peers() if p.healthy) != self.planned_peers
 
     def gang_peer(self, pod: Pod, gang: str) -> str | None:
         current = self.current
@@ -140,6 +152,7 @@ class LivePlanner:
             except HintError:
                 continue
         peers = [_snapshot(p) for p in self.peers() if p.healthy]
+        planned_peers = frozenset(p.name for p in peers)
         started = time.perf_counter()
         result = await asyncio.to_thread(
             plan, PlanInput(peers=peers, pods=pods, veto=self.veto), Solver.AUTO, time_limit=SOLVE_LIMIT
@@ -148,6 +161,7 @@ class LivePlanner:
         self.last = result
         previous = self.current
         self.current = Plan(result)
+        self.planned_peers = planned_peers
         if self.on_gangs_placed is not None:
             before = set(previous.gang_peers.values()) if previous is not None else set()
             fresh = {

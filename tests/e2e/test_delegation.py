@@ -29,6 +29,7 @@ from tests.e2e.workloads import (
     pods,
     unique,
     wait_bound,
+    wait_peer_ready,
 )
 
 SHOP = "shop"
@@ -219,6 +220,7 @@ async def test_lost_peer_pods_are_recreated_elsewhere_and_nothing_is_left_when_i
     try:
         # 2 CPU in all: west (2 x 2 CPU) can take them even if earlier tests' pods are still
         # leaving it, so what is proven is the failover, not west's exact free room.
+        await wait_peer_ready(home, "east")
         await create_deployment(home, SHOP, name, 4, "500m")
         proxies = await running_proxies(home, name, 4)
         assert {p.spec.node_name for p in proxies} == {"spillover-east"}

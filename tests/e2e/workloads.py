@@ -94,3 +94,20 @@ async def delete_deployment(c: Cluster, namespace: str, name: str, timeout: floa
 
 async def events_for(c: Cluster, namespace: str, pod_name: str) -> list[Any]:
     return (await c.core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={pod_name}")).items
+
+
+async def wait_peer_ready(home: Cluster, peer: str, timeout: float = 90) -> None:
+    """Wait until Spillover calls ``peer`` Ready and its virtual node is Ready and untainted by
+    the node lifecycle (a test that restarted the peer's apiserver may have run just before)."""
+
+    async def probe() -> bool | None:
+        pc = await home.custom.get_cluster_custom_object("spillover.io", "v1alpha1", "peerclusters", peer)
+        conditions = {c["type"]: c["status"] for c in (pc.get("status") or {}).get("conditions") or []}
+        if conditions.get("Ready") != "True":
+            return None
+        node = await home.core.read_node(f"spillover-{peer}")
+        ready = {c.type: c.status for c in node.status.conditions or []}.get("Ready") == "True"
+        lifecycle = [t for t in node.spec.taints or [] if t.key.startswith("node.kubernetes.io/")]
+        return True if ready and not lifecycle else None
+
+    await eventually(probe, timeout, f"peer {peer} Ready with its virtual node Ready and untainted", interval=0.5)
