@@ -249,6 +249,15 @@ async def run(args: argparse.Namespace) -> int:
     bypass = statistics.median(results["bypass"])
     print(f"{'Spillover in the loop (opted-in pods)':40} {opted:8.0f} {opted / base:7.2f}x   goal >= 0.90x")
     print(f"{'extender configured, pods not opted in':40} {bypass:8.0f} {bypass / base:7.2f}x   goal ~1.00x")
+    # Each round runs the three cases back to back, so a ratio within a round is spared most of
+    # the machine's drift between rounds; the bypass case shows how much noise is left.
+    paired = [s / b for s, b in zip(results["spillover"], results["baseline"], strict=True)]
+    paired_bypass = [s / b for s, b in zip(results["bypass"], results["baseline"], strict=True)]
+    print(
+        f"median of per-round ratios: Spillover {statistics.median(paired):.2f}x "
+        f"(rounds {', '.join(f'{r:.2f}' for r in paired)}); "
+        f"not opted in {statistics.median(paired_bypass):.2f}x (rounds {', '.join(f'{r:.2f}' for r in paired_bypass)})"
+    )
     print_cpu(cpu)
     return 0
 
