@@ -146,7 +146,12 @@ class Spillover:
                 return str(exc)
             return self.delegator.avoided(pod, peer.name)
 
-        planner = LivePlanner(lambda: [rt.state for rt in self.registry.peers.values()], veto, self.metrics)
+        planner = LivePlanner(
+            lambda: [rt.state for rt in self.registry.peers.values()],
+            veto,
+            self.metrics,
+            in_flight=self.reservations.holds,
+        )
         self.registry.advice_for = planner.advice_for
 
         def nudge(peers: set[str]) -> None:

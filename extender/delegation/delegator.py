@@ -216,6 +216,7 @@ class Delegator:
             name=f"home/proxies-on-{runtime.state.virtual_node}",
         )
         self.peers[name] = entry
+        runtime.peer_reflectors.append(entry.reflector)
         runtime.tasks.append(asyncio.create_task(entry.reflector.run(), name=f"{name}-delegates"))
         runtime.tasks.append(asyncio.create_task(entry.proxy_reflector.run(), name=f"{name}-proxies"))
 

@@ -8,6 +8,7 @@ plain callbacks run in the event loop, so caches they update need no locks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Callable, Sequence
@@ -93,6 +94,12 @@ class Reflector(Generic[T]):
         self._bookmark_decoder = msgspec.json.Decoder(_Bookmark)
         self._status_decoder = msgspec.json.Decoder(_Status)
         self.on_error: Callable[[str], None] | None = None
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Cut a backoff short: the server is known to answer again (a probe got through), so a
+        list/watch that failed during an outage is retried now rather than up to 45 s later."""
+        self._wake.set()
 
     async def run(self) -> None:
         backoff = 0.5
@@ -111,7 +118,9 @@ class Reflector(Generic[T]):
                 message = f"{self.name}: {type(exc).__name__}: {exc}"
                 self.handler.failed(message)
                 log.warning("list/watch failed; retrying in %.1fs: %s", backoff, message)
-                await asyncio.sleep(backoff * (0.5 + random.random()))
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), backoff * (0.5 + random.random()))
                 backoff = min(self.max_backoff, backoff * 2)
 
     async def _list(self) -> None:

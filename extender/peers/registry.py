@@ -45,6 +45,11 @@ class PeerRuntime:
     pod_reflector: Reflector[Pod]
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     last_seen: str = ""
+    peer_reflectors: list[Reflector[Any]] = field(default_factory=list)
+    """Other watches on this peer (the delegator's), woken with ours when the peer is back."""
+
+    def reflectors(self) -> list[Reflector[Any]]:
+        return [self.node_reflector, self.pod_reflector, *self.peer_reflectors]
 
 
 class PeerRegistry(Handler[PeerCluster]):
@@ -207,6 +212,8 @@ class PeerRegistry(Handler[PeerCluster]):
                     state.set_reachable(True)
                     log.info("peer %s reachable again", state.name)
                     runtime.tracker.changed()
+                    for reflector in runtime.reflectors():
+                        reflector.wake()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -64,14 +64,20 @@ class LivePlanner:
         veto: Callable[[Pod, PeerState], str | None] | None = None,
         metrics: Any = None,
         candidate_ttl: float = 60.0,
+        in_flight: Callable[[str], bool] | None = None,
     ) -> None:
         self.peers = peers
         self.veto = veto
+        self.in_flight = in_flight
+        """UID -> whether a bind holds room for the pod now: that room is already in the peers'
+        capacity, so planning the pod again would count it twice and push others to pricier peers."""
         self.metrics = metrics
         self.candidates: TTLCache[str, Pod] = TTLCache(maxsize=100_000, ttl=candidate_ttl, timer=time.monotonic)
         self.current: Plan | None = None
         self.planned_peers: frozenset[str] = frozenset()
         """The peers that were healthy when ``current`` was solved."""
+        self.planned_uids: set[str] = set()
+        """The pods ``current`` was solved for."""
         self.last: PlanResult | None = None
         self.last_solve_ms = 0.0
         self._wake = asyncio.Event()
@@ -86,8 +92,8 @@ class LivePlanner:
 
     def bound(self, pod: Pod, peer: str) -> None:
         self.candidates.pop(pod.metadata.uid, None)
-        if self.current is not None:
-            self.current.consume(pod, peer)
+        if self.current is not None and pod.metadata.uid in self.planned_uids:
+            self.current.consume(pod, peer)  # only pods the plan counted use up its room
 
     def score(self, pod: Pod, peer: PeerState) -> int | None:
         current = self.current
@@ -146,11 +152,15 @@ class LivePlanner:
 
     async def solve(self) -> PlanResult:
         pods = []
+        uids = set()
         for pod in list(self.candidates.values()):
+            if self.in_flight is not None and self.in_flight(pod.metadata.uid):
+                continue
             try:
                 pods.append(PendingPod.from_pod(pod))
             except HintError:
                 continue
+            uids.add(pod.metadata.uid)
         peers = [_snapshot(p) for p in self.peers() if p.healthy]
         planned_peers = frozenset(p.name for p in peers)
         started = time.perf_counter()
@@ -162,6 +172,7 @@ class LivePlanner:
         previous = self.current
         self.current = Plan(result)
         self.planned_peers = planned_peers
+        self.planned_uids = uids
         if self.on_gangs_placed is not None:
             before = set(previous.gang_peers.values()) if previous is not None else set()
             fresh = {

@@ -49,3 +49,22 @@ async def test_a_plan_solved_while_a_peer_was_down_says_nothing_once_it_is_back(
     await planner.solve()
     east_score, west_score = planner.score(pod, east), planner.score(pod, west)
     assert east_score is not None and west_score is not None and east_score > west_score
+
+
+async def test_a_pod_whose_bind_holds_room_is_not_planned_twice_and_its_bind_uses_none_of_the_plan() -> None:
+    east, west = peer("east", nodes=1, cost=1.0, cpu_m=2000), peer("west", cost=3.0)
+    in_flight = make_pod(name="batch-a", cpu="1")
+    waiting = make_pod(name="batch-b", cpu="1")
+    east.nodes["east-0"].reserved = {"cpu": 1000}  # batch-a's bind holds its room on east
+    planner = LivePlanner(lambda: [east, west], in_flight=lambda uid: uid == in_flight.metadata.uid)
+    planner.note_candidate(in_flight)
+    planner.note_candidate(waiting)
+
+    result = await planner.solve()
+
+    assert [p.cluster for p in result.placements] == ["east"]  # batch-b alone: east still has room
+    east.nodes["east-0"].reserved = {}
+    east.nodes["east-0"].requested = {"cpu": 1000, "pods": 1}
+    planner.bound(in_flight, "east")  # its delegate now counts on east; the plan's room stays
+    east_score, west_score = planner.score(waiting, east), planner.score(waiting, west)
+    assert east_score == 10 and west_score is not None and west_score < east_score
