@@ -30,6 +30,7 @@ sys.path.insert(0, str(HERE.parent / "lab"))
 sys.path.insert(0, str(HERE.parent.parent))
 
 from kubernetes_asyncio import client, config  # noqa: E402
+from proc_cpu import cpu_snapshot  # noqa: E402  (hack/bench, the script's own folder)
 from spillover_lab import lab as lablib  # noqa: E402
 from spillover_lab import procs  # noqa: E402
 from spillover_lab import spillover as sp  # noqa: E402
@@ -100,19 +101,6 @@ async def create_pods(core: client.CoreV1Api, namespace: str, scheduler: str, co
             await core.create_namespaced_pod(namespace, body)
 
     await asyncio.gather(*(one(i) for i in range(count)))
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU a process has used so far, from /proc (0 once it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def cpu_snapshot(procs_by_name: dict[str, int]) -> dict[str, float]:
-    return {name: cpu_seconds(pid) for name, pid in procs_by_name.items()}
 
 
 async def measure(

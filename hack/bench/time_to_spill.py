@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import sys
 import time
@@ -26,6 +25,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "lab"))
 sys.path.insert(0, str(HERE.parent.parent))
 
+from proc_cpu import CpuMeter  # noqa: E402  (hack/bench, the script's own folder)
 from spillover_lab import lab as lablib  # noqa: E402
 from spillover_lab import spillover as sp  # noqa: E402
 
@@ -118,34 +118,6 @@ async def cleanup(raw: RawClient, namespace: str, tag: str) -> None:
     await raw.request("DELETE", path, query=[("labelSelector", f"bench={tag}")])
     while msgspec.json.decode(await raw.get(path, query=[("labelSelector", f"bench={tag}")]))["items"]:
         await asyncio.sleep(0.5)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU a process has used so far, from /proc (0 once it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-class CpuMeter:
-    """CPU seconds each lab process spends between construction and ``stop()``."""
-
-    def __init__(self, pids: dict[str, int]) -> None:
-        self.pids = pids
-        self.before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-        self.started = time.monotonic()
-        self.used: dict[str, float] = {}
-        self.span = 0.0
-
-    def stop(self) -> None:
-        self.span = time.monotonic() - self.started
-        self.used = {name: cpu_seconds(pid) - self.before[name] for name, pid in self.pids.items()}
-
-    def per_pod_ms(self, name: str, pods: int) -> float:
-        used = sum(self.used.values()) if name == "total" else self.used[name]
-        return used * 1000 / pods
 
 
 def lab_procs(state: lablib.State) -> list[tuple[str, Any]]:
