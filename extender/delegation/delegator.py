@@ -190,6 +190,10 @@ class Delegator:
         """Proxies a worker is writing now: never two writers for one proxy."""
         self._dirty: set[tuple[str, str]] = set()
         """Proxies that changed while being written: queued again once that write is done."""
+        self._lost: set[str] = set()
+        """Proxies failed for good (delegate deleted, withdrawn, missing): no mirror write after that."""
+        self._status_locks: dict[str, asyncio.Lock] = {}
+        """One status writer per proxy, mirror and failure alike, so the last word is the latest."""
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sweep_soon: set[str] = set()
 
@@ -403,8 +407,16 @@ class Delegator:
         elif proxy.peer:
             self._enqueue(proxy.peer, proxy.uid)
 
+    def _status_lock(self, uid: str) -> asyncio.Lock:
+        lock = self._status_locks.get(uid)
+        if lock is None:
+            lock = self._status_locks[uid] = asyncio.Lock()
+        return lock
+
     def proxy_gone(self, proxy: Proxy) -> None:
         self._mirrored.pop(proxy.uid, None)
+        self._lost.discard(proxy.uid)
+        self._status_locks.pop(proxy.uid, None)
         if self.leader.leading:
             self._spawn(self._remove_delegate_of(proxy, grace=0))
 
@@ -488,13 +500,16 @@ class Delegator:
         if not status or self._mirrored.get(uid) == status:
             return
         before = (self._mirrored.get(uid) or {}).get("phase")
-        await self.home.request(
-            "PATCH",
-            f"/api/v1/namespaces/{proxy.namespace}/pods/{proxy.name}/status",
-            {"status": status},
-            content_type=MERGE,
-        )
-        self._mirrored[uid] = status
+        async with self._status_lock(uid):
+            if uid in self._lost:  # failed meanwhile: a status read before that must not undo it
+                return
+            await self.home.request(
+                "PATCH",
+                f"/api/v1/namespaces/{proxy.namespace}/pods/{proxy.name}/status",
+                {"status": status},
+                content_type=MERGE,
+            )
+            self._mirrored[uid] = status
         phase = status.get("phase")
         if phase != before:
             self._phase_event(proxy, peer, delegate, phase)
@@ -525,13 +540,15 @@ class Delegator:
         """The proxy tells the truth (Failed, with why); a controller-owned one is recreated."""
         if mirror:
             status = {"phase": "Failed", "reason": reason, "message": message}
-            with contextlib.suppress(ApiError):
-                await self.home.request(
-                    "PATCH",
-                    f"/api/v1/namespaces/{proxy.namespace}/pods/{proxy.name}/status",
-                    {"status": status},
-                    content_type=MERGE,
-                )
+            self._lost.add(proxy.uid)  # before the lock: a mirror write not yet started stays out
+            async with self._status_lock(proxy.uid):
+                with contextlib.suppress(ApiError):
+                    await self.home.request(
+                        "PATCH",
+                        f"/api/v1/namespaces/{proxy.namespace}/pods/{proxy.name}/status",
+                        {"status": status},
+                        content_type=MERGE,
+                    )
             self.events.record(proxy.ref(), reason, message, warning=True)
         if proxy.controlled:
             await self._force_delete_proxy(proxy, reason)

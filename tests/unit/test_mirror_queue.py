@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from extender.config import Config
-from extender.delegation.delegator import Delegator
+from extender.delegation.delegator import Delegate, Delegator, PeerDelegates, Proxy
 
 
 async def test_a_proxy_is_never_written_by_two_workers_at_once_and_a_change_during_a_write_is_written_after() -> None:
@@ -44,3 +45,58 @@ async def test_a_proxy_is_never_written_by_two_workers_at_once_and_a_change_duri
         for task in workers:
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
+
+
+class SlowHome:
+    """The home apiserver: records status writes; the first one takes until ``release`` is set."""
+
+    def __init__(self) -> None:
+        self.writes: list[str] = []
+        self.release = asyncio.Event()
+
+    async def request(self, method: str, path: str, body: Any = None, **_: Any) -> bytes:
+        phase = body["status"]["phase"]
+        if not self.writes and phase == "Running":
+            await self.release.wait()
+        self.writes.append(phase)
+        return b"{}"
+
+
+def _delegator_with_a_running_delegate() -> tuple[Delegator, SlowHome, Proxy]:
+    home = SlowHome()
+    delegator = Delegator(home=home, registry=None, config=Config())  # type: ignore[arg-type]
+    proxy = Proxy(
+        uid="uid-1",
+        namespace="shop",
+        name="web-1",
+        peer="east",
+        node_name="spillover-east",
+        deleting=False,
+        grace=None,
+        controlled=False,
+        failover_never=False,
+    )
+    delegator.proxies[proxy.uid] = proxy
+    entry = PeerDelegates(runtime=None)  # type: ignore[arg-type]
+    entry.by_proxy[proxy.uid] = Delegate("shop", "web-1-x", proxy.uid, {"phase": "Running"}, seen_at=0.0)
+    delegator.peers["east"] = entry
+    return delegator, home, proxy
+
+
+async def test_a_proxy_failed_while_its_running_status_is_being_written_ends_failed() -> None:
+    delegator, home, proxy = _delegator_with_a_running_delegate()
+    mirror = asyncio.create_task(delegator._sync_proxy("east", proxy.uid))
+    await asyncio.sleep(0.01)  # the Running write is in flight
+    lost = asyncio.create_task(delegator._delegate_lost(proxy, "DelegateDeleted", "deleted in peer east"))
+    await asyncio.sleep(0.01)
+    home.release.set()
+    await asyncio.gather(mirror, lost)
+    assert home.writes == ["Running", "Failed"]  # the failure is the last word
+
+
+async def test_a_status_read_before_a_failure_is_not_written_after_it() -> None:
+    delegator, home, proxy = _delegator_with_a_running_delegate()
+    home.release.set()
+    await delegator._delegate_lost(proxy, "DelegateMissing", "no delegate")
+    await delegator._sync_proxy("east", proxy.uid)  # a Running event queued before the failure
+    assert home.writes == ["Failed"]
