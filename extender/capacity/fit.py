@@ -236,7 +236,8 @@ def find_node(pod: Pod, requests: Mapping[str, int], peer: PeerState, *, tightes
         if short := _short_of(wanted, bounds.largest):
             return FitResult(None, f"no node of {peer.name} fits: {len(peer.nodes)} {_shortfall_text(short)}")
         if unconstrained and (short := _short_of(wanted, bounds.largest_open)):
-            reasons[_shortfall_text(short)] = len(peer.nodes) - len(bounds.restricted)
+            if skipped := len(peer.nodes) - len(bounds.restricted):
+                reasons[_shortfall_text(short)] = skipped
             nodes = bounds.restricted
     wanted_items = tuple(wanted.items())
     best: str | None = None

@@ -20,7 +20,7 @@ from typing import Any
 from cachetools import TTLCache
 
 from extender.capacity.model import PeerState
-from extender.hints import HintError
+from extender.hints import HintError, parse_hints
 from extender.planner import Plan, PlanInput, PlanResult, Solver, plan
 from extender.planner.model import PendingPod
 from extender.wire.core import Pod
@@ -32,6 +32,8 @@ GATHER = 0.2
 """After a wake-up, wait this long so a burst of candidates goes into one solve."""
 MIN_GAP = 1.0
 """Seconds between solves, at least: during a burst every filter call adds a candidate."""
+COMMITTED_GANG_SECONDS = 600.0
+"""How long a gang's peer is kept for members still to bind after its first ones did."""
 REST_FACTOR = 4.0
 """After a solve of T seconds, rest at least REST_FACTOR x T: the solver then takes at most a
 fifth of a core from the apiservers and schedulers that make the burst's pods run."""
@@ -78,6 +80,12 @@ class LivePlanner:
         """The peers that were healthy when ``current`` was solved."""
         self.planned_uids: set[str] = set()
         """The pods ``current`` was solved for."""
+        self.committed_gangs: TTLCache[tuple[str, str], str] = TTLCache(
+            maxsize=10_000, ttl=COMMITTED_GANG_SECONDS, timer=time.monotonic
+        )
+        """(namespace, gang) -> the peer its first members were bound to. A later solve sees the
+        gang incomplete (some members are bound already) and would place it nowhere, leaving the
+        rest waiting for members that will never be pending again: the peer stays theirs."""
         self.last: PlanResult | None = None
         self.last_solve_ms = 0.0
         self._wake = asyncio.Event()
@@ -92,6 +100,9 @@ class LivePlanner:
 
     def bound(self, pod: Pod, peer: str) -> None:
         self.candidates.pop(pod.metadata.uid, None)
+        with contextlib.suppress(HintError):
+            if (gang := parse_hints(pod.metadata.annotations).gang) is not None:
+                self.committed_gangs[(pod.metadata.namespace, gang)] = peer
         if self.current is not None and pod.metadata.uid in self.planned_uids:
             self.current.consume(pod, peer)  # only pods the plan counted use up its room
 
@@ -171,6 +182,8 @@ class LivePlanner:
         self.last = result
         previous = self.current
         self.current = Plan(result)
+        for key, peer in self.committed_gangs.items():
+            self.current.gang_peers.setdefault(key, peer)
         self.planned_peers = planned_peers
         self.planned_uids = uids
         if self.on_gangs_placed is not None:

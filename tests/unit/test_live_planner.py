@@ -68,3 +68,19 @@ async def test_a_pod_whose_bind_holds_room_is_not_planned_twice_and_its_bind_use
     planner.bound(in_flight, "east")  # its delegate now counts on east; the plan's room stays
     east_score, west_score = planner.score(waiting, east), planner.score(waiting, west)
     assert east_score == 10 and west_score is not None and west_score < east_score
+
+
+async def test_a_gang_placed_by_one_plan_keeps_its_peer_while_its_members_bind_across_solves() -> None:
+    east, west = peer("east", cost=1.0), peer("west", cost=3.0)
+    gang = {"spillover.io/gang": "train", "spillover.io/gang-size": "3"}
+    members = [make_pod(name=f"train-{i}", cpu="500m", annotations=gang) for i in range(3)]
+    planner = LivePlanner(lambda: [east, west])
+    for member in members:
+        planner.note_candidate(member)
+    await planner.solve()
+    assert planner.gang_peer(members[0], "train") == "east"
+
+    planner.bound(members[0], "east")  # one member bound, then a solve with two of three pending
+    await planner.solve()
+
+    assert planner.gang_peer(members[1], "train") == "east"  # not "waiting for all 3" forever
