@@ -307,6 +307,14 @@ class Delegator:
             stale = entry.by_proxy.get(proxy_uid)
             if name == keep or stale is None:
                 continue
+            if not entry.runtime.state.reachable:
+                # Failing this bind would keep the pod from running anywhere while that peer is
+                # down; once it is back, the sweep removes a delegate whose proxy is bound elsewhere.
+                log.info(
+                    "delegate left by an interrupted bind is in an unreachable peer; the sweep will remove it",
+                    extra={"delegate": f"{stale.namespace}/{stale.name}", "peer": name, "uid": proxy_uid},
+                )
+                continue
             await self._delete_delegate(entry.runtime.raw, stale.namespace, stale.name, grace=0)
             log.info(
                 "deleted delegate left by an interrupted bind",

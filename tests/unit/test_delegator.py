@@ -1,4 +1,4 @@
-"""The delegator's status mirror: one writer per proxy, and no change lost while it writes."""
+"""The delegator's writes: one status writer per proxy, the last word the latest, and no bind held up by a peer that is down."""
 
 from __future__ import annotations
 
@@ -100,3 +100,29 @@ async def test_a_status_read_before_a_failure_is_not_written_after_it() -> None:
     await delegator._delegate_lost(proxy, "DelegateMissing", "no delegate")
     await delegator._sync_proxy("east", proxy.uid)  # a Running event queued before the failure
     assert home.writes == ["Failed"]
+
+
+class Refusing:
+    """A peer's client while its apiserver is down."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def request(self, *args: Any, **kwargs: Any) -> bytes:
+        self.calls += 1
+        raise ConnectionRefusedError("connection refused")
+
+
+async def test_a_leftover_delegate_in_an_unreachable_peer_does_not_block_the_bind_elsewhere() -> None:
+    from extender.capacity.model import PeerState
+
+    delegator = Delegator(home=None, registry=None, config=Config())  # type: ignore[arg-type]
+    down = Refusing()
+    runtime = type("Runtime", (), {"raw": down, "state": PeerState(name="east", virtual_node="spillover-east")})()
+    entry = PeerDelegates(runtime=runtime)  # type: ignore[arg-type]
+    entry.by_proxy["uid-1"] = Delegate("shop", "web-1-x", "uid-1", {"phase": "Running"}, seen_at=0.0)
+    delegator.peers["east"] = entry  # east is unreachable (PeerState starts so)
+
+    await delegator._remove_leftovers("uid-1", keep="west")  # the bind to west goes on
+
+    assert down.calls == 0
