@@ -1,4 +1,4 @@
-"""The delegator's writes: one status writer per proxy, the last word the latest, and no bind held up by a peer that is down."""
+"""The delegator's writes: one status writer per proxy, the latest word last, no bind held up by a peer that is down."""
 
 from __future__ import annotations
 
