@@ -228,6 +228,7 @@ class Delegator:
         workers = [asyncio.create_task(self._worker(), name=f"mirror-{i}") for i in range(MIRROR_WORKERS)]
         tasks = [
             asyncio.create_task(self.leader.run(), name="leader"),
+            asyncio.create_task(self._follow_leadership(), name="leadership"),
             asyncio.create_task(self._periodic(), name="delegation-periodic"),
             asyncio.create_task(self._sweeper(), name="orphan-sweep"),
             asyncio.create_task(self.events.run(), name="events"),
@@ -238,6 +239,23 @@ class Delegator:
         finally:
             for task in tasks:
                 task.cancel()
+
+    async def _follow_leadership(self) -> None:
+        while True:
+            await self.leader.changed.wait()
+            self.leader.changed.clear()
+            if self.leader.leading:
+                self.resync()
+
+    def resync(self) -> None:
+        """On becoming leader, act on everything the watches showed while another replica led:
+        those events were seen and let go, and a proxy deleted meanwhile would otherwise stay
+        Terminating for ever (no kubelet finalises it) and a status change stay unmirrored."""
+        log.info("leading: resyncing %d proxies", len(self.proxies))
+        for proxy in list(self.proxies.values()):
+            self.proxy_changed(proxy)
+        for peer in list(self.peers):
+            self._schedule_sweep(peer)
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)

@@ -126,3 +126,34 @@ async def test_a_leftover_delegate_in_an_unreachable_peer_does_not_block_the_bin
     await delegator._remove_leftovers("uid-1", keep="west")  # the bind to west goes on
 
     assert down.calls == 0
+
+
+async def test_a_replica_that_becomes_leader_acts_on_what_it_saw_while_following() -> None:
+    delegator, home, proxy = _delegator_with_a_running_delegate()
+    home.release.set()
+    delegator.leader.enabled, delegator.leader.leading = True, False  # another replica leads
+    deleting = Proxy("uid-2", "shop", "web-2", "east", "spillover-east", True, 0, False, False)
+    delegator.proxies[deleting.uid] = deleting
+    finalised: list[str] = []
+
+    async def finalise(p: Proxy) -> None:
+        finalised.append(p.name)
+
+    delegator._finalise_proxy = finalise  # type: ignore[method-assign]
+    worker = asyncio.create_task(delegator._worker())
+    try:
+        delegator.proxy_changed(proxy)  # seen while following: let go
+        delegator.proxy_changed(deleting)
+        await asyncio.sleep(0.05)
+        assert home.writes == [] and finalised == []
+
+        delegator.leader.leading = True
+        delegator.resync()
+        for _ in range(100):
+            if home.writes and finalised:
+                break
+            await asyncio.sleep(0.01)
+        assert home.writes == ["Running"] and finalised == ["web-2"]
+    finally:
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
