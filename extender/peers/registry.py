@@ -235,6 +235,9 @@ class PeerRegistry(Handler[PeerCluster]):
             runtime = self.peers.get(name)
             if runtime is not None:
                 await self._stop(runtime)
+                # Its state lives on in the delegator and in plans: it must not look healthy there.
+                runtime.state.set_reachable(False, "PeerCluster deleted")
+                self.reservations.peers.pop(name, None)
             await self.virtual_nodes.remove(name)
             log.info("peer %s removed", name)
 
