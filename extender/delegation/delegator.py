@@ -42,6 +42,10 @@ STUCK_DELETION_SLACK = 30.0
 ORPHAN_MIN_AGE = 30.0
 """A delegate younger than this is never swept: its bind may still be in flight (its proxy only
 becomes visible once bound to the virtual node)."""
+PENDING_MIRROR_DELAY = 2.0
+"""A delegate usually runs within a second of being created; its passing Pending status is
+mirrored only if it lasts this long: one home write less per spilled pod in a burst, when the
+home apiserver is busiest (Running, Failed and a Pending that lasts are written at once)."""
 MISSING_DELEGATE_SECONDS = 30.0
 """A proxy bound to a virtual node this long with no delegate in that peer is failed (and, if a
 controller owns it, recreated): a bind cut off at the wrong moment must not leave it Pending forever."""
@@ -525,6 +529,11 @@ class Delegator:
         status = delegate_spec.mirrored_status(delegate.status)
         if not status or self._mirrored.get(uid) == status:
             return
+        if status.get("phase") == "Pending" and uid not in self._mirrored:
+            waited = time.monotonic() - delegate.seen_at
+            if waited < PENDING_MIRROR_DELAY:
+                asyncio.get_running_loop().call_later(PENDING_MIRROR_DELAY - waited, self._enqueue, peer, uid)
+                return
         before = (self._mirrored.get(uid) or {}).get("phase")
         async with self._status_lock(uid):
             if uid in self._lost:  # failed meanwhile: a status read before that must not undo it

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from extender.config import Config
@@ -157,3 +158,23 @@ async def test_a_replica_that_becomes_leader_acts_on_what_it_saw_while_following
     finally:
         worker.cancel()
         await asyncio.gather(worker, return_exceptions=True)
+
+
+async def test_a_delegate_pending_only_briefly_has_only_its_running_status_written() -> None:
+    delegator, home, proxy = _delegator_with_a_running_delegate()
+    home.release.set()
+    delegate = delegator.peers["east"].by_proxy[proxy.uid]
+    delegate.status, delegate.seen_at = {"phase": "Pending"}, time.monotonic()
+    await delegator._sync_proxy("east", proxy.uid)  # just created in the peer: not written yet
+    delegate.status = {"phase": "Running"}
+    await delegator._sync_proxy("east", proxy.uid)
+    assert home.writes == ["Running"]
+
+
+async def test_a_delegate_pending_for_a_while_has_its_pending_status_written() -> None:
+    delegator, home, proxy = _delegator_with_a_running_delegate()
+    home.release.set()
+    delegate = delegator.peers["east"].by_proxy[proxy.uid]
+    delegate.status, delegate.seen_at = {"phase": "Pending"}, time.monotonic() - 5
+    await delegator._sync_proxy("east", proxy.uid)
+    assert home.writes == ["Pending"]
