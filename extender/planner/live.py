@@ -32,8 +32,9 @@ GATHER = 0.2
 """After a wake-up, wait this long so a burst of candidates goes into one solve."""
 MIN_GAP = 1.0
 """Seconds between solves, at least: during a burst every filter call adds a candidate."""
-COMMITTED_GANG_SECONDS = 600.0
-"""How long a gang's peer is kept for members still to bind after its first ones did."""
+COMMITTED_GANG_SECONDS = 120.0
+"""How long a gang's peer is kept at most for members still to bind after its first ones did
+(members bind within seconds of each other; a member deleted meanwhile must not pin a re-run)."""
 REST_FACTOR = 4.0
 """After a solve of T seconds, rest at least REST_FACTOR x T: the solver then takes at most a
 fifth of a core from the apiservers and schedulers that make the burst's pods run."""
@@ -57,6 +58,14 @@ def _snapshot(peer: PeerState) -> PeerState:
         node.reserved = dict(node.reserved)
         node.delegated = dict(node.delegated)
     return clone
+
+
+def _gang_key(pod: Pod) -> tuple[str, str] | None:
+    try:
+        gang = parse_hints(pod.metadata.annotations).gang
+    except HintError:
+        return None
+    return None if gang is None else (pod.metadata.namespace, gang)
 
 
 class LivePlanner:
@@ -85,7 +94,10 @@ class LivePlanner:
         )
         """(namespace, gang) -> the peer its first members were bound to. A later solve sees the
         gang incomplete (some members are bound already) and would place it nowhere, leaving the
-        rest waiting for members that will never be pending again: the peer stays theirs."""
+        rest waiting for members that will never be pending again: the peer stays theirs until the
+        last noted member is bound (so a re-run of the same gang name is planned afresh)."""
+        self._gang_waiting: dict[tuple[str, str], set[str]] = {}
+        """(namespace, gang) -> UIDs of its members noted and not bound yet."""
         self.last: PlanResult | None = None
         self.last_solve_ms = 0.0
         self._wake = asyncio.Event()
@@ -96,13 +108,20 @@ class LivePlanner:
         uid = pod.metadata.uid
         if uid and uid not in self.candidates:
             self.candidates[uid] = pod
+            if (key := _gang_key(pod)) is not None:
+                self._gang_waiting.setdefault(key, set()).add(uid)
             self._wake.set()
 
     def bound(self, pod: Pod, peer: str) -> None:
         self.candidates.pop(pod.metadata.uid, None)
-        with contextlib.suppress(HintError):
-            if (gang := parse_hints(pod.metadata.annotations).gang) is not None:
-                self.committed_gangs[(pod.metadata.namespace, gang)] = peer
+        if (key := _gang_key(pod)) is not None:
+            waiting = self._gang_waiting.get(key, set())
+            waiting.discard(pod.metadata.uid)
+            if waiting:
+                self.committed_gangs[key] = peer
+            else:  # the last member: nothing left to hold the peer for
+                self._gang_waiting.pop(key, None)
+                self.committed_gangs.pop(key, None)
         if self.current is not None and pod.metadata.uid in self.planned_uids:
             self.current.consume(pod, peer)  # only pods the plan counted use up its room
 

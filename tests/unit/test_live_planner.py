@@ -84,3 +84,21 @@ async def test_a_gang_placed_by_one_plan_keeps_its_peer_while_its_members_bind_a
     await planner.solve()
 
     assert planner.gang_peer(members[1], "train") == "east"  # not "waiting for all 3" forever
+
+
+async def test_once_its_last_member_is_bound_a_gang_name_is_planned_afresh() -> None:
+    east, west = peer("east", cost=1.0), peer("west", cost=3.0)
+    gang = {"spillover.io/gang": "nightly", "spillover.io/gang-size": "2"}
+    first = [make_pod(name=f"nightly-a{i}", cpu="500m", annotations=gang) for i in range(2)]
+    planner = LivePlanner(lambda: [east, west])
+    for member in first:
+        planner.note_candidate(member)
+    await planner.solve()
+    for member in first:
+        planner.bound(member, "east")
+    assert ("shop", "nightly") not in planner.committed_gangs
+
+    rerun = make_pod(name="nightly-b0", cpu="500m", annotations=gang)  # its partner not created yet
+    planner.note_candidate(rerun)
+    await planner.solve()
+    assert planner.gang_peer(rerun, "nightly") is None  # waits for its gang, not pinned to east alone
