@@ -137,6 +137,10 @@ def _wait_default_service_account(api: Api, name: str, deadline: float) -> None:
     raise LabError(f"{name}: the default ServiceAccount never appeared (is kube-controller-manager running?)")
 
 
+START_ATTEMPTS = 3
+"""Starts on fresh ports when a picked port was taken before its process bound it."""
+
+
 def up(profile: Path = DEFAULT_PROFILE, root: Path | None = None) -> State:
     """Start every cluster of the profile; reuse a lab that is already fully up."""
     root = root or lab_root()
@@ -156,19 +160,28 @@ def up(profile: Path = DEFAULT_PROFILE, root: Path | None = None) -> State:
     bin_dir = build.ensure_built()
     etcd = build.etcd_binary()
     started = time.monotonic()
-    if root.exists():
-        for child in root.iterdir():
-            if child.is_dir():
-                shutil.rmtree(child)
-    root.mkdir(parents=True, exist_ok=True)
-    state.data = {"clusters": {}, "extra": [], "profile": str(profile), "bin_dir": str(bin_dir)}
-    clusters = [Cluster(spec, root, Ports.pick(spec.extender)) for spec in specs]
-    try:
-        _start_all(state, clusters, bin_dir, etcd)
-    except BaseException:
-        log("start failed; stopping what was started (run `hack/lab/up` again to retry)")
-        down(root, quiet=True)
-        raise
+    for attempt in range(1, START_ATTEMPTS + 1):
+        if root.exists():
+            for child in root.iterdir():
+                if child.is_dir():
+                    shutil.rmtree(child)
+        root.mkdir(parents=True, exist_ok=True)
+        state.data = {"clusters": {}, "extra": [], "profile": str(profile), "bin_dir": str(bin_dir)}
+        clusters = [Cluster(spec, root, Ports.pick(spec.extender)) for spec in specs]
+        try:
+            _start_all(state, clusters, bin_dir, etcd)
+            break
+        except LabError as exc:
+            down(root, quiet=True)
+            state = State(root)
+            if "address already in use" not in str(exc) or attempt == START_ATTEMPTS:
+                log("start failed; stopped what was started (run `hack/lab/up` again to retry)")
+                raise
+            log(f"a port was taken between picking and binding it; starting again on new ports ({attempt})")
+        except BaseException:
+            log("start failed; stopping what was started (run `hack/lab/up` again to retry)")
+            down(root, quiet=True)
+            raise
     log(f"lab up in {time.monotonic() - started:.1f}s; kubeconfigs: " + ", ".join(str(c.kubeconfig) for c in clusters))
     return state
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -18,11 +19,34 @@ from pathlib import Path
 LOOPBACK = "127.0.0.1"
 
 
+_handed_out: set[int] = set()
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    """A free loopback port below the kernel's ephemeral range.
+
+    Port 0 would hand out an ephemeral port, and between picking it and the lab process binding
+    it, any outgoing connection on the machine may take it (seen in CI: "bind: address already
+    in use" for a kube-apiserver). Below the ephemeral range only listeners compete.
+    """
+    low = _ephemeral_low()
+    start = max(1024, min(20000, low - 2000))
+    for _ in range(200):
+        port = random.randrange(start, low)
+        if port not in _handed_out and port_is_free(port):
+            _handed_out.add(port)
+            return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # a crowded range: let the kernel pick
         sock.bind((LOOPBACK, 0))
-        port: int = sock.getsockname()[1]
-        return port
+        picked: int = sock.getsockname()[1]
+        return picked
 
 
 def port_is_free(port: int) -> bool:
