@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from extender.planner.live import LivePlanner
-from extender.wire.core import OwnerReference
+from extender.wire.core import OwnerReference, Pod
 from tests.unit.fakes import make_pod, peer
 
 
@@ -70,15 +70,21 @@ async def test_a_pod_whose_bind_holds_room_is_not_planned_twice_and_its_bind_use
     assert east_score == 10 and west_score is not None and west_score < east_score
 
 
-async def test_a_gang_placed_by_one_plan_keeps_its_peer_while_its_members_bind_across_solves() -> None:
+async def planned_gang(gang: str, size: int) -> tuple[LivePlanner, list[Pod]]:
+    """A gang of ``size`` 500m members, all noted, solved onto the cheaper of east and west."""
     east, west = peer("east", cost=1.0), peer("west", cost=3.0)
-    gang = {"spillover.io/gang": "train", "spillover.io/gang-size": "3"}
-    members = [make_pod(name=f"train-{i}", cpu="500m", annotations=gang) for i in range(3)]
+    hints = {"spillover.io/gang": gang, "spillover.io/gang-size": str(size)}
+    members = [make_pod(name=f"{gang}-{i}", cpu="500m", annotations=hints) for i in range(size)]
     planner = LivePlanner(lambda: [east, west])
     for member in members:
         planner.note_candidate(member)
     await planner.solve()
-    assert planner.gang_peer(members[0], "train") == "east"
+    assert planner.gang_peer(members[0], gang) == "east"
+    return planner, members
+
+
+async def test_a_gang_placed_by_one_plan_keeps_its_peer_while_its_members_bind_across_solves() -> None:
+    planner, members = await planned_gang("train", 3)
 
     planner.bound(members[0], "east")  # one member bound, then a solve with two of three pending
     await planner.solve()
@@ -87,18 +93,13 @@ async def test_a_gang_placed_by_one_plan_keeps_its_peer_while_its_members_bind_a
 
 
 async def test_once_its_last_member_is_bound_a_gang_name_is_planned_afresh() -> None:
-    east, west = peer("east", cost=1.0), peer("west", cost=3.0)
+    planner, first = await planned_gang("nightly", 2)
     gang = {"spillover.io/gang": "nightly", "spillover.io/gang-size": "2"}
-    first = [make_pod(name=f"nightly-a{i}", cpu="500m", annotations=gang) for i in range(2)]
-    planner = LivePlanner(lambda: [east, west])
-    for member in first:
-        planner.note_candidate(member)
-    await planner.solve()
     for member in first:
         planner.bound(member, "east")
     assert ("shop", "nightly") not in planner.committed_gangs
 
-    rerun = make_pod(name="nightly-b0", cpu="500m", annotations=gang)  # its partner not created yet
+    rerun = make_pod(name="nightly-rerun-0", cpu="500m", annotations=gang)  # its partner not created yet
     planner.note_candidate(rerun)
     await planner.solve()
     assert planner.gang_peer(rerun, "nightly") is None  # waits for its gang, not pinned to east alone
