@@ -94,7 +94,7 @@ class ExtenderVerbs:
         filtered = filter_nodes(self.state, pod, args.NodeNames)
         if filtered.outcome is Outcome.PEER and pod.metadata.uid:
             self.state.remember_pod(pod, bytes(args.Pod))
-        self.metrics.filter_decisions.labels(filtered.outcome.value).inc()
+        self.metrics.count_filter_decision(filtered.outcome.value)
         result = filtered.result
         decision = (
             f"{filtered.outcome.value}: {len(result.NodeNames)} passed, {len(result.FailedNodes)} failed, "

@@ -52,6 +52,7 @@ class Metrics:
             registry=self.registry,
         )
         self._children: dict[tuple[str, ...], tuple[Counter, Histogram]] = {}
+        self._decisions: dict[str, Counter] = {}
 
     def publish_advice(self, rows: list[tuple[str, str, int]]) -> None:
         """Scale-up advice of the last plan: nodes of a shape to add to a cluster."""
@@ -67,6 +68,12 @@ class Metrics:
             self._children[key] = children
         children[0].inc()
         children[1].observe(seconds)
+
+    def count_filter_decision(self, outcome: str) -> None:
+        child = self._decisions.get(outcome)
+        if child is None:  # as in observe_extender: labels() once per outcome, not per call
+            child = self._decisions[outcome] = self.filter_decisions.labels(outcome)
+        child.inc()
 
     def observe_webhook(self, result: str, seconds: float) -> None:
         self.webhook_requests.labels(result).inc()
