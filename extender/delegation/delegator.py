@@ -34,6 +34,8 @@ from extender.wire.core import ObjectMeta, Pod
 
 log = logging.getLogger("spillover.delegator")
 MERGE = "application/merge-patch+json"
+DELEGATES = f"{labels.MANAGED_BY}={labels.MANAGED_BY_VALUE},{labels.PROXY_UID}"
+"""Label selector of Spillover's delegate pods in a peer (append ``=<uid>`` for one proxy's)."""
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
 MIRROR_WORKERS = 64
 """Concurrent proxy status writes; a burst of spilled pods turns Running together."""
@@ -210,7 +212,7 @@ class Delegator:
             "/api/v1/pods",
             DelegatePod,
             _DelegateHandler(self, name),
-            query=[("labelSelector", f"{labels.MANAGED_BY}={labels.MANAGED_BY_VALUE},{labels.PROXY_UID}")],
+            query=[("labelSelector", DELEGATES)],
             name=f"{name}/delegates",
         )
         # Proxies are the home pods bound to the peer's virtual node: no label to write on them
@@ -679,7 +681,7 @@ class Delegator:
 
     async def _delegate_exists(self, entry: PeerDelegates, proxy_uid: str) -> bool:
         """Ask the peer itself before failing a pod on the watch's word (True when unsure)."""
-        selector = f"{labels.MANAGED_BY}={labels.MANAGED_BY_VALUE},{labels.PROXY_UID}={proxy_uid}"
+        selector = f"{DELEGATES}={proxy_uid}"
         try:
             payload = await entry.runtime.raw.get("/api/v1/pods", query=[("labelSelector", selector)])
             listed = msgspec.json.decode(payload)
@@ -753,7 +755,7 @@ class Delegator:
         listed = msgspec.json.decode(
             await client.get(
                 "/api/v1/pods",
-                query=[("labelSelector", f"{labels.MANAGED_BY}={labels.MANAGED_BY_VALUE},{labels.PROXY_UID}")],
+                query=[("labelSelector", DELEGATES)],
             )
         )
         for item in listed.get("items", []):
