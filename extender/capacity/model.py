@@ -70,6 +70,8 @@ class PeerState:
     cost_per_gpu: float = 0.0
     tier: int = 0
     paused: bool = False
+    detaching: str = ""
+    """Why the peer takes no pods while its PeerCluster is being deleted ("" when it is not)."""
     reachable: bool = False
     synced: bool = False
     unreachable_reason: str = "not synced yet"
@@ -104,9 +106,11 @@ class PeerState:
 
     @property
     def healthy(self) -> bool:
-        return self.reachable and self.synced and not self.paused
+        return self.reachable and self.synced and not self.paused and not self.detaching
 
     def health_reason(self) -> str:
+        if self.detaching:
+            return f"peer {self.name} is being detached: {self.detaching}"
         if self.paused:
             return f"peer {self.name} is paused (PeerCluster spec.paused)"
         if not self.reachable:

@@ -202,6 +202,8 @@ class Delegator:
         """One status writer per proxy, mirror and failure alike, so the last word is the latest."""
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sweep_soon: set[str] = set()
+        self._detached: set[str] = set()
+        """Proxies already taken off a peer whose PeerCluster is being deleted."""
 
     # ---- wiring -------------------------------------------------------------------------
     def peer_started(self, runtime: PeerRuntime) -> None:
@@ -306,6 +308,8 @@ class Delegator:
         await self._ensure_namespace(entry, namespace)
         copies = await self._copy_references(client, raw_pod, meta.namespace, namespace)
         body = delegate_spec.delegate_body(raw_pod, peer.name, namespace, copies)
+        if peer.detaching:  # its PeerCluster was deleted while this bind ran: nothing new goes there
+            raise BindError(f"cannot bind {meta.namespace}/{meta.name} to peer {peer.name}: {peer.health_reason()}")
         try:
             await client.request("POST", f"/api/v1/namespaces/{namespace}/pods", body)
         except ApiError as exc:
@@ -448,6 +452,7 @@ class Delegator:
     def proxy_gone(self, proxy: Proxy) -> None:
         self._mirrored.pop(proxy.uid, None)
         self._lost.discard(proxy.uid)
+        self._detached.discard(proxy.uid)
         self._status_locks.pop(proxy.uid, None)
         if self.leader.leading:
             self._spawn(self._remove_delegate_of(proxy, grace=0))
@@ -490,6 +495,8 @@ class Delegator:
         if proxy.deleting:
             self._spawn(self._force_delete_proxy(proxy, "delegate gone after proxy deletion"))
             return
+        if uid in self._lost:
+            return  # already failed, with the reason that removed its delegate
         self._spawn(self._delegate_lost(proxy, "DelegateDeleted", f"the delegate was deleted in peer {peer}"))
 
     def _enqueue(self, peer: str, uid: str) -> None:
@@ -630,6 +637,7 @@ class Delegator:
                 await self._check_missing_delegates()
                 await self._check_lost_peers()
                 await self._check_stuck_deletions()
+                await self._detach_deleted_peers()
             except Exception as exc:
                 log.warning("delegation check failed: %s", exc)
 
@@ -728,6 +736,58 @@ class Delegator:
             if now - proxy.deleting_since > (proxy.grace or 0) + STUCK_DELETION_SLACK:
                 await self._force_delete_proxy(proxy, "delegate deletion did not finish in time")
 
+    # ---- detaching the peer of a deleted PeerCluster ----------------------------------------
+    async def _detach_deleted_peers(self) -> None:
+        for name in self.registry.deleting():
+            if self.registry.peers.get(name) is None:
+                why = self.registry.unusable.get(name)
+                if why is not None:  # blocking the deletion would help no one: nothing can be reached
+                    log.warning(
+                        "PeerCluster %s deleted while its kubeconfig is unusable (%s): whatever Spillover "
+                        "created in that peer stays there; letting the PeerCluster go",
+                        name,
+                        why,
+                    )
+                    await self.registry.release(name)
+                continue
+            done, progress = await self.detach(name)
+            self.registry.detach_progress[name] = progress
+            if done:
+                await self.registry.release(name)
+
+    async def detach(self, peer: str) -> tuple[bool, str]:
+        """One pass of taking Spillover out of a peer whose PeerCluster is being deleted: its pods
+        are failed (recreated elsewhere when a controller owns them), their delegates and copies
+        deleted. Returns whether a pass found nothing left, and what it is waiting for."""
+        entry = self.peers.get(peer)
+        force = (
+            f"to give up on them, remove the finalizer: kubectl patch peercluster {peer} --type=json "
+            """-p '[{"op":"remove","path":"/metadata/finalizers"}]'"""
+        )
+        if entry is None:
+            return False, "waiting for the peer's watches to start"
+        state = entry.runtime.state
+        synced = all(r is not None and r.synced.is_set() for r in (entry.reflector, entry.proxy_reflector))
+        if not state.reachable or not synced:
+            return False, (
+                f"waiting for peer {peer} to be reachable ({state.unreachable_reason}) to delete the pods and "
+                f"copies Spillover created there; {force}"
+            )
+        for proxy in [p for p in self.proxies.values() if p.peer == peer]:
+            if proxy.uid in self._detached:
+                continue
+            self._detached.add(proxy.uid)
+            if not proxy.deleting and proxy.phase not in ("Succeeded", "Failed"):
+                recreated = "; its controller recreates it elsewhere" if proxy.controlled else ""
+                await self._delegate_lost(
+                    proxy, "PeerDetached", f"PeerCluster {peer} is being deleted: the pod cannot run there{recreated}"
+                )
+            await self._remove_delegate_of(proxy, grace=None)
+        left = await self.sweep(peer, everything=True)
+        if left:
+            return False, f"deleting {left} objects Spillover created in peer {peer}; {force}"
+        return True, f"nothing of Spillover's is left in peer {peer}"
+
     # ---- orphan sweep ----------------------------------------------------------------------
     async def _sweeper(self) -> None:
         while True:
@@ -739,8 +799,11 @@ class Delegator:
                         log.warning("orphan sweep of %s failed: %s", peer, exc)
             await asyncio.sleep(self.config.orphan_sweep_seconds)
 
-    async def sweep(self, peer: str) -> int:
-        """Delete delegates whose proxy is gone and copies no delegate needs; returns how many."""
+    async def sweep(self, peer: str, everything: bool = False) -> int:
+        """Delete delegates whose proxy is gone and copies no delegate needs; returns how many.
+
+        ``everything`` (the peer is being detached): every delegate and copy goes, whatever its
+        age or proxy, and the count includes those still terminating."""
         entry = self.peers.get(peer)
         if entry is None or entry.reflector is None or not entry.reflector.synced.is_set():
             return 0
@@ -765,6 +828,11 @@ class Delegator:
             # Its proxy is gone, or bound somewhere else (a bind cut off after creating this
             # delegate, then retried to another peer or home): nothing will ever use it.
             bound_elsewhere = proxy is not None and proxy.node_name not in (None, "", virtual_node)
+            if everything:
+                if not meta.get("deletionTimestamp"):
+                    await self._delete_delegate(client, meta.get("namespace", ""), meta.get("name", ""), grace=None)
+                removed += 1
+                continue
             if proxy is None or bound_elsewhere:
                 if _younger_than(meta, ORPHAN_MIN_AGE):
                     too_young = True
@@ -784,7 +852,7 @@ class Delegator:
                 meta = item.get("metadata", {})
                 if (meta.get("namespace"), kind, meta.get("name")) in needed:
                     continue
-                if _younger_than(meta, ORPHAN_MIN_AGE):
+                if _younger_than(meta, ORPHAN_MIN_AGE) and not everything:
                     too_young = True
                     continue
                 with contextlib.suppress(ApiError):

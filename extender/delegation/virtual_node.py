@@ -69,7 +69,7 @@ def ready_condition(peer: PeerState) -> dict[str, str]:
     return {
         "type": "Ready",
         "status": "False",
-        "reason": "PeerPaused" if peer.paused else "PeerUnreachable",
+        "reason": "PeerDetaching" if peer.detaching else "PeerPaused" if peer.paused else "PeerUnreachable",
         "message": peer.health_reason(),
         "lastHeartbeatTime": now,
         "lastTransitionTime": now,

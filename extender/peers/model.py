@@ -10,6 +10,8 @@ GROUP = "spillover.io"
 VERSION = "v1alpha1"
 PLURAL = "peerclusters"
 PATH = f"/apis/{GROUP}/{VERSION}/{PLURAL}"
+FINALIZER = "spillover.io/detach"
+"""Held on every PeerCluster until what Spillover made in that peer is gone (no orphans)."""
 
 
 class SecretRef(msgspec.Struct, rename="camel", omit_defaults=True):

@@ -24,7 +24,7 @@ from extender.delegation.virtual_node import VirtualNodes, virtual_node_name
 from extender.kube import client as kube_client
 from extender.kube.raw import ApiError, RawClient
 from extender.kube.reflector import Handler, Reflector
-from extender.peers.model import PATH, PeerCluster
+from extender.peers.model import FINALIZER, PATH, PeerCluster
 from extender.tasks import cancel_and_wait
 from extender.wire.core import Node, Pod
 
@@ -71,6 +71,10 @@ class PeerRegistry(Handler[PeerCluster]):
         """Scale-up advice per peer from the planner, published in PeerCluster status."""
         self.listeners: list[Callable[[PeerRuntime], None]] = []
         """Called when a peer runtime starts (the delegator watches delegates through it)."""
+        self.unusable: dict[str, str] = {}
+        """Peers whose kubeconfig Secret cannot be read or used, and why."""
+        self.detach_progress: dict[str, str] = {}
+        """What the delegator is still waiting for before a deleted PeerCluster can go."""
         self._pending: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
         self.reflector = Reflector(home, PATH, PeerCluster, self, name="peerclusters")
@@ -89,6 +93,8 @@ class PeerRegistry(Handler[PeerCluster]):
 
     def delete(self, item: PeerCluster) -> None:
         self.specs.pop(item.metadata.name, None)
+        self.unusable.pop(item.metadata.name, None)
+        self.detach_progress.pop(item.metadata.name, None)
         self._spawn(self._remove(item.metadata.name))
 
     def _spawn(self, coro: Any) -> None:
@@ -130,6 +136,7 @@ class PeerRegistry(Handler[PeerCluster]):
             except (ApiError, ValueError, OSError) as exc:
                 message = f"cannot read the kubeconfig Secret: {exc}"
                 log.warning("peer %s: %s", name, message)
+                self.unusable[name] = message
                 if runtime is not None:
                     runtime.state.set_reachable(False, message)
                     self.virtual_nodes.touch(runtime.state)
@@ -144,10 +151,59 @@ class PeerRegistry(Handler[PeerCluster]):
                 try:
                     runtime = await self._start(name, text, digest)
                 except kube_client.KubeconfigError as exc:
+                    self.unusable[name] = str(exc)
                     await self._write_status_for(name, None, str(exc))
                     return
+            self.unusable.pop(name, None)
             self._apply_spec(runtime.state, pc)
             self.virtual_nodes.touch(runtime.state)
+        await self._ensure_finalizer(pc)
+
+    async def _ensure_finalizer(self, pc: PeerCluster) -> None:
+        """Put the finalizer on a live PeerCluster, so deleting it waits for the peer's cleanup.
+
+        A merge patch carrying the resourceVersion: a concurrent change to the list (another
+        controller's finalizer) fails it with 409 rather than being overwritten, and the watch
+        event of that change brings this back with the fresh list.
+        """
+        meta = pc.metadata
+        if meta.deletion_timestamp is not None or FINALIZER in (meta.finalizers or ()):
+            return
+        finalizers = [*(meta.finalizers or ()), FINALIZER]
+        patch = {"metadata": {"finalizers": finalizers, "resourceVersion": meta.resource_version}}
+        try:
+            await self.home.request("PATCH", f"{PATH}/{meta.name}", patch, content_type="application/merge-patch+json")
+        except ApiError as exc:
+            if exc.status not in (404, 409):
+                log.warning("could not add finalizer %s to PeerCluster %s: %s", FINALIZER, meta.name, exc)
+
+    def deleting(self) -> list[str]:
+        """PeerClusters deleted but held by Spillover's finalizer: their peers are to be detached."""
+        return [
+            name
+            for name, pc in self.specs.items()
+            if pc.metadata.deletion_timestamp is not None and FINALIZER in (pc.metadata.finalizers or ())
+        ]
+
+    async def release(self, name: str) -> bool:
+        """The peer holds nothing of Spillover's any more: drop its virtual node and the finalizer
+        (the PeerCluster then goes, and its DELETED event stops the peer's watches)."""
+        pc = self.specs.get(name)
+        if pc is None:
+            return True
+        await self.virtual_nodes.remove(name)
+        meta = pc.metadata
+        kept = [f for f in meta.finalizers or () if f != FINALIZER]
+        patch = {"metadata": {"finalizers": kept or None, "resourceVersion": meta.resource_version}}
+        try:
+            await self.home.request("PATCH", f"{PATH}/{name}", patch, content_type="application/merge-patch+json")
+        except ApiError as exc:
+            if exc.status == 404:
+                return True
+            log.warning("could not remove finalizer %s from PeerCluster %s (will retry): %s", FINALIZER, name, exc)
+            return False
+        log.info("peer %s detached: finalizer %s removed", name, FINALIZER)
+        return True
 
     @staticmethod
     def _apply_spec(state: PeerState, pc: PeerCluster) -> None:
@@ -159,6 +215,7 @@ class PeerRegistry(Handler[PeerCluster]):
         state.paused = spec.paused
         state.allowed_namespaces = spec.allowed_namespaces
         state.remote_namespace = spec.namespace or None
+        state.detaching = "its PeerCluster is being deleted" if pc.metadata.deletion_timestamp else ""
         state.generation += 1
 
     async def _start(self, name: str, kubeconfig_text: str, digest: str) -> PeerRuntime:
@@ -277,8 +334,8 @@ class PeerRegistry(Handler[PeerCluster]):
                     _condition(
                         "Ready",
                         state.healthy,
-                        "PeerReady" if state.healthy else "PeerNotReady",
-                        message or "placing pods here",
+                        "PeerReady" if state.healthy else "Detaching" if state.detaching else "PeerNotReady",
+                        self.detach_progress.get(name) or message or "placing pods here",
                         now,
                     ),
                     _condition(

@@ -336,3 +336,74 @@ async def test_a_pod_bound_to_a_virtual_node_with_no_delegate_is_failed_not_left
     finally:
         with contextlib.suppress(ApiException):
             await home.core.delete_namespaced_pod(name, SHOP, grace_period_seconds=0)
+
+
+async def test_deleting_a_peercluster_fails_its_pods_over_and_leaves_nothing_of_spillovers_in_that_peer(
+    home: Cluster, clusters: dict[str, Cluster], spillover: lablib.State
+) -> None:
+    """The PeerCluster waits on Spillover's finalizer while its pods are failed over (a
+    Deployment's recreated elsewhere, a bare pod Failed with the reason) and every delegate and
+    copy is deleted in the peer; then it goes, with its virtual node. West is joined again after."""
+    name = unique("detach")
+    bare = f"{name}-bare"
+    west = clusters["west"]
+    remote_only = {"spillover.io/policy": "remote-only"}
+    await home.core.create_namespaced_config_map(SHOP, {"metadata": {"name": bare}, "data": {"mode": "blue"}})
+    await _pause(home, "east", True)
+    try:
+        await create_deployment(home, SHOP, name, 2, "250m", remote_only)
+        spec = pod_template(bare, "100m")["spec"]
+        spec["containers"][0]["envFrom"] = [{"configMapRef": {"name": bare}}]
+        body = {"metadata": {"name": bare, "labels": {"app": bare}, "annotations": remote_only}, "spec": spec}
+        await home.core.create_namespaced_pod(SHOP, body)
+        await running_proxies(home, name, 2)
+        await running_proxies(home, bare, 1)
+        assert len(await delegates(west, f"app in ({name},{bare})")) == 3, "east is paused: all three run in west"
+        assert await west.core.list_config_map_for_all_namespaces(label_selector="spillover.io/copy=true")
+        await _pause(home, "east", False)
+        pc = await home.custom.get_cluster_custom_object("spillover.io", "v1alpha1", "peerclusters", "west")
+        assert "spillover.io/detach" in pc["metadata"]["finalizers"]
+
+        await home.custom.delete_cluster_custom_object("spillover.io", "v1alpha1", "peerclusters", "west")
+
+        async def bare_failed() -> bool:
+            pod = await home.core.read_namespaced_pod(bare, SHOP)
+            return pod.status.phase == "Failed" and pod.status.reason == "PeerDetached"
+
+        await eventually(bare_failed, 30, "the bare pod Failed with reason PeerDetached", interval=0.5)
+
+        async def detached() -> bool:
+            reads = (
+                lambda: home.custom.get_cluster_custom_object("spillover.io", "v1alpha1", "peerclusters", "west"),
+                lambda: home.core.read_node("spillover-west"),
+            )
+            for read in reads:
+                try:
+                    await read()
+                    return False
+                except ApiException as exc:
+                    if exc.status != 404:
+                        raise
+            return True
+
+        await eventually(detached, 90, "PeerCluster west and its virtual node gone", interval=0.5)
+        assert not await delegates(west), "no delegate of Spillover's left in west"
+        copies = await west.core.list_config_map_for_all_namespaces(label_selector="spillover.io/copy=true")
+        assert not copies.items, "no copy of Spillover's left in west"
+
+        async def moved() -> bool:
+            live = [p for p in await pods(home, SHOP, name) if p.metadata.deletion_timestamp is None]
+            return len(live) == 2 and all(
+                p.status.phase == "Running" and p.spec.node_name == "spillover-east" for p in live
+            )
+
+        await eventually(moved, 60, "the Deployment's pods recreated and Running in east", interval=0.5)
+    finally:
+        with contextlib.suppress(ApiException):
+            await _pause(home, "east", False)
+        await asyncio.to_thread(sp.join_peers, spillover, {"west": sp.PEERS["west"]})
+        await wait_peer_ready(home, "west")
+        await delete_deployment(home, SHOP, name)
+        with contextlib.suppress(ApiException):
+            await home.core.delete_namespaced_pod(bare, SHOP, grace_period_seconds=0)
+        await home.core.delete_namespaced_config_map(bare, SHOP)
