@@ -26,8 +26,10 @@ from extender.config import Config
 from extender.delegation.delegator import Delegator
 from extender.delegation.virtual_node import VirtualNodes
 from extender.kube import client as kube_client
+from extender.kube.identity import kube_system_uid
 from extender.kube.raw import RawClient
 from extender.kube.reflector import Reflector
+from extender.labels import HOME_CLUSTER
 from extender.peers.registry import PeerRegistry
 from extender.planner.live import LivePlanner
 from extender.runtime import HomeNamespaces, HomeNodes, LiveState, Namespace
@@ -85,6 +87,9 @@ class Spillover:
         self.home_api = await kube_client.from_file(cfg.kubeconfig)
         home = RawClient(self.home_api, timeout=cfg.peer_timeout)
         self.home = home
+        if not cfg.cluster_id:
+            cfg.cluster_id = await kube_system_uid(home)
+        log.info("home cluster id %s (label %s on what Spillover creates in peers)", cfg.cluster_id, HOME_CLUSTER)
         self.reservations = Reservations(ttl=cfg.reservation_ttl)
         self.virtual_nodes = VirtualNodes(home)
         self.registry = PeerRegistry(home, self.virtual_nodes, self.reservations, peer_timeout=cfg.peer_timeout)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 import yaml
+
+LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+"""A Kubernetes label value (the cluster id is one, on everything Spillover makes in peers)."""
 
 
 class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, rename="kebab"):
@@ -25,6 +28,9 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, rename="k
     remote_pending_timeout: float = 60.0
     avoid_peer_seconds: float = 300.0
     orphan_sweep_seconds: float = 60.0
+    cluster_id: Annotated[str, msgspec.Meta(pattern=LABEL_VALUE, max_length=63)] = ""
+    """This home's name in the peers it shares with other homes; "": the UID of its kube-system
+    namespace (stable for the cluster's life, unique without configuration)."""
     leader_elect: bool = False
     leader_election_namespace: str = "spillover-system"
     log_level: str = "INFO"

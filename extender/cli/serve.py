@@ -103,6 +103,20 @@ def register(subparsers: Any) -> None:
         help="seconds a delegate may stay unschedulable in its peer before it is withdrawn (60)",
     )
     p.add_argument(
+        "--orphan-sweep-seconds",
+        dest="orphan_sweep_seconds",
+        type=float,
+        default=None,
+        help="seconds between sweeps of each peer for objects whose home pod is gone (60)",
+    )
+    p.add_argument(
+        "--cluster-id",
+        dest="cluster_id",
+        default=None,
+        help="this home's id on what Spillover creates in peers, so homes can share a peer "
+        "(a label value; default: the UID of the home's kube-system namespace)",
+    )
+    p.add_argument(
         "--leader-elect",
         dest="leader_elect",
         action="store_true",

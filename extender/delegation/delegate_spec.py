@@ -80,7 +80,14 @@ def _strip_token_volume(spec: dict[str, Any]) -> None:
             container["volumeMounts"] = [m for m in mounts if m.get("name") not in token_volumes]
 
 
-def delegate_body(proxy: dict[str, Any], peer: str, namespace: str, copies: list[tuple[str, str]]) -> dict[str, Any]:
+def home_labels(home_cluster: str) -> dict[str, str]:
+    """The label naming the home that made an object in a peer ("" for none: unit tests)."""
+    return {labels.HOME_CLUSTER: home_cluster} if home_cluster else {}
+
+
+def delegate_body(
+    proxy: dict[str, Any], peer: str, namespace: str, copies: list[tuple[str, str]], home_cluster: str = ""
+) -> dict[str, Any]:
     meta = proxy.get("metadata") or {}
     spec = copy.deepcopy(proxy.get("spec") or {})
     for key in (
@@ -117,6 +124,7 @@ def delegate_body(proxy: dict[str, Any], peer: str, namespace: str, copies: list
             "labels": {
                 **proxy_labels,
                 labels.MANAGED_BY: labels.MANAGED_BY_VALUE,
+                **home_labels(home_cluster),
                 labels.PROXY_UID: meta.get("uid", ""),
                 labels.HOME_NAMESPACE: meta.get("namespace", ""),
                 labels.HOME_NAME: meta.get("name", "")[:63].rstrip("-."),
@@ -130,7 +138,7 @@ def delegate_body(proxy: dict[str, Any], peer: str, namespace: str, copies: list
     }
 
 
-def copy_body(original: dict[str, Any], namespace: str, home_namespace: str) -> dict[str, Any]:
+def copy_body(original: dict[str, Any], namespace: str, home_namespace: str, home_cluster: str = "") -> dict[str, Any]:
     """A peer copy of a home ConfigMap or Secret: same data, labels that point back."""
     meta = original.get("metadata") or {}
     body: dict[str, Any] = {
@@ -142,6 +150,7 @@ def copy_body(original: dict[str, Any], namespace: str, home_namespace: str) -> 
             "labels": {
                 labels.MANAGED_BY: labels.MANAGED_BY_VALUE,
                 COPY_LABEL: "true",
+                **home_labels(home_cluster),
                 labels.HOME_NAMESPACE: home_namespace,
             },
         },

@@ -35,7 +35,7 @@ from extender.wire.core import ObjectMeta, Pod
 log = logging.getLogger("spillover.delegator")
 MERGE = "application/merge-patch+json"
 DELEGATES = f"{labels.MANAGED_BY}={labels.MANAGED_BY_VALUE},{labels.PROXY_UID}"
-"""Label selector of Spillover's delegate pods in a peer (append ``=<uid>`` for one proxy's)."""
+"""Label selector of Spillover's delegate pods in a peer, of every home sharing it."""
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
 MIRROR_WORKERS = 64
 """Concurrent proxy status writes; a burst of spilled pods turns Running together."""
@@ -183,6 +183,11 @@ class Delegator:
         self.registry = registry
         self.config = config
         self.metrics = metrics
+        self.home_cluster = config.cluster_id
+        mine = f",{labels.HOME_CLUSTER}={config.cluster_id}" if config.cluster_id else ""
+        self.delegates_selector = DELEGATES + mine
+        """This home's delegates only: a peer may be shared, and another home's are not ours to touch."""
+        self.copies_selector = f"{delegate_spec.COPY_LABEL}=true{mine}"
         self.events = EventRecorder(home)
         self.leader = LeaderElector(home, config.leader_election_namespace, config.leader_elect)
         self.proxies: dict[str, Proxy] = {}
@@ -214,7 +219,7 @@ class Delegator:
             "/api/v1/pods",
             DelegatePod,
             _DelegateHandler(self, name),
-            query=[("labelSelector", DELEGATES)],
+            query=[("labelSelector", self.delegates_selector)],
             name=f"{name}/delegates",
         )
         # Proxies are the home pods bound to the peer's virtual node: no label to write on them
@@ -231,6 +236,61 @@ class Delegator:
         runtime.peer_reflectors.append(entry.reflector)
         runtime.tasks.append(asyncio.create_task(entry.reflector.run(), name=f"{name}-delegates"))
         runtime.tasks.append(asyncio.create_task(entry.proxy_reflector.run(), name=f"{name}-proxies"))
+        if self.home_cluster:
+            runtime.tasks.append(asyncio.create_task(self._adopt_until_done(entry), name=f"{name}-adopt"))
+
+    async def _adopt_until_done(self, entry: PeerDelegates) -> None:
+        while True:
+            try:
+                adopted = await self.adopt_unlabelled(entry)
+            except Exception as exc:  # the peer is not answering yet: try again later
+                log.info("unlabelled delegates in %s not adopted yet: %s", entry.runtime.state.name, exc)
+                await asyncio.sleep(10)
+                continue
+            if adopted:
+                log.info("adopted %d delegates made before they named their home", adopted)
+            return
+
+    async def adopt_unlabelled(self, entry: PeerDelegates) -> int:
+        """Label this home's delegates (and their copies) made before they carried the home's
+        label (an upgrade), so they are watched and swept again. A delegate is this home's when
+        its pod is here with that UID; anything else is left alone, never deleted: it may be
+        another home's, not yet adopted by its own Spillover."""
+        client = entry.runtime.raw
+        mark = {"metadata": {"labels": delegate_spec.home_labels(self.home_cluster)}}
+        query = [("labelSelector", f"{DELEGATES},!{labels.HOME_CLUSTER}")]
+        adopted = 0
+        for item in msgspec.json.decode(await client.get("/api/v1/pods", query=query)).get("items", []):
+            meta = item.get("metadata", {})
+            found = meta.get("labels") or {}
+            home_ns, home_name = found.get(labels.HOME_NAMESPACE), found.get(labels.HOME_NAME)
+            if not home_ns or not home_name:
+                continue
+            try:
+                pod = msgspec.json.decode(
+                    await self.home.get(f"/api/v1/namespaces/{home_ns}/pods/{home_name}"), type=Pod
+                )
+            except ApiError as exc:
+                if exc.status == 404:
+                    continue
+                raise
+            if pod.metadata.uid != found.get(labels.PROXY_UID):
+                continue
+            namespace = meta.get("namespace", "")
+            await client.request(
+                "PATCH", f"/api/v1/namespaces/{namespace}/pods/{meta.get('name')}", mark, content_type=MERGE
+            )
+            adopted += 1
+            for ref in ((meta.get("annotations") or {}).get(delegate_spec.COPIES_ANNOTATION) or "").split(","):
+                kind, _, name = ref.partition("/")
+                if not name:
+                    continue
+                path = f"/api/v1/namespaces/{namespace}/{'configmaps' if kind == 'ConfigMap' else 'secrets'}/{name}"
+                with contextlib.suppress(ApiError):
+                    copied = (msgspec.json.decode(await client.get(path)).get("metadata", {}).get("labels")) or {}
+                    if copied.get(delegate_spec.COPY_LABEL) == "true" and labels.HOME_CLUSTER not in copied:
+                        await client.request("PATCH", path, mark, content_type=MERGE)
+        return adopted
 
     async def run(self) -> None:
         workers = [asyncio.create_task(self._worker(), name=f"mirror-{i}") for i in range(MIRROR_WORKERS)]
@@ -307,7 +367,7 @@ class Delegator:
         await self._remove_leftovers(meta.uid, keep=peer.name)
         await self._ensure_namespace(entry, namespace)
         copies = await self._copy_references(client, raw_pod, meta.namespace, namespace)
-        body = delegate_spec.delegate_body(raw_pod, peer.name, namespace, copies)
+        body = delegate_spec.delegate_body(raw_pod, peer.name, namespace, copies, self.home_cluster)
         if peer.detaching:  # its PeerCluster was deleted while this bind ran: nothing new goes there
             raise BindError(f"cannot bind {meta.namespace}/{meta.name} to peer {peer.name}: {peer.health_reason()}")
         try:
@@ -387,7 +447,7 @@ class Delegator:
                     log.warning("pod references missing %s %s/%s; not copied", kind, home_ns, name)
                     continue
                 raise
-            body = delegate_spec.copy_body(original, namespace, home_ns)
+            body = delegate_spec.copy_body(original, namespace, home_ns, self.home_cluster)
             collection = f"/api/v1/namespaces/{namespace}/{plural}"
             try:
                 await client.request("POST", collection, body)
@@ -395,9 +455,18 @@ class Delegator:
                 if exc.status != 409:
                     raise BindError(f"copying {kind} {name} to the peer failed: {exc.message}") from exc
                 existing = msgspec.json.decode(await client.get(f"{collection}/{name}"))
-                ours = (existing.get("metadata", {}).get("labels") or {}).get(delegate_spec.COPY_LABEL) == "true"
+                existing_labels = existing.get("metadata", {}).get("labels") or {}
+                ours = existing_labels.get(delegate_spec.COPY_LABEL) == "true"
+                maker = existing_labels.get(labels.HOME_CLUSTER, "")
+                if ours and maker and self.home_cluster and maker != self.home_cluster:
+                    raise BindError(
+                        f"{kind} {namespace}/{name} in the peer is a copy made for another home cluster ({maker}); "
+                        "give each home its own namespace there (PeerCluster spec.namespace)"
+                    ) from exc
                 if ours and not existing.get("immutable"):
-                    patch = {k: body[k] for k in ("data", "binaryData") if k in body}
+                    patch: dict[str, Any] = {k: body[k] for k in ("data", "binaryData") if k in body}
+                    if self.home_cluster and not maker:  # made before copies named their home
+                        patch["metadata"] = {"labels": delegate_spec.home_labels(self.home_cluster)}
                     await client.request("PATCH", f"{collection}/{name}", patch, content_type=MERGE)
                 elif not ours:
                     log.info(
@@ -689,7 +758,7 @@ class Delegator:
 
     async def _delegate_exists(self, entry: PeerDelegates, proxy_uid: str) -> bool:
         """Ask the peer itself before failing a pod on the watch's word (True when unsure)."""
-        selector = f"{DELEGATES}={proxy_uid}"
+        selector = f"{self.delegates_selector},{labels.PROXY_UID}={proxy_uid}"
         try:
             payload = await entry.runtime.raw.get("/api/v1/pods", query=[("labelSelector", selector)])
             listed = msgspec.json.decode(payload)
@@ -818,7 +887,7 @@ class Delegator:
         listed = msgspec.json.decode(
             await client.get(
                 "/api/v1/pods",
-                query=[("labelSelector", DELEGATES)],
+                query=[("labelSelector", self.delegates_selector)],
             )
         )
         for item in listed.get("items", []):
@@ -846,7 +915,7 @@ class Delegator:
                     needed.add((meta.get("namespace", ""), kind, name))
         for plural, kind in (("configmaps", "ConfigMap"), ("secrets", "Secret")):
             copies = msgspec.json.decode(
-                await client.get(f"/api/v1/{plural}", query=[("labelSelector", f"{delegate_spec.COPY_LABEL}=true")])
+                await client.get(f"/api/v1/{plural}", query=[("labelSelector", self.copies_selector)])
             )
             for item in copies.get("items", []):
                 meta = item.get("metadata", {})

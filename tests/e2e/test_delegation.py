@@ -41,6 +41,11 @@ async def delegates(peer: Cluster, extra: str = "") -> list[Any]:
     return (await peer.core.list_pod_for_all_namespaces(label_selector=selector)).items
 
 
+async def home_cluster_id(home: Cluster) -> str:
+    """Spillover's default id for this home, on everything it makes in peers."""
+    return str((await home.core.read_namespace("kube-system")).metadata.uid)
+
+
 async def running_proxies(home: Cluster, app: str, count: int, timeout: float = 90) -> list[Any]:
     async def probe() -> list[Any] | None:
         live = [p for p in await pods(home, SHOP, app) if p.metadata.deletion_timestamp is None]
@@ -289,6 +294,7 @@ async def test_a_delegate_left_in_another_peer_by_an_interrupted_bind_is_removed
                 "labels": {
                     "app": name,
                     "app.kubernetes.io/managed-by": "spillover",
+                    "spillover.io/home-cluster": await home_cluster_id(home),
                     "spillover.io/proxy-uid": proxy.metadata.uid,
                     "spillover.io/home-namespace": SHOP,
                     "spillover.io/home-name": name,
@@ -343,10 +349,20 @@ async def test_deleting_a_peercluster_fails_its_pods_over_and_leaves_nothing_of_
 ) -> None:
     """The PeerCluster waits on Spillover's finalizer while its pods are failed over (a
     Deployment's recreated elsewhere, a bare pod Failed with the reason) and every delegate and
-    copy is deleted in the peer; then it goes, with its virtual node. West is joined again after."""
+    copy of this home's is deleted in the peer, while those another home sharing the peer made
+    there stay; then it goes, with its virtual node. West is joined again after."""
     name = unique("detach")
     bare = f"{name}-bare"
     west = clusters["west"]
+    ours = f"spillover.io/home-cluster={await home_cluster_id(home)}"
+    theirs = {"app.kubernetes.io/managed-by": "spillover", "spillover.io/home-cluster": "another-home"}
+    with contextlib.suppress(ApiException):
+        await west.core.create_namespace({"metadata": {"name": SHOP}})
+    foreign_pod = {"metadata": {"name": name, "labels": {**theirs, "spillover.io/proxy-uid": "0000-elsewhere"}}}
+    foreign_pod["spec"] = pod_template(name, "10m")["spec"]
+    await west.core.create_namespaced_pod(SHOP, foreign_pod)
+    foreign_copy = {"metadata": {"name": name, "labels": {**theirs, "spillover.io/copy": "true"}}, "data": {"a": "1"}}
+    await west.core.create_namespaced_config_map(SHOP, foreign_copy)
     remote_only = {"spillover.io/policy": "remote-only"}
     await home.core.create_namespaced_config_map(SHOP, {"metadata": {"name": bare}, "data": {"mode": "blue"}})
     await _pause(home, "east", True)
@@ -359,7 +375,8 @@ async def test_deleting_a_peercluster_fails_its_pods_over_and_leaves_nothing_of_
         await running_proxies(home, name, 2)
         await running_proxies(home, bare, 1)
         assert len(await delegates(west, f"app in ({name},{bare})")) == 3, "east is paused: all three run in west"
-        assert await west.core.list_config_map_for_all_namespaces(label_selector="spillover.io/copy=true")
+        copied = await west.core.list_config_map_for_all_namespaces(label_selector=f"spillover.io/copy=true,{ours}")
+        assert [c.metadata.name for c in copied.items] == [bare], "the bare pod's ConfigMap is copied to west"
         await _pause(home, "east", False)
         pc = await home.custom.get_cluster_custom_object("spillover.io", "v1alpha1", "peerclusters", "west")
         assert "spillover.io/detach" in pc["metadata"]["finalizers"]
@@ -387,9 +404,11 @@ async def test_deleting_a_peercluster_fails_its_pods_over_and_leaves_nothing_of_
             return True
 
         await eventually(detached, 90, "PeerCluster west and its virtual node gone", interval=0.5)
-        assert not await delegates(west), "no delegate of Spillover's left in west"
-        copies = await west.core.list_config_map_for_all_namespaces(label_selector="spillover.io/copy=true")
-        assert not copies.items, "no copy of Spillover's left in west"
+        assert not await delegates(west, ours), "no delegate of this home's left in west"
+        copies = await west.core.list_config_map_for_all_namespaces(label_selector=f"spillover.io/copy=true,{ours}")
+        assert not copies.items, "no copy of this home's left in west"
+        assert (await west.core.read_namespaced_pod(name, SHOP)).metadata.deletion_timestamp is None
+        assert (await west.core.read_namespaced_config_map(name, SHOP)).data == {"a": "1"}, "another home's stay"
 
         async def moved() -> bool:
             live = [p for p in await pods(home, SHOP, name) if p.metadata.deletion_timestamp is None]
@@ -407,3 +426,7 @@ async def test_deleting_a_peercluster_fails_its_pods_over_and_leaves_nothing_of_
         with contextlib.suppress(ApiException):
             await home.core.delete_namespaced_pod(bare, SHOP, grace_period_seconds=0)
         await home.core.delete_namespaced_config_map(bare, SHOP)
+        with contextlib.suppress(ApiException):
+            await west.core.delete_namespaced_pod(name, SHOP, grace_period_seconds=0)
+        with contextlib.suppress(ApiException):
+            await west.core.delete_namespaced_config_map(name, SHOP)
