@@ -6,15 +6,21 @@ only I/O on the scheduling path is the bind itself.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Protocol
 
 from extender import labels
 from extender.capacity.model import PeerState
+from extender.kube.raw import ApiError
 from extender.kube.reflector import Handler
 from extender.peers.registry import PeerRegistry
 from extender.scheduling.binder import Binder
+from extender.scheduling.state import BindError
 from extender.wire.core import Node, ObjectMeta, Pod
+
+NODE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+"""A DNS subdomain, as every Node name is (checked before a name goes into an apiserver path)."""
 
 
 class Namespace(Node):
@@ -85,6 +91,19 @@ class LiveState:
 
     def home_node_exists(self, node_name: str) -> bool:
         return node_name in self.nodes.names
+
+    async def confirm_home_node(self, node_name: str) -> bool:
+        if len(node_name) > 253 or not NODE_NAME.fullmatch(node_name):
+            return False  # not a name any node can have: nothing to ask
+        try:
+            await self.binder.home.get(f"/api/v1/nodes/{node_name}")
+        except ApiError as exc:
+            if exc.status == 404:
+                return False
+            raise BindError(f"cannot tell whether node {node_name} exists: {exc.message}") from exc
+        except OSError as exc:
+            raise BindError(f"cannot tell whether node {node_name} exists: {exc}") from exc
+        return True
 
     def namespace_labels(self, namespace: str) -> Mapping[str, str]:
         return self.namespaces.labels.get(namespace, {})

@@ -27,6 +27,11 @@ class SchedulingState(Protocol):
     def home_node_exists(self, node_name: str) -> bool:
         """Whether a real home node of that name is in the home node cache."""
 
+    async def confirm_home_node(self, node_name: str) -> bool:
+        """Whether a node the cache does not know (yet) exists in home, asked of the apiserver:
+        kube-scheduler's watch can be a moment ahead of Spillover's when a node joins. Raises
+        BindError when the apiserver cannot say."""
+
     def namespace_labels(self, namespace: str) -> Mapping[str, str]:
         """Labels of a home namespace (empty when unknown)."""
 

@@ -137,10 +137,11 @@ class ExtenderVerbs:
         for field in ("PodName", "PodNamespace", "Node"):
             if not getattr(args, field):
                 return self._refuse("bind", started, f"body is not valid binding arguments: {field} is empty")
-        if not self._known(args.Node):
-            return self._refuse("bind", started, f"unknown node {args.Node!r} (neither a home node nor a virtual one)")
         error = ""
         try:
+            if not self._known(args.Node) and not await self.state.confirm_home_node(args.Node):
+                message = f"unknown node {args.Node!r} (neither a home node nor a virtual one)"
+                return self._refuse("bind", started, message)
             await self.state.bind(args.PodNamespace, args.PodName, args.PodUID, args.Node)
         except BindError as exc:
             error = str(exc) or "bind failed"

@@ -35,6 +35,8 @@ class FakeState:
         self.candidates: list[str] = []
         self.gangs: dict[str, str] = {}
         self.remembered: dict[str, tuple[Pod, bytes]] = {}
+        self.late_nodes: set[str] = set()
+        """Home nodes the apiserver has and the cache has not seen yet."""
         """peer name -> reason, as the delegator remembers peers a workload was withdrawn from."""
 
     def peer_for_node(self, node_name: str) -> PeerState | None:
@@ -45,6 +47,9 @@ class FakeState:
 
     def home_node_exists(self, node_name: str) -> bool:
         return node_name in self.home_nodes
+
+    async def confirm_home_node(self, node_name: str) -> bool:
+        return node_name in self.home_nodes or node_name in self.late_nodes
 
     def namespace_labels(self, namespace: str) -> Mapping[str, str]:
         return self.namespaces.get(namespace, {})

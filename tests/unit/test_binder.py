@@ -7,9 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import pytest
 
 from extender.capacity.tracker import Reservations
+from extender.kube.raw import ApiError
 from extender.scheduling.binder import Binder
+from extender.scheduling.state import BindError
 from extender.server.extender_app import ExtenderVerbs
 from extender.server.metrics import Metrics
 from extender.wire.core import Pod
@@ -129,3 +132,40 @@ async def test_a_spilled_pods_annotations_ride_on_its_binding_so_the_proxy_gets_
     }
     assert bodies[0]["target"]["name"] == "spillover-east" and delegation.created == [meta["name"]]
     assert delegation.undone == []
+
+
+class NodeLookup:
+    """The home apiserver as a node lookup sees it."""
+
+    def __init__(self, answer: int) -> None:
+        self.answer = answer
+        self.asked: list[str] = []
+
+    async def get(self, path: str, query: object = None) -> bytes:
+        self.asked.append(path)
+        if self.answer != 200:
+            raise ApiError(self.answer, b'{"message": "nope"}', "GET", path)
+        return b"{}"
+
+
+@pytest.mark.parametrize(("answer", "exists"), [(200, True), (404, False)])
+async def test_a_home_node_missing_from_the_cache_is_looked_up_in_the_apiserver(answer: int, exists: bool) -> None:
+    from extender.runtime import LiveState
+
+    home = NodeLookup(answer)
+    state = LiveState(registry=None, nodes=None, namespaces=None, binder=type("B", (), {"home": home})())  # type: ignore[arg-type]
+    assert await state.confirm_home_node("home-node-9") is exists
+    assert home.asked == ["/api/v1/nodes/home-node-9"]
+
+
+async def test_a_node_lookup_the_apiserver_cannot_answer_fails_the_bind_for_a_retry_and_odd_names_are_not_asked() -> (
+    None
+):
+    from extender.runtime import LiveState
+
+    home = NodeLookup(503)
+    state = LiveState(registry=None, nodes=None, namespaces=None, binder=type("B", (), {"home": home})())  # type: ignore[arg-type]
+    with pytest.raises(BindError, match="cannot tell whether node home-node-9 exists"):
+        await state.confirm_home_node("home-node-9")
+    assert not await state.confirm_home_node("../secrets/x") and not await state.confirm_home_node("A" * 300)
+    assert home.asked == ["/api/v1/nodes/home-node-9"]

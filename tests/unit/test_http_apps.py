@@ -122,6 +122,18 @@ async def test_an_unexpected_bind_failure_is_still_a_200_with_error(extender: Ex
     assert "boom" in (await response.json())["Error"]
 
 
+async def test_a_bind_to_a_home_node_the_cache_has_not_seen_yet_binds_once_the_apiserver_has_it(
+    extender: Extender, fake: FakeState
+) -> None:
+    fake.late_nodes.add("home-3")  # joined a moment ago: the scheduler's watch saw it first
+    payload = {"PodName": "p", "PodNamespace": "n", "PodUID": "u", "Node": "home-3"}
+
+    response = await extender.post("/bind", json=payload)
+
+    assert response.status == 200 and not (await response.json()).get("Error")
+    assert fake.bound == [("n", "p", "u", "home-3")]
+
+
 @pytest.mark.parametrize(
     ("path", "payload", "message"),
     [
