@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import msgspec
 
 from extender.capacity.model import NodeCapacity, PeerState
+from extender.delegation.delegator import Proxy
 from extender.scheduling.state import BindError
 from extender.wire.core import Pod, Taint
 
@@ -155,3 +157,27 @@ def make_pod(**kwargs: Any) -> Pod:
 
 
 __all__ = ["GI", "VIRTUAL_PREFIX", "BindError", "FakeState", "make_pod", "node_capacity", "peer", "pod_dict"]
+
+
+def spilled_proxy(uid: str, name: str, controlled: bool = False, phase: str = "") -> Proxy:
+    """A home pod bound to east's virtual node, as the delegator tracks it."""
+    return Proxy(
+        uid=uid,
+        namespace="shop",
+        name=name,
+        peer="east",
+        node_name="spillover-east",
+        deleting=False,
+        grace=None,
+        controlled=controlled,
+        failover_never=False,
+        phase=phase,
+    )
+
+
+class SyncedReflector:
+    """A reflector whose cache has synced (all the delegator asks of one)."""
+
+    def __init__(self) -> None:
+        self.synced = asyncio.Event()
+        self.synced.set()

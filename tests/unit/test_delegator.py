@@ -8,6 +8,7 @@ from typing import Any
 
 from extender.config import Config
 from extender.delegation.delegator import Delegate, Delegator, PeerDelegates, Proxy
+from tests.unit.fakes import spilled_proxy
 
 
 async def test_a_proxy_is_never_written_by_two_workers_at_once_and_a_change_during_a_write_is_written_after() -> None:
@@ -66,17 +67,7 @@ class SlowHome:
 def _delegator_with_a_running_delegate() -> tuple[Delegator, SlowHome, Proxy]:
     home = SlowHome()
     delegator = Delegator(home=home, registry=None, config=Config())  # type: ignore[arg-type]
-    proxy = Proxy(
-        uid="uid-1",
-        namespace="shop",
-        name="web-1",
-        peer="east",
-        node_name="spillover-east",
-        deleting=False,
-        grace=None,
-        controlled=False,
-        failover_never=False,
-    )
+    proxy = spilled_proxy("uid-1", "web-1")
     delegator.proxies[proxy.uid] = proxy
     entry = PeerDelegates(runtime=None)  # type: ignore[arg-type]
     entry.by_proxy[proxy.uid] = Delegate("shop", "web-1-x", proxy.uid, {"phase": "Running"}, seen_at=0.0)

@@ -3,7 +3,6 @@ that peer (no orphans), its pods failed over; never held for a peer no kubeconfi
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import msgspec
@@ -13,7 +12,7 @@ from extender.config import Config
 from extender.delegation.delegator import Delegator, PeerDelegates, Proxy
 from extender.peers.model import FINALIZER, PeerCluster
 from extender.peers.registry import PeerRegistry
-from tests.unit.fakes import peer
+from tests.unit.fakes import SyncedReflector, peer, spilled_proxy
 
 
 class Recorder:
@@ -58,12 +57,6 @@ def _obj(name: str, labels: dict[str, str]) -> dict[str, Any]:
     }
 
 
-class Synced:
-    def __init__(self) -> None:
-        self.synced = asyncio.Event()
-        self.synced.set()
-
-
 class FakeRegistry:
     def __init__(self, runtime: Any, unusable: dict[str, str] | None = None) -> None:
         self.peers = {"east": runtime} if runtime is not None else {}
@@ -80,18 +73,7 @@ class FakeRegistry:
 
 
 def _proxy(uid: str, controlled: bool, phase: str = "Running") -> Proxy:
-    return Proxy(
-        uid=uid,
-        namespace="shop",
-        name=f"web-{uid}",
-        peer="east",
-        node_name="spillover-east",
-        deleting=False,
-        grace=None,
-        controlled=controlled,
-        failover_never=False,
-        phase=phase,
-    )
+    return spilled_proxy(uid, f"web-{uid}", controlled, phase)
 
 
 def _detaching_east(reachable: bool = True) -> tuple[Delegator, FakeRegistry, Recorder, PeerApi]:
@@ -109,8 +91,8 @@ def _detaching_east(reachable: bool = True) -> tuple[Delegator, FakeRegistry, Re
     delegator = Delegator(home=home, registry=registry, config=Config())  # type: ignore[arg-type]
     delegator.leader.leading = True
     entry = PeerDelegates(runtime=runtime)
-    entry.reflector = Synced()  # type: ignore[assignment]
-    entry.proxy_reflector = Synced()  # type: ignore[assignment]
+    entry.reflector = SyncedReflector()  # type: ignore[assignment]
+    entry.proxy_reflector = SyncedReflector()  # type: ignore[assignment]
     delegator.peers["east"] = entry
     for proxy in (_proxy("a", controlled=True), _proxy("b", controlled=False), _proxy("c", False, "Succeeded")):
         delegator.proxies[proxy.uid] = proxy

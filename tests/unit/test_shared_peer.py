@@ -15,7 +15,7 @@ from extender.delegation.delegator import Delegator, PeerDelegates
 from extender.kube.identity import kube_system_uid
 from extender.kube.raw import ApiError
 from extender.scheduling.state import BindError
-from tests.unit.fakes import peer
+from tests.unit.fakes import SyncedReflector, peer
 
 HOME = "spillover.io/home-cluster"
 OLD = "2020-01-01T00:00:00Z"
@@ -99,12 +99,6 @@ def _copy(name: str, home: str | None) -> dict[str, Any]:
     }
 
 
-class Synced:
-    def __init__(self) -> None:
-        self.synced = asyncio.Event()
-        self.synced.set()
-
-
 class HomePods:
     """The home apiserver, as far as adoption reads it: pods by namespace/name."""
 
@@ -122,8 +116,8 @@ def _home_a(peer_api: SharedPeer, home: Any = None) -> tuple[Delegator, PeerDele
     delegator = Delegator(home=home, registry=None, config=Config(cluster_id="home-a"))  # type: ignore[arg-type]
     runtime: Any = type("Runtime", (), {"state": peer("east"), "raw": peer_api})()
     entry = PeerDelegates(runtime=runtime)
-    entry.reflector = Synced()  # type: ignore[assignment]
-    entry.proxy_reflector = Synced()  # type: ignore[assignment]
+    entry.reflector = SyncedReflector()  # type: ignore[assignment]
+    entry.proxy_reflector = SyncedReflector()  # type: ignore[assignment]
     delegator.peers["east"] = entry
     return delegator, entry
 
