@@ -25,6 +25,7 @@ from tests.e2e.workloads import (
     create_deployment,
     delete_deployment,
     ensure_namespace,
+    events_for,
     pod_template,
     pods,
     unique,
@@ -81,6 +82,13 @@ async def test_overflow_runs_in_peers_and_proxies_mirror_the_delegates(
                 assert proxy.metadata.annotations["spillover.io/cluster"] == peer_name
         assert sum(by_peer.values()) == 12
         assert by_peer["east"] == 12  # the cheaper peer has room for all of them
+
+        async def told() -> bool:  # Events trail the writes that make pods run
+            events = await events_for(home, SHOP, spilled[0].metadata.name)
+            ours = {e.reason: e.message for e in events if e.reporting_component == "spillover"}
+            return "peer cluster east" in ours.get("Spilled", "") and "DelegateRunning" in ours
+
+        await eventually(told, 30, "Spilled and DelegateRunning Events on a spilled pod", interval=0.5)
     finally:
         await delete_deployment(home, SHOP, name, timeout=120)
     assert not await delegates(clusters["east"], f"app={name}")

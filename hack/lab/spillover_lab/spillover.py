@@ -20,6 +20,11 @@ from .api import Api, ApiError
 from .lab import REPO, LabError, State, log
 
 CRD = REPO / "manifests" / "base" / "crd" / "peerclusters.spillover.io.yaml"
+HOME_RBAC = REPO / "manifests" / "base" / "rbac.yaml"
+HOME_FLOWSCHEMA = REPO / "manifests" / "base" / "flowschema.yaml"
+PEER_RBAC = REPO / "manifests" / "peer" / "rbac.yaml"
+LAB_USER = {"kind": "User", "name": "spillover", "apiGroup": "rbac.authorization.k8s.io"}
+"""The lab's Spillover identity (a client certificate) in every cluster, in place of the ServiceAccount."""
 WEBHOOK_NAME = "spillover.io"
 PEERS = {"east": {"cost": 1.0, "tier": 0}, "west": {"cost": 2.0, "tier": 0}}
 """The default lab's peers: east is cheaper, so it fills first."""
@@ -41,9 +46,31 @@ def _apply(api: Api, collection: str, body: dict[str, Any]) -> None:
         api.request("PUT", f"{collection}/{name}", body)
 
 
+def _manifest(path: Any, kind: str) -> dict[str, Any]:
+    return next(doc for doc in yaml.safe_load_all(path.read_text()) if doc and doc.get("kind") == kind)
+
+
+def grant(api: Api, rbac: Any, binding: str) -> None:
+    """The ClusterRole of a Spillover manifest, bound to the lab's Spillover user."""
+    role = _manifest(rbac, "ClusterRole")
+    _apply(api, "/apis/rbac.authorization.k8s.io/v1/clusterroles", role)
+    body = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": binding},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role["metadata"]["name"]},
+        "subjects": [LAB_USER],
+    }
+    _apply(api, "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", body)
+
+
 def install(state: State) -> None:
-    """CRD, namespaces and the MutatingWebhookConfiguration in home (idempotent)."""
+    """CRD, namespaces, RBAC, FlowSchema and the MutatingWebhookConfiguration in home (idempotent)."""
     api = home_api(state)
+    grant(api, HOME_RBAC, "spillover-lab")
+    flow = _manifest(HOME_FLOWSCHEMA, "FlowSchema")
+    flow["spec"]["rules"][0]["subjects"] = [{"kind": "User", "user": {"name": LAB_USER["name"]}}]
+    _apply(api, "/apis/flowcontrol.apiserver.k8s.io/v1/flowschemas", flow)
     _apply(api, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", yaml.safe_load(CRD.read_text()))
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -161,6 +188,7 @@ def join_peers(state: State, peers: dict[str, dict[str, Any]] | None = None) -> 
     peers = peers or {name: spec for name, spec in PEERS.items() if name in state.cluster_names()}
     head = [sys.executable, "-m", "extender"]
     for name, spec in peers.items():
+        grant(Api(state.data["clusters"][name]["server"], state.root / name / "pki"), PEER_RBAC, "spillover-peer-lab")
         cmd = [
             *head,
             "join",
