@@ -23,6 +23,7 @@ CRD = REPO / "manifests" / "base" / "crd" / "peerclusters.spillover.io.yaml"
 HOME_RBAC = REPO / "manifests" / "base" / "rbac.yaml"
 HOME_FLOWSCHEMA = REPO / "manifests" / "base" / "flowschema.yaml"
 PEER_RBAC = REPO / "manifests" / "peer" / "rbac.yaml"
+PEER_FLOWSCHEMA = REPO / "manifests" / "peer" / "flowschema.yaml"
 LAB_USER = {"kind": "User", "name": "spillover", "apiGroup": "rbac.authorization.k8s.io"}
 """The lab's Spillover identity (a client certificate) in every cluster, in place of the ServiceAccount."""
 WEBHOOK_NAME = "spillover.io"
@@ -64,13 +65,18 @@ def grant(api: Api, rbac: Any, binding: str) -> None:
     _apply(api, "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", body)
 
 
+def prioritise(api: Api, flowschema: Any) -> None:
+    """A Spillover FlowSchema, matching the lab's Spillover user instead of the ServiceAccount."""
+    flow = _manifest(flowschema, "FlowSchema")
+    flow["spec"]["rules"][0]["subjects"] = [{"kind": "User", "user": {"name": LAB_USER["name"]}}]
+    _apply(api, "/apis/flowcontrol.apiserver.k8s.io/v1/flowschemas", flow)
+
+
 def install(state: State) -> None:
     """CRD, namespaces, RBAC, FlowSchema and the MutatingWebhookConfiguration in home (idempotent)."""
     api = home_api(state)
     grant(api, HOME_RBAC, "spillover-lab")
-    flow = _manifest(HOME_FLOWSCHEMA, "FlowSchema")
-    flow["spec"]["rules"][0]["subjects"] = [{"kind": "User", "user": {"name": LAB_USER["name"]}}]
-    _apply(api, "/apis/flowcontrol.apiserver.k8s.io/v1/flowschemas", flow)
+    prioritise(api, HOME_FLOWSCHEMA)
     _apply(api, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", yaml.safe_load(CRD.read_text()))
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -188,7 +194,9 @@ def join_peers(state: State, peers: dict[str, dict[str, Any]] | None = None) -> 
     peers = peers or {name: spec for name, spec in PEERS.items() if name in state.cluster_names()}
     head = [sys.executable, "-m", "extender"]
     for name, spec in peers.items():
-        grant(Api(state.data["clusters"][name]["server"], state.root / name / "pki"), PEER_RBAC, "spillover-peer-lab")
+        peer_api = Api(state.data["clusters"][name]["server"], state.root / name / "pki")
+        grant(peer_api, PEER_RBAC, "spillover-peer-lab")
+        prioritise(peer_api, PEER_FLOWSCHEMA)
         cmd = [
             *head,
             "join",
