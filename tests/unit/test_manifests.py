@@ -1,0 +1,76 @@
+"""The install manifests agree with themselves: every listed file exists and parses, and the
+names one object uses to find another (ServiceAccount, labels, Service, ports) match. The lab
+applies the ClusterRoles and FlowSchemas for real; this covers what only a cluster install uses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
+
+
+def docs(base: str) -> list[dict[str, Any]]:
+    kustomization = yaml.safe_load((MANIFESTS / base / "kustomization.yaml").read_text())
+    out: list[dict[str, Any]] = []
+    for name in kustomization["resources"]:
+        out += [d for d in yaml.safe_load_all((MANIFESTS / base / name).read_text()) if d]
+    return out
+
+
+def one(found: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    (match,) = [d for d in found if d["kind"] == kind]
+    return match
+
+
+@pytest.mark.parametrize("base", ["base", "peer"])
+def test_every_manifest_listed_parses_and_names_its_kind(base: str) -> None:
+    found = docs(base)
+    assert found and all(d.get("apiVersion") and d.get("kind") and d["metadata"].get("name") for d in found)
+
+
+@pytest.mark.parametrize("base", ["base", "peer"])
+def test_rbac_and_the_flowschema_name_the_serviceaccount_that_exists(base: str) -> None:
+    found = docs(base)
+    account = one(found, "ServiceAccount")["metadata"]
+    binding = one(found, "ClusterRoleBinding")
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": account["name"], "namespace": account["namespace"]}
+    ]
+    assert binding["roleRef"]["name"] == one(found, "ClusterRole")["metadata"]["name"]
+    (rule,) = one(found, "FlowSchema")["spec"]["rules"]
+    assert rule["subjects"] == [
+        {"kind": "ServiceAccount", "serviceAccount": {"name": account["name"], "namespace": account["namespace"]}}
+    ]
+
+
+def test_the_deployment_service_budget_and_webhook_find_each_other() -> None:
+    found = docs("base")
+    deployment, service = one(found, "Deployment"), one(found, "Service")
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert deployment["spec"]["selector"]["matchLabels"] == labels == service["spec"]["selector"]
+    assert one(found, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"] == labels
+    assert (
+        deployment["spec"]["template"]["spec"]["serviceAccountName"] == one(found, "ServiceAccount")["metadata"]["name"]
+    )
+    (hook,) = one(found, "MutatingWebhookConfiguration")["webhooks"]
+    ref = hook["clientConfig"]["service"]
+    assert (ref["name"], ref["namespace"]) == (service["metadata"]["name"], service["metadata"]["namespace"])
+    port = next(p for p in service["spec"]["ports"] if p["port"] == ref["port"])
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert port["targetPort"] in {p["name"] for p in container["ports"]}
+    webhook_port = next(p["containerPort"] for p in container["ports"] if p["name"] == port["targetPort"])
+    assert f"--webhook-port={webhook_port}" in container["args"]
+    assert deployment["spec"]["replicas"] >= 2, "the webhook fails closed: one replica is an outage"
+
+
+def test_the_peer_token_is_minted_for_the_peer_serviceaccount() -> None:
+    found = docs("peer")
+    secret = one(found, "Secret")
+    account = one(found, "ServiceAccount")["metadata"]
+    assert secret["type"] == "kubernetes.io/service-account-token"
+    assert secret["metadata"]["annotations"]["kubernetes.io/service-account.name"] == account["name"]
+    assert secret["metadata"]["namespace"] == account["namespace"]
