@@ -135,6 +135,7 @@ class Spillover:
 
     def _delegator(self, home: RawClient) -> Delegator:
         delegator = Delegator(home, self.registry, self.config, self.metrics)
+        self.metrics.watch(lambda: [rt.state for rt in self.registry.peers.values()], delegator.delegate_phases)
         self.registry.listeners.append(delegator.peer_started)
         self._spawn(delegator.run(), "delegator")
         return delegator

@@ -13,7 +13,7 @@ import contextlib
 import datetime
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -324,6 +324,12 @@ class Delegator:
             self.proxy_changed(proxy)
         for peer in list(self.peers):
             self._schedule_sweep(peer)
+
+    def delegate_phases(self) -> Iterator[tuple[str, str]]:
+        """(peer, phase) of every delegate of this home the watches show (for the metrics)."""
+        for peer, entry in list(self.peers.items()):
+            for delegate in list(entry.by_proxy.values()):
+                yield peer, str(delegate.status.get("phase") or "Pending")
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)
@@ -651,6 +657,8 @@ class Delegator:
 
     async def _delegate_lost(self, proxy: Proxy, reason: str, message: str, mirror: bool = True) -> None:
         """The proxy tells the truth (Failed, with why); a controller-owned one is recreated."""
+        if self.metrics is not None:
+            self.metrics.count_lost(proxy.peer, reason)
         if mirror:
             status = {"phase": "Failed", "reason": reason, "message": message}
             self._lost.add(proxy.uid)  # before the lock: a mirror write not yet started stays out
@@ -795,6 +803,8 @@ class Delegator:
                     warning=True,
                 )
                 proxy.deleting = True
+                if self.metrics is not None:
+                    self.metrics.count_lost(peer, "PeerLost")
                 await self._force_delete_proxy(proxy, f"peer {peer} lost")
 
     async def _check_stuck_deletions(self) -> None:
@@ -929,8 +939,10 @@ class Delegator:
                         "DELETE", f"/api/v1/namespaces/{meta.get('namespace')}/{plural}/{meta.get('name')}"
                     )
                     removed += 1
-        if removed:
+        if removed and not everything:
             log.info("orphan sweep removed %d objects from %s", removed, peer)
+            if self.metrics is not None:
+                self.metrics.count_orphans(peer, removed)
         if too_young:
             self._schedule_sweep(peer, delay=ORPHAN_MIN_AGE)
         return removed

@@ -7,8 +7,14 @@ process collectors from mixing with ours unless the caller registers them.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
+
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from extender.capacity.model import PeerState
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -51,6 +57,19 @@ class Metrics:
             ["cluster", "shape"],
             registry=self.registry,
         )
+        self.delegates_lost = Counter(
+            "spillover_delegates_lost",
+            "Spilled pods failed by Spillover, by peer and reason (DelegateDeleted, DelegateFailed, "
+            "RemotePending, DelegateMissing, PeerDetached) or recreated elsewhere (PeerLost).",
+            ["peer", "reason"],
+            registry=r,
+        )
+        self.orphans_removed = Counter(
+            "spillover_orphans_removed",
+            "Delegates and copies the sweep deleted in a peer because their home pod was gone.",
+            ["peer"],
+            registry=r,
+        )
         self._children: dict[tuple[str, ...], tuple[Counter, Histogram]] = {}
         self._decisions: dict[str, Counter] = {}
 
@@ -75,6 +94,18 @@ class Metrics:
             child = self._decisions[outcome] = self.filter_decisions.labels(outcome)
         child.inc()
 
+    def count_lost(self, peer: str, reason: str) -> None:
+        self.delegates_lost.labels(peer, reason).inc()
+
+    def count_orphans(self, peer: str, removed: int) -> None:
+        self.orphans_removed.labels(peer).inc(removed)
+
+    def watch(
+        self, peers: Callable[[], Iterable[PeerState]], delegates: Callable[[], Iterable[tuple[str, str]]]
+    ) -> None:
+        """Gauges of peer health, free capacity and delegates, read from the caches at scrape time."""
+        self.registry.register(_StateCollector(peers, delegates))
+
     def observe_webhook(self, result: str, seconds: float) -> None:
         self.webhook_requests.labels(result).inc()
         self.webhook_latency.observe(seconds)
@@ -82,3 +113,43 @@ class Metrics:
     async def handler(self, request: web.Request) -> web.Response:
         """GET /metrics in the Prometheus text format."""
         return web.Response(body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+class _StateCollector(Collector):
+    """Read at scrape time from the watch-fed caches: nothing is kept up to date on the hot path."""
+
+    def __init__(
+        self, peers: Callable[[], Iterable[PeerState]], delegates: Callable[[], Iterable[tuple[str, str]]]
+    ) -> None:
+        self.peers = peers
+        self.delegates = delegates
+
+    def collect(self) -> Iterator[Metric]:
+        ready = GaugeMetricFamily(
+            "spillover_peer_ready",
+            "1 while Spillover places pods on the peer (reachable, synced, not paused or being detached).",
+            labels=["peer"],
+        )
+        free = GaugeMetricFamily(
+            "spillover_peer_free",
+            "Free capacity summed over the peer's schedulable nodes (cpu in cores, memory in bytes, pods); "
+            "placement itself goes by single nodes.",
+            labels=["peer", "resource"],
+        )
+        for peer in self.peers():
+            ready.add_metric([peer.name], 1.0 if peer.healthy else 0.0)
+            total = peer.free_total()
+            free.add_metric([peer.name, "cpu"], total.get("cpu", 0) / 1000)
+            free.add_metric([peer.name, "memory"], float(total.get("memory", 0)))
+            free.add_metric([peer.name, "pods"], float(total.get("pods", 0)))
+        counts: dict[tuple[str, str], int] = {}
+        for key in self.delegates():
+            counts[key] = counts.get(key, 0) + 1
+        delegates = GaugeMetricFamily(
+            "spillover_delegates", "This home's delegate pods in each peer, by phase.", labels=["peer", "phase"]
+        )
+        for (peer_name, phase), count in sorted(counts.items()):
+            delegates.add_metric([peer_name, phase], float(count))
+        yield ready
+        yield free
+        yield delegates

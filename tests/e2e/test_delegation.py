@@ -425,6 +425,8 @@ async def test_deleting_a_peercluster_fails_its_pods_over_and_leaves_nothing_of_
             )
 
         await eventually(moved, 60, "the Deployment's pods recreated and Running in east", interval=0.5)
+        metrics = await asyncio.to_thread(_scrape, sp.metrics_url(spillover) + "/metrics")
+        assert metrics.get('spillover_delegates_lost_total{peer="west",reason="PeerDetached"}', 0) >= 3
     finally:
         with contextlib.suppress(ApiException):
             await _pause(home, "east", False)
@@ -438,3 +440,17 @@ async def test_deleting_a_peercluster_fails_its_pods_over_and_leaves_nothing_of_
             await west.core.delete_namespaced_pod(name, SHOP, grace_period_seconds=0)
         with contextlib.suppress(ApiException):
             await west.core.delete_namespaced_config_map(name, SHOP)
+
+
+def _scrape(url: str) -> dict[str, float]:
+    """Spillover's /metrics as series -> value."""
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            series, _, value = line.rpartition(" ")
+            out[series] = float(value)
+    return out

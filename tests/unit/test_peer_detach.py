@@ -188,3 +188,21 @@ async def test_a_detaching_peer_takes_no_pods_and_says_why() -> None:
     state.detaching = "its PeerCluster is being deleted"
     assert not state.healthy
     assert "being detached" in state.health_reason()
+
+
+async def test_failures_and_peer_state_show_in_the_metrics() -> None:
+    from extender.server.metrics import Metrics
+
+    delegator, registry, _, _ = _detaching_east()
+    metrics = Metrics()
+    delegator.metrics = metrics
+    east = registry.peers["east"].state
+    metrics.watch(lambda: [east], lambda: [("east", "Running"), ("east", "Running"), ("east", "Pending")])
+
+    await delegator._detach_deleted_peers()
+
+    value = metrics.registry.get_sample_value
+    assert value("spillover_delegates_lost_total", {"peer": "east", "reason": "PeerDetached"}) == 2
+    assert value("spillover_peer_ready", {"peer": "east"}) == 0  # being detached
+    assert value("spillover_peer_free", {"peer": "east", "resource": "cpu"}) == east.free_total()["cpu"] / 1000 > 0
+    assert value("spillover_delegates", {"peer": "east", "phase": "Running"}) == 2
