@@ -10,10 +10,12 @@ import asyncio
 import contextlib
 import os
 import signal
+import sys
 from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
 import pytest_asyncio
 from kubernetes_asyncio.client.exceptions import ApiException
 from spillover_lab import lab as lablib
@@ -389,7 +391,17 @@ async def test_deleting_a_peercluster_fails_its_pods_over_and_leaves_nothing_of_
         pc = await home.custom.get_cluster_custom_object("spillover.io", "v1alpha1", "peerclusters", "west")
         assert "spillover.io/detach" in pc["metadata"]["finalizers"]
 
-        await home.custom.delete_cluster_custom_object("spillover.io", "v1alpha1", "peerclusters", "west")
+        leave = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "extender",
+            "leave",
+            "west",
+            f"--kubeconfig={spillover.kubeconfig('home')}",
+            "--timeout=90",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
 
         async def bare_failed() -> bool:
             pod = await home.core.read_namespaced_pod(bare, SHOP)
@@ -412,6 +424,11 @@ async def test_deleting_a_peercluster_fails_its_pods_over_and_leaves_nothing_of_
             return True
 
         await eventually(detached, 90, "PeerCluster west and its virtual node gone", interval=0.5)
+        out, err = await asyncio.wait_for(leave.communicate(), 30)
+        assert leave.returncode == 0, err.decode()
+        assert "peercluster/west deleted: nothing of Spillover's is left in the peer" in out.decode()
+        with pytest.raises(ApiException):  # `spillover join` made it, `spillover leave` removed it
+            await home.core.read_namespaced_secret("peer-west-kubeconfig", "spillover-system")
         assert not await delegates(west, ours), "no delegate of this home's left in west"
         copies = await west.core.list_config_map_for_all_namespaces(label_selector=f"spillover.io/copy=true,{ours}")
         assert not copies.items, "no copy of this home's left in west"
