@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from extender.hints import _NAME, NAME_FORM
 from extender.kube import client as kube_client
 from extender.kube.raw import ApiError, RawClient
@@ -31,12 +33,30 @@ async def _apply(raw: RawClient, collection: str, name: str, body: dict[str, Any
     return "updated"
 
 
+async def _being_deleted(raw: RawClient, name: str) -> bool:
+    """A PeerCluster still detaching: patching it would be lost when it goes a moment later."""
+    try:
+        existing = msgspec.json.decode(await raw.get(f"{PATH}/{name}"))
+    except ApiError as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return bool(existing.get("metadata", {}).get("deletionTimestamp"))
+
+
 async def join(args: argparse.Namespace) -> int:
     text = Path(args.peer_kubeconfig).read_text()  # noqa: ASYNC240 (once, before any I/O)
     await (await kube_client.from_text(text, args.peer_kubeconfig)).close()  # fail early on a bad file
     api = await kube_client.from_file(args.kubeconfig)
     raw = RawClient(api)
     try:
+        if await _being_deleted(raw, args.name):
+            print(
+                f"error: PeerCluster {args.name} is being deleted (Spillover is emptying the peer); "
+                f"wait for it to go (`spillover leave {args.name}` waits and shows progress), then join again",
+                file=sys.stderr,
+            )
+            return 1
         ns = args.secret_namespace
         await _apply(raw, "/api/v1/namespaces", ns, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
         secret_name = f"peer-{args.name}-kubeconfig"
