@@ -135,6 +135,12 @@ class Spillover:
 
     def _delegator(self, home: RawClient) -> Delegator:
         delegator = Delegator(home, self.registry, self.config, self.metrics)
+
+        def peer_event(ref: dict[str, str], reason: str, message: str, warning: bool) -> None:
+            if delegator.leader.leading:  # one replica tells, not each
+                delegator.events.record(ref, reason, message, warning=warning)
+
+        self.registry.record_event = peer_event
         self.metrics.watch(lambda: [rt.state for rt in self.registry.peers.values()], delegator.delegate_phases)
         self.registry.listeners.append(delegator.peer_started)
         self._spawn(delegator.run(), "delegator")

@@ -1,4 +1,5 @@
-"""Kubernetes Events on proxy pods: where a pod was spilled and why, and what its delegate did."""
+"""Kubernetes Events: on proxy pods (where a pod was spilled and why, what its delegate did) and
+on PeerClusters (the peer lost and back, detaching), for `kubectl describe`."""
 
 from __future__ import annotations
 
@@ -49,16 +50,18 @@ class EventRecorder:
             await self._post(pod, reason, message, warning)
 
     async def _post(self, pod: dict[str, Any], reason: str, message: str, warning: bool) -> None:
-        namespace = pod.get("namespace", "default")
+        """``pod`` is a reference: namespace, name, uid, and kind/apiVersion when not a Pod (an
+        object without a namespace, such as a PeerCluster, gets its Events in ``default``)."""
+        namespace = pod.get("namespace") or "default"
         now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         body = {
             "apiVersion": "v1",
             "kind": "Event",
             "metadata": {"generateName": f"{pod.get('name', 'pod')}.", "namespace": namespace},
             "involvedObject": {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "namespace": namespace,
+                "apiVersion": pod.get("apiVersion", "v1"),
+                "kind": pod.get("kind", "Pod"),
+                "namespace": pod.get("namespace", ""),
                 "name": pod.get("name", ""),
                 "uid": pod.get("uid", ""),
             },

@@ -24,7 +24,7 @@ from extender.delegation.virtual_node import VirtualNodes, virtual_node_name
 from extender.kube import client as kube_client
 from extender.kube.raw import ApiError, RawClient
 from extender.kube.reflector import Handler, Reflector
-from extender.peers.model import FINALIZER, PATH, PeerCluster
+from extender.peers.model import FINALIZER, GROUP, PATH, VERSION, PeerCluster
 from extender.tasks import cancel_and_wait
 from extender.wire.core import Node, Pod
 
@@ -45,6 +45,8 @@ class PeerRuntime:
     pod_reflector: Reflector[Pod]
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     last_seen: str = ""
+    told_unreachable: bool = False
+    """A PeerUnreachable Event was recorded and no PeerReachable since."""
     peer_reflectors: list[Reflector[Any]] = field(default_factory=list)
     """Other watches on this peer (the delegator's), woken with ours when the peer is back."""
 
@@ -75,6 +77,8 @@ class PeerRegistry(Handler[PeerCluster]):
         """Peers whose kubeconfig Secret cannot be read or used, and why."""
         self.detach_progress: dict[str, str] = {}
         """What the delegator is still waiting for before a deleted PeerCluster can go."""
+        self.record_event: Callable[[dict[str, str], str, str, bool], None] | None = None
+        """Records an Event (set by the composition root: the leader's recorder, or None)."""
         self._pending: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
         self.reflector = Reflector(home, PATH, PeerCluster, self, name="peerclusters")
@@ -88,6 +92,15 @@ class PeerRegistry(Handler[PeerCluster]):
             self.upsert(pc)
 
     def upsert(self, item: PeerCluster) -> None:
+        before = self.specs.get(item.metadata.name)
+        if item.metadata.deletion_timestamp and (before is None or not before.metadata.deletion_timestamp):
+            self._event(
+                item.metadata.name,
+                "Detaching",
+                "PeerCluster deleted: no new pods go there; its pods are failed over and what Spillover made "
+                "in the peer is deleted before it goes",
+                item,
+            )
         self.specs[item.metadata.name] = item
         self._spawn(self._reconcile(item.metadata.name))
 
@@ -265,6 +278,9 @@ class PeerRegistry(Handler[PeerCluster]):
             try:
                 await runtime.raw.request("GET", "/readyz", timeout=PROBE_TIMEOUT)
                 runtime.last_seen = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                if runtime.told_unreachable:
+                    runtime.told_unreachable = False
+                    self._event(state.name, "PeerReachable", "the peer's apiserver answers again")
                 if not state.reachable and state.synced:
                     state.set_reachable(True)
                     log.info("peer %s reachable again", state.name)
@@ -276,6 +292,16 @@ class PeerRegistry(Handler[PeerCluster]):
             except Exception as exc:
                 if state.reachable:
                     log.warning("peer %s unreachable: %s", state.name, exc)
+                if not runtime.told_unreachable:
+                    runtime.told_unreachable = True
+                    grace = self.grace_period(state.name)
+                    self._event(
+                        state.name,
+                        "PeerUnreachable",
+                        f"{type(exc).__name__}: {exc}; no new pods go there, and after {grace:g}s its pods that a "
+                        "controller owns are recreated elsewhere",
+                        warning=True,
+                    )
                 state.set_reachable(False, f"{type(exc).__name__}: {exc}"[:300] or "probe failed")
                 runtime.tracker.changed()
             await asyncio.sleep(PROBE_EVERY)
@@ -297,6 +323,15 @@ class PeerRegistry(Handler[PeerCluster]):
                 self.reservations.peers.pop(name, None)
             await self.virtual_nodes.remove(name)
             log.info("peer %s removed", name)
+
+    def _event(
+        self, name: str, reason: str, message: str, pc: PeerCluster | None = None, warning: bool = False
+    ) -> None:
+        pc = pc or self.specs.get(name)
+        if self.record_event is None or pc is None:
+            return
+        ref = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "PeerCluster", "name": name, "uid": pc.metadata.uid}
+        self.record_event(ref, reason, message, warning)
 
     def grace_period(self, name: str) -> float:
         pc = self.specs.get(name)

@@ -260,6 +260,14 @@ async def test_lost_peer_pods_are_recreated_elsewhere_and_nothing_is_left_when_i
             return False
 
         await eventually(east_clean, 120, "east's orphaned delegates collected after it returned", interval=1)
+
+        async def told() -> bool:  # `kubectl describe peercluster east` shows it lost and back
+            events = await home.core.list_namespaced_event(
+                "default", field_selector="involvedObject.kind=PeerCluster,involvedObject.name=east"
+            )
+            return {"PeerUnreachable", "PeerReachable"} <= {e.reason for e in events.items}
+
+        await eventually(told, 30, "PeerUnreachable and PeerReachable Events on PeerCluster east", interval=0.5)
     finally:
         await delete_deployment(home, SHOP, name, timeout=120)
         await delete_deployment(home, "plain", filler)

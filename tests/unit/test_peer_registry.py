@@ -37,3 +37,63 @@ async def test_a_deleted_peer_is_dropped_from_what_filter_the_planner_and_the_st
     assert "east" not in registry.peers and east.virtual_node not in registry.by_virtual_node
     assert "east" not in reservations.peers and not east.healthy
     assert virtual_nodes.removed == ["east"]
+
+
+class FlakyPeer:
+    """A peer apiserver that refuses ``down`` probes, then answers."""
+
+    def __init__(self, down: int) -> None:
+        self.down = down
+
+    async def request(self, *args: Any, **kwargs: Any) -> bytes:
+        if self.down > 0:
+            self.down -= 1
+            raise ConnectionRefusedError("connection refused")
+        return b"ok"
+
+
+async def test_a_peer_lost_and_back_is_told_once_each_way_on_its_peercluster(monkeypatch: Any) -> None:
+    import asyncio
+
+    import msgspec
+
+    from extender.peers import registry as registry_module
+    from extender.peers.model import PeerCluster
+
+    monkeypatch.setattr(registry_module, "PROBE_EVERY", 0.001)
+    registry = PeerRegistry(home=None, virtual_nodes=FakeVirtualNodes(), reservations=Reservations())  # type: ignore[arg-type]
+    told: list[tuple[str, str, bool]] = []
+    registry.record_event = lambda ref, reason, message, warning: told.append((ref["kind"], reason, warning))
+    registry.specs["east"] = msgspec.convert({"metadata": {"name": "east", "uid": "pc-1"}}, PeerCluster)
+    east = peer("east")
+    tracker: Any = type("Tracker", (), {"changed": lambda self: None})()
+    runtime: Any = type(
+        "Runtime",
+        (),
+        {"state": east, "raw": FlakyPeer(down=3), "tracker": tracker, "told_unreachable": False, "last_seen": ""},
+    )()
+    runtime.reflectors = lambda: []
+    probe = asyncio.create_task(registry._probe(runtime))
+    try:
+        for _ in range(500):
+            if len(told) == 2:
+                break
+            await asyncio.sleep(0.002)
+    finally:
+        probe.cancel()
+    assert told == [("PeerCluster", "PeerUnreachable", True), ("PeerCluster", "PeerReachable", False)]
+
+
+async def test_a_deleted_peercluster_is_told_detaching_once() -> None:
+    import msgspec
+
+    from extender.peers.model import PeerCluster
+
+    registry = PeerRegistry(home=None, virtual_nodes=FakeVirtualNodes(), reservations=Reservations())  # type: ignore[arg-type]
+    told: list[str] = []
+    registry.record_event = lambda ref, reason, message, warning: told.append(reason)
+    registry._spawn = lambda coro: coro.close()  # type: ignore[method-assign]  # no reconcile here
+    meta = {"name": "east", "uid": "pc-1", "deletionTimestamp": "2026-11-26T12:00:00Z"}
+    for _ in range(3):  # the MODIFIED events of the detach
+        registry.upsert(msgspec.convert({"metadata": meta}, PeerCluster))
+    assert told == ["Detaching"]
