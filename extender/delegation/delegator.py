@@ -831,8 +831,19 @@ class Delegator:
                 continue
             done, progress = await self.detach(name)
             self.registry.detach_progress[name] = progress
-            if done:
-                await self.registry.release(name)
+            if done and await self.registry.release(name):
+                self._forget(name)
+
+    def _forget(self, peer: str) -> None:
+        """A detached peer's proxies are failed or gone and its watches about to stop: drop what
+        is remembered of them (nothing would ever clear it)."""
+        self.peers.pop(peer, None)
+        for uid in [uid for uid, proxy in self.proxies.items() if proxy.peer == peer]:
+            del self.proxies[uid]
+            for remembered in (self._detached, self._lost):
+                remembered.discard(uid)
+            self._mirrored.pop(uid, None)
+            self._status_locks.pop(uid, None)
 
     async def detach(self, peer: str) -> tuple[bool, str]:
         """One pass of taking Spillover out of a peer whose PeerCluster is being deleted: its pods

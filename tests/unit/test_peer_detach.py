@@ -116,6 +116,7 @@ async def test_a_deleted_peerclusters_pods_are_failed_over_and_its_peer_emptied_
 
     assert registry.released == ["east"]
     assert len(failed) == 2 and sum(1 for m, *_ in home.calls if m == "PATCH") == 2  # no pod failed twice
+    assert "east" not in delegator.peers and not delegator.proxies  # nothing left to remember
 
 
 async def test_a_deleted_peercluster_whose_peer_is_unreachable_is_held_and_says_how_to_let_it_go() -> None:
