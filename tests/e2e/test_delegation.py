@@ -274,6 +274,8 @@ async def test_lost_peer_pods_are_recreated_elsewhere_and_nothing_is_left_when_i
 
 
 async def _pause(home: Cluster, peer: str, paused: bool) -> None:
+    """Pause or resume a peer and wait until Spillover acts on it (its virtual node says so): a
+    pod created right after the patch could otherwise still be placed by the old setting."""
     await home.custom.patch_cluster_custom_object(
         "spillover.io",
         "v1alpha1",
@@ -282,6 +284,15 @@ async def _pause(home: Cluster, peer: str, paused: bool) -> None:
         {"spec": {"paused": paused}},
         _content_type="application/merge-patch+json",
     )
+
+    async def applied() -> bool:
+        node = await home.core.read_node(f"spillover-{peer}")
+        ready = next((c for c in node.status.conditions or [] if c.type == "Ready"), None)
+        if ready is None:
+            return False
+        return ready.reason == "PeerPaused" if paused else ready.status == "True"
+
+    await eventually(applied, 30, f"peer {peer} {'paused' if paused else 'resumed'} on its virtual node", interval=0.2)
 
 
 async def test_a_delegate_left_in_another_peer_by_an_interrupted_bind_is_removed_when_the_pod_binds(
