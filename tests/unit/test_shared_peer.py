@@ -212,3 +212,18 @@ def test_a_cluster_id_that_is_not_a_label_value_is_refused_naming_the_setting() 
 
 async def _no_sleep(_: float) -> None:
     return None
+
+
+async def test_a_bind_racing_the_peerclusters_deletion_creates_no_delegate_there() -> None:
+    from extender.wire.core import Pod
+
+    peer_api = SharedPeer({})
+    delegator, entry = _home_a(peer_api)
+    state = entry.runtime.state
+    state.detaching = "its PeerCluster is being deleted"  # seen after this bind's own checks passed
+    raw_pod = {"metadata": {"name": "web-1", "namespace": "shop", "uid": "u1"}, "spec": {"containers": []}}
+
+    with pytest.raises(BindError, match="being detached"):
+        await delegator.create_delegate(raw_pod, msgspec.convert(raw_pod, Pod), state, "east-node-1")
+
+    assert not [w for w in peer_api.writes if w[0] == "POST" and w[1].endswith("/pods")]
