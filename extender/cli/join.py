@@ -17,6 +17,7 @@ import msgspec
 from extender.hints import _NAME, NAME_FORM
 from extender.kube import client as kube_client
 from extender.kube.raw import ApiError, RawClient
+from extender.peers import access
 from extender.peers.model import PATH
 
 MERGE = "application/merge-patch+json"
@@ -44,9 +45,33 @@ async def _being_deleted(raw: RawClient, name: str) -> bool:
     return bool(existing.get("metadata", {}).get("deletionTimestamp"))
 
 
+async def _check_peer(text: str, source: str) -> str | None:
+    """Why the peer cannot be used with this kubeconfig, or None: asked of the peer itself."""
+    api = await kube_client.from_text(text, source)  # fails early on a bad file
+    raw = RawClient(api, timeout=10)
+    try:
+        lacking = await access.missing(raw)
+    except (ApiError, OSError) as exc:
+        return f"cannot ask the peer apiserver {raw.host} what this identity may do: {exc}"
+    finally:
+        await raw.close()
+        await api.close()
+    if lacking:
+        return (
+            f"the identity in {source} cannot {', '.join(lacking)} in the peer; apply manifests/peer there "
+            "(kubectl apply -k manifests/peer) and use its ServiceAccount's token, or bind the ClusterRole "
+            "spillover-peer to this identity"
+        )
+    return None
+
+
 async def join(args: argparse.Namespace) -> int:
     text = Path(args.peer_kubeconfig).read_text()  # noqa: ASYNC240 (once, before any I/O)
-    await (await kube_client.from_text(text, args.peer_kubeconfig)).close()  # fail early on a bad file
+    if args.skip_checks:
+        await (await kube_client.from_text(text, args.peer_kubeconfig)).close()  # fail early on a bad file
+    elif problem := await _check_peer(text, args.peer_kubeconfig):
+        print(f"error: {problem}; nothing was changed (--skip-checks joins anyway)", file=sys.stderr)
+        return 1
     api = await kube_client.from_file(args.kubeconfig)
     raw = RawClient(api)
     try:
@@ -125,4 +150,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--namespace", default="", help="run delegates in this peer namespace (default: the pod's own)")
     p.add_argument("--allowed-namespaces", default="", help="only home namespaces with this label KEY=VALUE")
     p.add_argument("--secret-namespace", default="spillover-system", help="home namespace for the kubeconfig Secret")
+    p.add_argument(
+        "--skip-checks",
+        action="store_true",
+        help="join without first asking the peer whether this identity may do what Spillover needs there",
+    )
     p.set_defaults(func=run)

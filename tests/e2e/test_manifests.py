@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -56,3 +57,29 @@ async def test_the_install_manifests_pass_the_real_apiservers_validation(spillov
     )
     assert peer.returncode == 0, peer.stderr
     assert "clusterrole.rbac.authorization.k8s.io/spillover-peer" in peer.stdout
+
+
+async def test_join_refuses_a_peer_identity_that_lacks_permissions_and_names_them(spillover: lablib.State) -> None:
+    # east's kube-scheduler identity may read pods and nodes but not create pods or copy Secrets.
+    join = await asyncio.to_thread(
+        subprocess.run,
+        [
+            sys.executable,
+            "-m",
+            "extender",
+            "join",
+            "underprivileged",
+            f"--peer-kubeconfig={spillover.root / 'east' / 'scheduler.kubeconfig'}",
+            f"--kubeconfig={spillover.kubeconfig('home')}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert join.returncode == 1
+    assert "cannot create pods" in join.stderr and "manifests/peer" in join.stderr, join.stderr
+    peerclusters = await asyncio.to_thread(
+        _kubectl, spillover, f"--kubeconfig={spillover.kubeconfig('home')}", "get", "peerclusters", "-o", "name"
+    )
+    assert "underprivileged" not in peerclusters.stdout, "nothing is created for a peer that failed the checks"

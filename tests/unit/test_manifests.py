@@ -74,3 +74,16 @@ def test_the_peer_token_is_minted_for_the_peer_serviceaccount() -> None:
     assert secret["type"] == "kubernetes.io/service-account-token"
     assert secret["metadata"]["annotations"]["kubernetes.io/service-account.name"] == account["name"]
     assert secret["metadata"]["namespace"] == account["namespace"]
+
+
+def test_the_peer_clusterrole_grants_all_that_join_checks_for() -> None:
+    from extender.peers.access import NEEDED
+
+    granted = {
+        (resource, verb)
+        for rule in one(docs("peer"), "ClusterRole")["rules"]
+        if rule["apiGroups"] == [""]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+    assert set(NEEDED) <= granted

@@ -1,0 +1,45 @@
+"""What Spillover needs in a peer, asked of the peer itself before it is joined.
+
+The same list as `manifests/peer`'s ClusterRole (a unit test keeps them together): a peer joined
+with less would fail later, pod by pod, at bind time, far from the cause.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import msgspec
+
+from extender.kube.raw import RawClient
+
+REVIEWS = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
+NEEDED: tuple[tuple[str, str], ...] = (
+    ("nodes", "list"),
+    ("nodes", "watch"),
+    ("pods", "get"),
+    ("pods", "list"),
+    ("pods", "watch"),
+    ("pods", "create"),
+    ("pods", "patch"),
+    ("pods", "delete"),
+    ("namespaces", "create"),
+    *((kind, verb) for kind in ("configmaps", "secrets") for verb in ("get", "list", "create", "patch", "delete")),
+)
+"""(resource, verb) in the core API group, cluster-wide."""
+
+
+async def missing(peer: RawClient) -> list[str]:
+    """Each permission the peer's identity lacks, as "verb resource" (SelfSubjectAccessReviews,
+    which every authenticated identity may create)."""
+
+    async def allowed(resource: str, verb: str) -> bool:
+        body = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectAccessReview",
+            "spec": {"resourceAttributes": {"group": "", "resource": resource, "verb": verb}},
+        }
+        answer = msgspec.json.decode(await peer.request("POST", REVIEWS, body))
+        return bool((answer.get("status") or {}).get("allowed"))
+
+    results = await asyncio.gather(*(allowed(resource, verb) for resource, verb in NEEDED))
+    return [f"{verb} {resource}" for (resource, verb), ok in zip(NEEDED, results, strict=True) if not ok]
