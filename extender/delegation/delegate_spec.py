@@ -19,6 +19,8 @@ from extender.resources import SPILLABLE
 COPY_LABEL = "spillover.io/copy"
 COPIES_ANNOTATION = "spillover.io/copies"
 """On a delegate: the ConfigMaps/Secrets copied for it (kind/name, comma-separated)."""
+PLURALS = {"ConfigMap": "configmaps", "Secret": "secrets"}
+"""The kinds Spillover copies into peers, and their API collection names."""
 _SKIP_CONFIGMAPS = {"kube-root-ca.crt"}
 
 
@@ -55,6 +57,12 @@ def references(spec: dict[str, Any]) -> set[tuple[str, str]]:
     for pull in spec.get("imagePullSecrets") or ():
         refs.add(("Secret", pull.get("name", "")))
     return {(kind, name) for kind, name in refs if name and name not in _SKIP_CONFIGMAPS}
+
+
+def copies_of(annotations: dict[str, str] | None) -> list[tuple[str, str]]:
+    """(kind, name) of the copies a delegate's ``COPIES_ANNOTATION`` lists."""
+    refs = ((annotations or {}).get(COPIES_ANNOTATION) or "").split(",")
+    return [(kind, name) for kind, _, name in (ref.partition("/") for ref in refs) if name]
 
 
 def _strip_marker(container: dict[str, Any]) -> None:

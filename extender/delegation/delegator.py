@@ -281,11 +281,8 @@ class Delegator:
                 "PATCH", f"/api/v1/namespaces/{namespace}/pods/{meta.get('name')}", mark, content_type=MERGE
             )
             adopted += 1
-            for ref in ((meta.get("annotations") or {}).get(delegate_spec.COPIES_ANNOTATION) or "").split(","):
-                kind, _, name = ref.partition("/")
-                if not name:
-                    continue
-                path = f"/api/v1/namespaces/{namespace}/{'configmaps' if kind == 'ConfigMap' else 'secrets'}/{name}"
+            for kind, name in delegate_spec.copies_of(meta.get("annotations")):
+                path = f"/api/v1/namespaces/{namespace}/{delegate_spec.PLURALS[kind]}/{name}"
                 with contextlib.suppress(ApiError):
                     copied = (msgspec.json.decode(await client.get(path)).get("metadata", {}).get("labels")) or {}
                     if copied.get(delegate_spec.COPY_LABEL) == "true" and labels.HOME_CLUSTER not in copied:
@@ -445,7 +442,7 @@ class Delegator:
     ) -> list[tuple[str, str]]:
         copies = []
         for kind, name in sorted(delegate_spec.references(raw_pod.get("spec") or {})):
-            plural = "configmaps" if kind == "ConfigMap" else "secrets"
+            plural = delegate_spec.PLURALS[kind]
             try:
                 original = msgspec.json.decode(await self.home.get(f"/api/v1/namespaces/{home_ns}/{plural}/{name}"))
             except ApiError as exc:
@@ -930,11 +927,9 @@ class Delegator:
                     await self._delete_delegate(client, meta.get("namespace", ""), meta.get("name", ""), grace=0)
                     removed += 1
                     continue
-            for ref in ((meta.get("annotations") or {}).get(delegate_spec.COPIES_ANNOTATION) or "").split(","):
-                if ref:
-                    kind, _, name = ref.partition("/")
-                    needed.add((meta.get("namespace", ""), kind, name))
-        for plural, kind in (("configmaps", "ConfigMap"), ("secrets", "Secret")):
+            for kind, name in delegate_spec.copies_of(meta.get("annotations")):
+                needed.add((meta.get("namespace", ""), kind, name))
+        for kind, plural in delegate_spec.PLURALS.items():
             copies = msgspec.json.decode(
                 await client.get(f"/api/v1/{plural}", query=[("labelSelector", self.copies_selector)])
             )

@@ -102,3 +102,12 @@ def test_mirrored_status_copies_the_truth_fields_only() -> None:
     assert mirrored["phase"] == "Running" and mirrored["podIP"] == "10.0.0.1"
     assert mirrored["containerStatuses"][0]["restartCount"] == 2
     assert "nominatedNodeName" not in mirrored
+
+
+def test_the_copies_a_delegate_lists_read_back_as_written() -> None:
+    from extender.delegation.delegate_spec import copies_of
+
+    copies = [("Secret", "creds"), ("ConfigMap", "files")]
+    body = delegate_body(proxy(), "east", "shop", copies)
+    assert copies_of(body["metadata"]["annotations"]) == sorted(copies)
+    assert copies_of({}) == [] and copies_of(None) == []
