@@ -521,11 +521,15 @@ class Delegator:
             lock = self._status_locks[uid] = asyncio.Lock()
         return lock
 
+    def _drop(self, uid: str) -> None:
+        """Forget what was kept about a proxy that is gone."""
+        self._mirrored.pop(uid, None)
+        self._lost.discard(uid)
+        self._detached.discard(uid)
+        self._status_locks.pop(uid, None)
+
     def proxy_gone(self, proxy: Proxy) -> None:
-        self._mirrored.pop(proxy.uid, None)
-        self._lost.discard(proxy.uid)
-        self._detached.discard(proxy.uid)
-        self._status_locks.pop(proxy.uid, None)
+        self._drop(proxy.uid)
         if self.leader.leading:
             self._spawn(self._remove_delegate_of(proxy, grace=0))
 
@@ -619,12 +623,7 @@ class Delegator:
         async with self._status_lock(uid):
             if uid in self._lost:  # failed meanwhile: a status read before that must not undo it
                 return
-            await self.home.request(
-                "PATCH",
-                f"/api/v1/namespaces/{proxy.namespace}/pods/{proxy.name}/status",
-                {"status": status},
-                content_type=MERGE,
-            )
+            await self._write_status(proxy, status)
             self._mirrored[uid] = status
         phase = status.get("phase")
         if phase != before:
@@ -652,6 +651,11 @@ class Delegator:
         elif phase == "Succeeded":
             self.events.record(proxy.ref(), "DelegateSucceeded", f"Delegate {where} completed")
 
+    async def _write_status(self, proxy: Proxy, status: dict[str, Any]) -> None:
+        """Under ``_status_lock(proxy.uid)``: the mirror and the failures share this one writer."""
+        path = f"/api/v1/namespaces/{proxy.namespace}/pods/{proxy.name}/status"
+        await self.home.request("PATCH", path, {"status": status}, content_type=MERGE)
+
     async def _delegate_lost(self, proxy: Proxy, reason: str, message: str, mirror: bool = True) -> None:
         """The proxy tells the truth (Failed, with why); a controller-owned one is recreated."""
         if self.metrics is not None:
@@ -661,12 +665,7 @@ class Delegator:
             self._lost.add(proxy.uid)  # before the lock: a mirror write not yet started stays out
             async with self._status_lock(proxy.uid):
                 with contextlib.suppress(ApiError):
-                    await self.home.request(
-                        "PATCH",
-                        f"/api/v1/namespaces/{proxy.namespace}/pods/{proxy.name}/status",
-                        {"status": status},
-                        content_type=MERGE,
-                    )
+                    await self._write_status(proxy, status)
             self.events.record(proxy.ref(), reason, message, warning=True)
         if proxy.controlled:
             await self._force_delete_proxy(proxy, reason)
@@ -837,10 +836,7 @@ class Delegator:
         self.peers.pop(peer, None)
         for uid in [uid for uid, proxy in self.proxies.items() if proxy.peer == peer]:
             del self.proxies[uid]
-            for remembered in (self._detached, self._lost):
-                remembered.discard(uid)
-            self._mirrored.pop(uid, None)
-            self._status_locks.pop(uid, None)
+            self._drop(uid)
 
     async def detach(self, peer: str) -> tuple[bool, str]:
         """One pass of taking Spillover out of a peer whose PeerCluster is being deleted: its pods
