@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 
+from extender.cli.errors import explain
 from extender.hints import _NAME, NAME_FORM
 from extender.kube import client as kube_client
 from extender.kube.raw import ApiError, RawClient
@@ -132,8 +133,7 @@ def run(args: argparse.Namespace) -> int:
     except kube_client.KubeconfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
     except ApiError as exc:
-        hint = " (is the PeerCluster CRD installed? kubectl apply -k manifests/base)" if exc.status == 404 else ""
-        print(f"error: {exc}{hint}", file=sys.stderr)
+        print(explain(exc), file=sys.stderr)
     return 1
 
 

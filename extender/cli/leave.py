@@ -15,9 +15,10 @@ from typing import Any
 
 import msgspec
 
+from extender.cli.errors import explain
 from extender.kube import client as kube_client
 from extender.kube.raw import ApiError, RawClient
-from extender.peers.model import FINALIZER, PATH
+from extender.peers.model import FINALIZER, PATH, give_up_command
 
 
 def _progress(pc: dict[str, Any]) -> str:
@@ -60,8 +61,7 @@ async def leave(raw: RawClient, name: str, timeout: float, keep_secret: bool) ->
         if time.monotonic() > deadline:
             print(
                 f"error: PeerCluster {name} still detaching after {timeout:g}s ({said or 'no progress reported'}); "
-                "Spillover goes on in the background. To give up on what is left in the peer: kubectl patch "
-                f"""peercluster {name} --type=json -p '[{{"op":"remove","path":"/metadata/finalizers"}}]'""",
+                f"Spillover goes on in the background. To give up on what is left in the peer: {give_up_command(name)}",
                 file=sys.stderr,
             )
             return 1
@@ -94,8 +94,7 @@ def run(args: argparse.Namespace) -> int:
     except kube_client.KubeconfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
     except ApiError as exc:
-        hint = " (is the PeerCluster CRD installed? kubectl apply -k manifests/base)" if exc.status == 404 else ""
-        print(f"error: {exc}{hint}", file=sys.stderr)
+        print(explain(exc), file=sys.stderr)
     except OSError as exc:
         print(f"error: cannot reach the home apiserver: {exc}", file=sys.stderr)
     return 1

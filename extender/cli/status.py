@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 
+from extender.cli.errors import explain
 from extender.kube import client as kube_client
 from extender.kube.raw import ApiError, RawClient
 from extender.peers.model import PATH
@@ -55,8 +56,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except ApiError as exc:
-        hint = " (install the CRD: kubectl apply -k manifests/base)" if exc.status == 404 else ""
-        print(f"error: {exc}{hint}", file=sys.stderr)
+        print(explain(exc), file=sys.stderr)
         return 1
     print(render(items))
     return 0

@@ -28,6 +28,7 @@ from extender.delegation.events import EventRecorder
 from extender.delegation.leader import LeaderElector
 from extender.kube.raw import ApiError, RawClient
 from extender.kube.reflector import Handler, Reflector
+from extender.peers.model import give_up_command
 from extender.peers.registry import PeerRegistry, PeerRuntime
 from extender.scheduling.state import BindError
 from extender.wire.core import ObjectMeta, Pod
@@ -843,10 +844,7 @@ class Delegator:
         are failed (recreated elsewhere when a controller owns them), their delegates and copies
         deleted. Returns whether a pass found nothing left, and what it is waiting for."""
         entry = self.peers.get(peer)
-        force = (
-            f"to give up on them, remove the finalizer: kubectl patch peercluster {peer} --type=json "
-            """-p '[{"op":"remove","path":"/metadata/finalizers"}]'"""
-        )
+        force = f"to give up on them, remove the finalizer: {give_up_command(peer)}"
         if entry is None:
             return False, "waiting for the peer's watches to start"
         state = entry.runtime.state

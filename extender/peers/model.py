@@ -14,6 +14,11 @@ FINALIZER = "spillover.io/detach"
 """Held on every PeerCluster until what Spillover made in that peer is gone (no orphans)."""
 
 
+def give_up_command(name: str) -> str:
+    """What lets a deleted PeerCluster go without waiting for its peer to be emptied."""
+    return f"""kubectl patch peercluster {name} --type=json -p '[{{"op":"remove","path":"/metadata/finalizers"}}]'"""
+
+
 class SecretRef(msgspec.Struct, rename="camel", omit_defaults=True):
     name: str = ""
     namespace: str = "spillover-system"
