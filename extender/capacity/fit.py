@@ -243,7 +243,7 @@ def find_node(pod: Pod, requests: Mapping[str, int], peer: PeerState, *, tightes
     best: str | None = None
     best_slack = 0.0
     for node in nodes:
-        if unconstrained and node.ready and not node.unschedulable and not node.taints:
+        if unconstrained and node.ready and not node.unschedulable and not node.taints:  # node.is_open, inlined: hot
             reason = None
         else:
             reason = placement.reject(node)

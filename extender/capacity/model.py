@@ -35,6 +35,11 @@ class NodeCapacity:
     def schedulable(self) -> bool:
         return self.ready and not self.unschedulable
 
+    @property
+    def is_open(self) -> bool:
+        """Schedulable and untainted: a pod with no placement constraints fits by resources alone."""
+        return self.ready and not self.unschedulable and not self.taints
+
     def free(self) -> Resources:
         used = dict(self.requested)
         for name, amount in self.reserved.items():
@@ -139,12 +144,10 @@ class PeerState:
         largest_open: Resources = {}
         restricted: list[NodeCapacity] = []
         for node in self.nodes.values():
-            is_open = node.ready and not node.unschedulable and not node.taints
+            is_open = node.is_open
             if not is_open:
                 restricted.append(node)
-            used, held = node.requested, node.reserved
-            for name, total in node.allocatable.items():
-                left = total - used.get(name, 0) - held.get(name, 0)
+            for name, left in node.free().items():
                 if left > largest.get(name, 0):
                     largest[name] = left
                 if is_open and left > largest_open.get(name, 0):
