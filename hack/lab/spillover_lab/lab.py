@@ -171,17 +171,14 @@ def up(profile: Path = DEFAULT_PROFILE, root: Path | None = None) -> State:
         try:
             _start_all(state, clusters, bin_dir, etcd)
             break
-        except LabError as exc:
+        except BaseException as exc:
             down(root, quiet=True)
-            state = State(root)
-            if "address already in use" not in str(exc) or attempt == START_ATTEMPTS:
+            lost_port = isinstance(exc, LabError) and "address already in use" in str(exc)
+            if not lost_port or attempt == START_ATTEMPTS:
                 log("start failed; stopped what was started (run `hack/lab/up` again to retry)")
                 raise
+            state = State(root)
             log(f"a port was taken between picking and binding it; starting again on new ports ({attempt})")
-        except BaseException:
-            log("start failed; stopping what was started (run `hack/lab/up` again to retry)")
-            down(root, quiet=True)
-            raise
     log(f"lab up in {time.monotonic() - started:.1f}s; kubeconfigs: " + ", ".join(str(c.kubeconfig) for c in clusters))
     return state
 
