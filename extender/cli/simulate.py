@@ -11,9 +11,9 @@ import json
 import sys
 from typing import Any
 
-from extender.planner.model import Solver
-from extender.planner.planner import PlanResult, plan
 from extender.planner.snapshot import SnapshotError, load_snapshot
+from extender.planner.solve import PlanResult, plan
+from extender.planner.types import Solver
 
 
 def register(subparsers: Any) -> None:

@@ -4,18 +4,18 @@ Public API: ``plan(PlanInput(peers, pods, ...), solver)`` -> ``PlanResult``; ``P
 the scheduler verbs (``score``, ``consume``, ``gang_peer``); ``load_snapshot`` for ``simulate``.
 """
 
-from extender.planner.model import Advice, PeerLimit, PendingPod, Placement, PlanInput, Solver, Unplaced
-from extender.planner.plan import Plan
-from extender.planner.planner import PlanResult, plan
+from extender.planner.scoring import PlanScores
+from extender.planner.solve import PlanResult, plan
+from extender.planner.types import Advice, PeerLimit, PendingPod, Placement, PlanInput, Solver, Unplaced
 
 __all__ = [
     "Advice",
     "PeerLimit",
     "PendingPod",
     "Placement",
-    "Plan",
     "PlanInput",
     "PlanResult",
+    "PlanScores",
     "Solver",
     "Unplaced",
     "plan",

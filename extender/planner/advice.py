@@ -19,9 +19,9 @@ from extender.capacity.fit import placement_rejection
 from extender.capacity.model import NodeCapacity, PeerState
 from extender.hints import Policy
 from extender.planner.classes import PodClass
-from extender.planner.model import Advice
 from extender.planner.pricing import GPU, cost_per_hour, hint_rejection
 from extender.planner.problem import I64
+from extender.planner.types import Advice
 from extender.resources import CPU, MEMORY, format_resources
 
 INSTANCE_TYPE = "node.kubernetes.io/instance-type"

@@ -15,7 +15,7 @@ import msgspec
 from cachetools import LRUCache
 
 from extender.hints import HintError, Hints
-from extender.planner.model import PendingPod
+from extender.planner.types import PendingPod
 from extender.wire.core import Pod
 
 ClassKey = tuple[Hashable, ...]

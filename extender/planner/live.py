@@ -3,7 +3,7 @@
 The backlog is every pod `filter` saw with no home node left (noted in O(1) on the request
 path) and not bound yet. Every couple of seconds, or soon after a new candidate, the peers are
 copied in the event loop (so the solver thread never reads objects the watches are changing),
-the solve runs in a worker thread, and the resulting Plan answers `plan_score` in O(1).
+the solve runs in a worker thread, and the resulting PlanScores answers `plan_score` in O(1).
 Scale-up advice from the last solve is published as a metric and on the status page.
 """
 
@@ -21,8 +21,8 @@ from cachetools import TTLCache
 
 from extender.capacity.model import PeerState
 from extender.hints import HintError, parse_hints
-from extender.planner import Plan, PlanInput, PlanResult, Solver, plan
-from extender.planner.model import PendingPod
+from extender.planner import PlanInput, PlanResult, PlanScores, Solver, plan
+from extender.planner.types import PendingPod
 from extender.wire.core import Pod
 
 log = logging.getLogger("spillover.planner")
@@ -84,7 +84,7 @@ class LivePlanner:
         capacity, so planning the pod again would count it twice and push others to pricier peers."""
         self.metrics = metrics
         self.candidates: TTLCache[str, Pod] = TTLCache(maxsize=100_000, ttl=candidate_ttl, timer=time.monotonic)
-        self.current: Plan | None = None
+        self.current: PlanScores | None = None
         self.planned_peers: frozenset[str] = frozenset()
         """The peers that were healthy when ``current`` was solved."""
         self.planned_uids: set[str] = set()
@@ -200,7 +200,7 @@ class LivePlanner:
         self.last_solve_ms = (time.perf_counter() - started) * 1000
         self.last = result
         previous = self.current
-        self.current = Plan(result)
+        self.current = PlanScores(result)
         for key, peer in self.committed_gangs.items():
             self.current.gang_peers.setdefault(key, peer)
         self.planned_peers = planned_peers

@@ -18,8 +18,8 @@ from numpy.typing import NDArray
 from extender.capacity.fit import placement_rejection
 from extender.capacity.model import NodeCapacity, PeerState
 from extender.planner.classes import PodClass, class_key, constraint_signature, gangs_of, group
-from extender.planner.model import PlanInput
 from extender.planner.pricing import cost_per_hour, hint_rejection, prefer_factor
+from extender.planner.types import PlanInput
 from extender.resources import PODS
 
 I64 = NDArray[np.int64]

@@ -17,7 +17,7 @@ import yaml
 
 from extender.capacity.model import NodeCapacity, PeerState
 from extender.hints import HintError, parse_hints
-from extender.planner.model import PeerLimit, PendingPod, PlanInput
+from extender.planner.types import PeerLimit, PendingPod, PlanInput
 from extender.resources import PODS, QuantityError, canonical
 from extender.wire.core import Affinity, Container, ObjectMeta, Pod, PodSpec, ResourceRequirements, Taint, Toleration
 

@@ -12,8 +12,8 @@ import random
 from dataclasses import dataclass
 
 from extender.capacity.model import NodeCapacity, PeerState
-from extender.planner.model import PendingPod, PlanInput
 from extender.planner.pricing import GPU
+from extender.planner.types import PendingPod, PlanInput
 from extender.wire.core import Container, ObjectMeta, Pod, PodSpec, ResourceRequirements, Taint, Toleration
 
 GI = 2**30

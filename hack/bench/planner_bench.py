@@ -19,11 +19,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from extender.planner.model import PlanInput, Solver
 from extender.planner.packing import violations
-from extender.planner.planner import PlanResult, plan
 from extender.planner.problem import build
+from extender.planner.solve import PlanResult, plan
 from extender.planner.synthetic import mixed_input
+from extender.planner.types import PlanInput, Solver
 from extender.planner.work import Work
 
 TARGET_S = 1.0

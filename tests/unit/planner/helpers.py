@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from extender.capacity.model import NodeCapacity, PeerState
-from extender.planner.model import PendingPod
+from extender.planner.types import PendingPod
 from extender.wire.core import (
     Container,
     ObjectMeta,

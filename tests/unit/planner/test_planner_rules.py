@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from extender.planner import PeerLimit, Plan, PlanInput, Solver, plan
+from extender.planner import PeerLimit, PlanInput, PlanScores, Solver, plan
 from extender.planner.packing import violations
 from extender.wire.core import Taint, Toleration
 
@@ -155,7 +155,7 @@ def test_plan_scores_planned_peer_highest_until_its_quota_is_consumed() -> None:
     dear = peer("dear", {"d1": {"cpu": 8000, "memory": 8 * GI}}, cost=0.05)
     # Without an explicit workload, as the live server builds them (workload from the owner).
     pods = [pending(f"p{i}", workload=None, owner="web-abc") for i in range(3)]
-    live = Plan(plan(PlanInput([cheap, dear], pods)), ttl=30, now=0.0)
+    live = PlanScores(plan(PlanInput([cheap, dear], pods)), ttl=30, now=0.0)
     pod = pods[0].pod
     assert live.score(pod, "cheap", now=1.0) == 10
     assert live.score(pod, "dear", now=1.0) == 9
@@ -170,6 +170,6 @@ def test_plan_scores_planned_peer_highest_until_its_quota_is_consumed() -> None:
 def test_plan_names_the_peer_holding_a_gang() -> None:
     a = peer("a", {"a1": {"cpu": 8000, "memory": 8 * GI}})
     gang = {"spillover.io/gang": "g", "spillover.io/gang-size": "2"}
-    live = Plan(plan(PlanInput([a], [pending(f"m{i}", annotations=gang) for i in range(2)])))
+    live = PlanScores(plan(PlanInput([a], [pending(f"m{i}", annotations=gang) for i in range(2)])))
     assert live.gang_peer("ns", "g") == "a"
     assert live.gang_peer("ns", "missing") is None

@@ -21,10 +21,10 @@ from extender.planner.cpsat import MAX_VARIABLES, model_size, solve_cpsat
 from extender.planner.flow import solve_flow
 from extender.planner.gangs import incomplete_reason, place_gangs
 from extender.planner.greedy import solve_greedy
-from extender.planner.model import Advice, Placement, PlanInput, Solver, Unplaced, Utilisation
 from extender.planner.pricing import GPU
 from extender.planner.problem import I64, Problem, build
 from extender.planner.reasons import unplaced_reason
+from extender.planner.types import Advice, Placement, PlanInput, Solver, Unplaced, Utilisation
 from extender.planner.work import Work
 from extender.resources import CPU, MEMORY
 

@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from extender.planner.classes import ClassKey, class_key_of_pod
-from extender.planner.planner import PlanResult
+from extender.planner.solve import PlanResult
 from extender.wire.core import Pod
 
 DEFAULT_TTL = 30.0
@@ -23,7 +23,7 @@ UNPLANNED_TOP, UNPLANNED_FLOOR = 5, 1
 """Allowed peers the plan did not use (or whose quota is used up): 5 down to 1."""
 
 
-class Plan:
+class PlanScores:
     def __init__(self, result: PlanResult, *, ttl: float = DEFAULT_TTL, now: float | None = None) -> None:
         self.created = time.monotonic() if now is None else now
         self.ttl = ttl
