@@ -18,6 +18,7 @@ import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import msgspec
 from aiohttp import web
 
 from extender.capacity.model import PeerState
@@ -42,6 +43,13 @@ from extender.server.webhook_app import make_webhook_app
 from extender.tasks import cancel_and_wait
 from extender.webhook.mutate import WebhookConfig
 from extender.wire.core import Node, Pod
+
+
+class PodItems(msgspec.Struct):
+    """A pod list as the apiserver returns it (only what the planner reads)."""
+
+    items: list[Pod]
+
 
 log = logging.getLogger("spillover")
 
@@ -158,11 +166,23 @@ class Spillover:
                 return str(exc)
             return self.delegator.avoided(pod, peer.name)
 
+        home = self.home
+
+        async def namespace_pods(namespace: str) -> list[Pod]:
+            body = await home.get(f"/api/v1/namespaces/{namespace}/pods")
+            return msgspec.json.decode(body, type=PodItems).items
+
+        def peer_of_node(node_name: str) -> str | None:
+            peer = self.registry.by_virtual_node.get(node_name)
+            return peer.name if peer is not None else None
+
         planner = LivePlanner(
             lambda: [rt.state for rt in self.registry.peers.values()],
             veto,
             self.metrics,
             in_flight=self.reservations.holds,
+            namespace_pods=namespace_pods,
+            peer_of_node=peer_of_node,
         )
         self.registry.advice_for = planner.advice_for
 

@@ -67,6 +67,8 @@ class Planning(Protocol):
 
     def gang_peer(self, pod: Pod, gang: str) -> str | None: ...
 
+    def gang_reason(self, pod: Pod, gang: str) -> str | None: ...
+
 
 class LiveState:
     def __init__(
@@ -121,6 +123,9 @@ class LiveState:
 
     def gang_peer(self, pod: Pod, gang: str) -> str | None:
         return self.planner.gang_peer(pod, gang) if self.planner is not None else None
+
+    def gang_reason(self, pod: Pod, gang: str) -> str | None:
+        return self.planner.gang_reason(pod, gang) if self.planner is not None else None
 
     def plan_score(self, pod: Pod, peer: PeerState) -> int | None:
         return self.planner.score(pod, peer) if self.planner is not None else None

@@ -1,101 +1,137 @@
-"""CP-SAT: the exact model, for small backlogs and for gangs.
+"""CP-SAT: the exact model over pod counts per (group, node), with gangs and limits.
 
-One integer per (class, node) that could hold the class, every resource of every node as a hard
-constraint, a one-peer choice per gang, per-peer limits, and the same integer objective as the
-flow. It is started from the greedy answer (a hint), so even when the time limit ends the search
-early the result is never worse than greedy; if CP-SAT finds nothing in time the caller falls back
-to greedy.
+Interchangeable classes are merged into groups first (``relaxation.merge``), which is the
+symmetry that matters: 48 classes of 6 pod shapes become 6 integers per node instead of 48.
+Every resource of every node is a constraint, a gang chooses one peer for all its members, and
+the objective is ``objective.integer_costs`` (pods, then tiers, then price, exactly). The search
+starts from the best plan found so far (a hint), and the result is used only when it is better
+under the rules, so a time-out never makes a plan worse.
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import numpy as np
 from ortools.sat.python import cp_model
 
-from extender.planner.costs import arc_costs, base_costs, unplaced_cost
-from extender.planner.gangs import gang_size
+from extender.planner.gangs import blocked
+from extender.planner.objective import PRICE_SCALE, integer_costs
 from extender.planner.problem import I64
+from extender.planner.relaxation import group_slots, merge
 from extender.planner.work import Work
 
 MAX_VARIABLES = 40_000
-"""Above this the model is not worth building inside a planning cycle; AUTO picks flow."""
+"""Above this the model is not worth building inside a planning cycle."""
+
+
+@dataclass(slots=True)
+class CpResult:
+    status: str
+    """"optimal", "feasible" or "none" (nothing committed)."""
+    bound: float
+    """CP-SAT's best bound on the objective, in ``objective.weights`` units (scale 1)."""
 
 
 def model_size(work: Work) -> int:
-    return int(np.count_nonzero(work.problem.slots(work.free, work.left)))
-
-
-def solve_cpsat(work: Work, time_limit: float, hint: I64 | None = None, workers: int = 2) -> str:
-    """Place every class with pods left; returns "optimal", "feasible" or "none" (nothing committed)."""
+    """(group, node) integers the model would have."""
     problem = work.problem
-    slots = problem.slots(work.free, work.left)
-    # Incomplete gangs never spill: drop their variables.
-    for members in problem.gangs.values():
-        if (
-            int(problem.count[members].sum()) < gang_size(work, members)
-            or work.left[members].sum() < problem.count[members].sum()
-        ):
-            slots[members] = 0
-    ci, ni = np.nonzero(slots)
-    if ci.size == 0:
-        return "optimal"
-    costs = arc_costs(base_costs(problem), ci, ni, problem.node_peer, problem.sliver(work.free, slots)[ci, ni])
-    unplaced = unplaced_cost(problem)
+    placement, _ = integer_costs(problem)
+    classes = np.nonzero(work.left > 0)[0]
+    groups = merge(problem, work, classes, placement.astype(np.float64)) if classes.size else []
+    rep = np.asarray([g[0] for g in groups], dtype=np.int64)
+    left = np.asarray([int(work.left[g].sum()) for g in groups], dtype=np.int64)
+    return int(np.count_nonzero(group_slots(problem.req[rep], work.free, left, problem.usable()[rep])))
+
+
+def solve_cpsat(
+    work: Work, time_limit: float, hint: I64 | None = None, workers: int = 2, floor: float | None = None
+) -> CpResult:
+    """Place every class with pods left in ``work``; commits the answer unless it finds none.
+
+    ``floor`` is a proven lower bound on the objective (the LP's): given to CP-SAT, it stops as
+    soon as it reaches it instead of searching for a proof it already has.
+    """
+    problem = work.problem
+    placement, unplaced = integer_costs(problem)
+    gang_classes = {c for members in problem.gangs.values() for c in members}
+    free_classes = np.asarray([c for c in range(problem.n_classes) if c not in gang_classes], dtype=np.int64)
+    free_classes = free_classes[work.left[free_classes] > 0]
+    groups = merge(problem, work, free_classes, placement.astype(np.float64)) if free_classes.size else []
+    gangs = [(gang, members) for gang, members in problem.gangs.items() if blocked(work, gang, members) is None]
+    groups += [[c] for _, members in gangs for c in members if work.left[c] > 0]
+    if not groups:
+        return CpResult("optimal", 0.0)
+    rep = np.asarray([g[0] for g in groups], dtype=np.int64)
+    left = np.asarray([int(work.left[g].sum()) for g in groups], dtype=np.int64)
+    slots = group_slots(problem.req[rep], work.free, left, problem.usable()[rep])
+    gi, ni = np.nonzero(slots)
+    peer_of = problem.node_peer[ni]
 
     model = cp_model.CpModel()
-    xs = [model.new_int_var(0, int(cap), f"x{c}_{n}") for c, n, cap in zip(ci, ni, slots[ci, ni], strict=True)]
-    by_class: dict[int, list[int]] = {}
+    xs = [model.new_int_var(0, int(cap), "") for cap in slots[gi, ni].tolist()]
+    by_group: dict[int, list[int]] = {}
     by_node: dict[int, list[int]] = {}
-    for i, (c, n) in enumerate(zip(ci.tolist(), ni.tolist(), strict=True)):
-        by_class.setdefault(c, []).append(i)
+    for i, (g, n) in enumerate(zip(gi.tolist(), ni.tolist(), strict=True)):
+        by_group.setdefault(g, []).append(i)
         by_node.setdefault(n, []).append(i)
-    gang_classes = {c for members in problem.gangs.values() for c in members}
-    for c, idx in by_class.items():
-        if c not in gang_classes:
-            model.add(sum(xs[i] for i in idx) <= int(work.left[c]))
+    unplaced_vars = []
+    for g in range(len(groups)):
+        idx = by_group.get(g, [])
+        u = model.new_int_var(0, int(left[g]), "")
+        unplaced_vars.append(u)
+        model.add(sum(xs[i] for i in idx) + u == int(left[g]))
+    req = problem.req[rep]
     for n, idx in by_node.items():
         for r in range(len(problem.dims)):
-            need = problem.req[ci[idx], r]
-            if int((need * slots[ci[idx], n]).sum()) <= work.free[n, r]:
-                continue  # cannot bind: even every class at its maximum fits
+            need = req[gi[idx], r]
+            if int((need * slots[gi[idx], n]).sum()) <= work.free[n, r]:
+                continue  # cannot bind: even every group at its maximum fits
             model.add(cp_model.LinearExpr.weighted_sum([xs[i] for i in idx], need.tolist()) <= int(work.free[n, r]))
-    peer_of = problem.node_peer[ni]
-    for members in problem.gangs.values():
-        member_idx = [i for c in members for i in by_class.get(c, [])]
-        if not member_idx:
+    group_of = {members[0]: g for g, members in enumerate(groups) if len(members) == 1}
+    for _, members in gangs:
+        gs = [group_of[c] for c in members if c in group_of]
+        if not gs:
             continue
         choices = []
         for p in range(len(problem.peers)):
-            if not problem.allowed[members, p].all():
-                continue
-            chosen = model.new_bool_var(f"gang{members[0]}_{p}")
+            chosen = model.new_bool_var("")
             choices.append(chosen)
-            for c in members:
-                on_peer = [xs[i] for i in by_class.get(c, []) if peer_of[i] == p]
-                model.add(sum(on_peer) == int(work.left[c]) * chosen)
+            for g in gs:
+                on_peer = [xs[i] for i in by_group.get(g, []) if peer_of[i] == p]
+                model.add(sum(on_peer) == int(left[g]) * chosen)
         model.add(sum(choices) <= 1)
-        # Members on peers no choice covers are impossible: pin them to zero.
-        for i in member_idx:
-            if not problem.allowed[members, peer_of[i]].all():
-                model.add(xs[i] == 0)
     for li, limit in enumerate(problem.limits):
-        idx = [i for c in limit.classes for i in by_class.get(c, []) if peer_of[i] == limit.peer]
+        covered = {g for g, members in enumerate(groups) if members[0] in limit.classes}
+        idx = [i for g in covered for i in by_group.get(g, []) if peer_of[i] == limit.peer]
         if idx:
             model.add(sum(xs[i] for i in idx) <= int(work.limit_left[li]))
-    # Minimise placements' cost minus the unplaced cost each placement saves.
-    model.minimize(cp_model.LinearExpr.weighted_sum(xs, (costs - unplaced).tolist()))
+    costs = placement[rep[gi], peer_of]
+    objective = cp_model.LinearExpr.weighted_sum(xs, costs.tolist()) + cp_model.LinearExpr.weighted_sum(
+        unplaced_vars, [unplaced] * len(unplaced_vars)
+    )
+    if floor is not None:
+        # Integer prices are rounded: leave one unit per pod of slack under the LP's bound.
+        model.add(objective >= math.floor(floor * PRICE_SCALE) - int(left.sum()))
+    model.minimize(objective)
     if hint is not None:
-        for i, (c, n) in enumerate(zip(ci.tolist(), ni.tolist(), strict=True)):
-            model.add_hint(xs[i], int(hint[c, n]))
+        for i, (g, n) in enumerate(zip(gi.tolist(), ni.tolist(), strict=True)):
+            model.add_hint(xs[i], int(hint[groups[g], n].sum()))
 
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = max(time_limit, 0.01)
     solver.parameters.num_workers = workers
     status = solver.solve(model)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        return "none"
-    x = np.zeros_like(work.x)
+        return CpResult("none", float("-inf"))
     values = np.fromiter((solver.value(v) for v in xs), dtype=np.int64, count=len(xs))
-    x[ci, ni] = values
+    x = np.zeros_like(work.x)
+    for g, members in enumerate(groups):
+        mine = (gi == g) & (values > 0)
+        nodes = np.repeat(ni[mine], values[mine])
+        owners = np.repeat(np.asarray(members, dtype=np.int64), work.left[members])[: nodes.size]
+        np.add.at(x, (owners, nodes), 1)
     work.commit_matrix(x)
-    return "optimal" if status == cp_model.OPTIMAL else "feasible"
+    bound = solver.best_objective_bound / PRICE_SCALE
+    return CpResult("optimal" if status == cp_model.OPTIMAL else "feasible", bound)

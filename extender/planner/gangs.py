@@ -1,9 +1,14 @@
-"""Gangs: all members on one peer or none spill.
+"""Gangs: the pending members of a gang spill together to one peer, or none of them spills.
 
-Each complete gang goes to the cheapest peer (lowest tier first) whose nodes can hold every member
-at once, checked by packing the members onto that peer's real nodes; a gang with members still
-missing is held back, so nothing of it spills until the plan can take all of it. The CP-SAT solver
-places gangs jointly with everything else; this is the path for the flow and greedy solvers.
+Members already scheduled count toward ``gang-size`` (``PlanInput.scheduled``): a member that
+found room at home runs there, and the rest spill together as soon as all of them are pending;
+if members already run on a peer, the rest go to that peer only. Without that count a gang whose
+first member fitted at home would wait forever for a member that is never pending again.
+
+This module says why a gang cannot spill (``blocked``), for every solver alike, and places each
+gang whole on the cheapest peer (lowest tier first) whose nodes can hold every pending member
+at once, checked by packing them onto that peer's real nodes. CP-SAT places gangs jointly with
+everything else; this is the path for the LP and greedy solvers.
 """
 
 from __future__ import annotations
@@ -11,18 +16,54 @@ from __future__ import annotations
 import numpy as np
 
 from extender.planner.packing import fill
+from extender.planner.problem import Problem
 from extender.planner.work import Work
 
 
-def gang_size(work: Work, members: list[int]) -> int:
-    hints = work.problem.classes[members[0]].example.hints
-    return hints.gang_size or int(work.left[members].sum())
+def sizes(problem: Problem, members: list[int]) -> set[int]:
+    return {h for c in members if (h := problem.classes[c].example.hints.gang_size) is not None}
 
 
-def incomplete_reason(work: Work, gang: tuple[str, str], members: list[int]) -> str | None:
-    pending, size = int(work.problem.count[members].sum()), gang_size(work, members)
-    if pending < size:
-        return f"gang {gang[1]}: {pending} of {size} members pending; none spill until all are"
+def pinned_peer(problem: Problem, gang: tuple[str, str]) -> str | None:
+    scheduled = problem.input.scheduled.get(gang)
+    return scheduled.peer if scheduled is not None else None
+
+
+def candidate_peers(problem: Problem, gang: tuple[str, str], members: list[int]) -> list[int]:
+    """Peers every member may use (only the one its members already run on, if any)."""
+    pinned = pinned_peer(problem, gang)
+    return [
+        p
+        for p in range(len(problem.peers))
+        if problem.allowed[members, p].all() and (pinned is None or problem.peers[p].name == pinned)
+    ]
+
+
+def blocked(work: Work, gang: tuple[str, str], members: list[int]) -> str | None:
+    """Why the gang cannot spill whatever the capacity (None: only room decides)."""
+    problem = work.problem
+    name = gang[1]
+    declared = sizes(problem, members)
+    if len(declared) > 1:
+        shown = ", ".join(str(s) for s in sorted(declared))
+        return (
+            f"gang {name}: its members disagree on spillover.io/gang-size ({shown}); "
+            "give every member the same value"
+        )
+    pending = int(problem.count[members].sum())
+    scheduled = problem.input.scheduled.get(gang)
+    running = scheduled.count if scheduled is not None else 0
+    size = next(iter(declared)) if declared else pending + running
+    if pending + running < size:
+        already = f" ({running} already scheduled)" if running else ""
+        return f"gang {name}: {pending} of {size} members pending{already}; none spill until all are"
+    if not candidate_peers(problem, gang, members):
+        pinned = pinned_peer(problem, gang)
+        if pinned is not None:
+            if pinned not in {p.name for p in problem.peers}:
+                return f"gang {name}: its members run on peer {pinned}, which is not healthy; the rest wait for it"
+            return f"gang {name}: its members run on peer {pinned}, which the rest may not use"
+        return f"gang {name}: no peer is allowed for every member (hints, health or namespace rules)"
     return None
 
 
@@ -38,7 +79,7 @@ def _limits_allow(work: Work, members: list[int], p: int) -> bool:
 
 
 def place_gangs(work: Work) -> dict[tuple[str, str], str]:
-    """Place every complete gang whole; returns gang -> why it was not placed."""
+    """Place every gang that may spill, whole; returns gang -> why it was not placed."""
     problem = work.problem
     failures: dict[tuple[str, str], str] = {}
     size_of = (problem.req / np.maximum(problem.alloc.max(axis=0), 1)).max(axis=1) if problem.n_nodes else None
@@ -47,15 +88,12 @@ def place_gangs(work: Work) -> dict[tuple[str, str], str]:
         key=lambda item: -float((problem.count[item[1]] * size_of[item[1]]).sum()) if size_of is not None else 0.0,
     )
     for gang, members in order:
-        if (reason := incomplete_reason(work, gang, members)) is not None:
+        if (reason := blocked(work, gang, members)) is not None:
             failures[gang] = reason
             continue
         if work.left[members].sum() == 0:
             continue
-        candidates = [p for p in range(len(problem.peers)) if problem.allowed[members, p].all()]
-        if not candidates:
-            failures[gang] = f"gang {gang[1]}: no peer is allowed for every member"
-            continue
+        candidates = candidate_peers(problem, gang, members)
         candidates.sort(
             key=lambda p: (int(problem.tier_rank[p]), float((problem.eff[members, p] * work.left[members]).sum()))
         )
@@ -78,6 +116,10 @@ def place_gangs(work: Work) -> dict[tuple[str, str], str]:
                     work.commit(c, nodes, counts)
                 break
         else:
-            total = int(work.left[members].sum())
-            failures[gang] = f"gang {gang[1]}: no single peer has room for all {total} members"
+            failures[gang] = no_room(work, gang, members)
     return failures
+
+
+def no_room(work: Work, gang: tuple[str, str], members: list[int]) -> str:
+    total = int(work.problem.count[members].sum())
+    return f"gang {gang[1]}: no single peer has room for all {total} pending members"

@@ -14,7 +14,7 @@ import contextlib
 import copy
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from cachetools import TTLCache
@@ -22,7 +22,7 @@ from cachetools import TTLCache
 from extender.capacity.model import PeerState
 from extender.hints import HintError, parse_hints
 from extender.planner import PlanInput, PlanResult, PlanScores, Solver, plan
-from extender.planner.types import PendingPod
+from extender.planner.types import GangMembersScheduled, PendingPod
 from extender.wire.core import Pod
 
 log = logging.getLogger("spillover.planner")
@@ -60,6 +60,17 @@ def _snapshot(peer: PeerState) -> PeerState:
     return clone
 
 
+NamespacePods = Callable[[str], Awaitable[list[Pod]]]
+"""Every pod of a home namespace, read fresh from the apiserver (the planner loop's own I/O,
+never on a scheduler verb's path)."""
+_DONE = ("Succeeded", "Failed")
+
+
+def _name(pod: Pod) -> str:
+    meta = pod.metadata
+    return f"{meta.namespace}/{meta.name}" if meta.namespace else meta.name
+
+
 def _gang_key(pod: Pod) -> tuple[str, str] | None:
     try:
         gang = parse_hints(pod.metadata.annotations).gang
@@ -76,8 +87,15 @@ class LivePlanner:
         metrics: Any = None,
         candidate_ttl: float = 60.0,
         in_flight: Callable[[str], bool] | None = None,
+        namespace_pods: NamespacePods | None = None,
+        peer_of_node: Callable[[str], str | None] | None = None,
     ) -> None:
         self.peers = peers
+        self.namespace_pods = namespace_pods
+        """Reads the namespaces of the backlog before each solve: candidates deleted or scheduled
+        meanwhile leave it, and each gang's members already scheduled are counted."""
+        self.peer_of_node = peer_of_node
+        """Virtual node name -> peer name (None for a home node)."""
         self.veto = veto
         self.in_flight = in_flight
         """UID -> whether a bind holds room for the pod now: that room is already in the peers'
@@ -143,6 +161,11 @@ class LivePlanner:
         current = self.current
         return current.gang_peer(pod.metadata.namespace, gang) if current is not None else None
 
+    def gang_reason(self, pod: Pod, gang: str) -> str | None:
+        """Why the last plan placed no member of the pod's gang ("2 of 5 members pending")."""
+        last = self.last
+        return last.gang_reasons.get((pod.metadata.namespace, gang)) if last is not None else None
+
     def advice_for(self, cluster: str) -> list[dict[str, Any]]:
         """Scale-up rows of the last solve for one cluster (published in PeerCluster status)."""
         if self.last is None:
@@ -157,12 +180,15 @@ class LivePlanner:
         placed: dict[str, int] = {}
         for placement in last.placements:
             placed[placement.cluster] = placed.get(placement.cluster, 0) + 1
+        # Only pods still waiting: one bound or deleted since the solve is no longer unplaced.
+        waiting = {_name(pod) for pod in list(self.candidates.values())}
+        unplaced = [u for u in last.unplaced if u.pod in waiting]
         return {
             "pending": len(self.candidates),
             "solved": True,
             "solve_ms": round(self.last_solve_ms, 1),
             "placed": placed,
-            "unplaced": [{"pod": u.pod, "reason": u.reason} for u in last.unplaced[:100]],
+            "unplaced": [{"pod": u.pod, "reason": u.reason} for u in unplaced[:100]],
             "advice": [_advice_row(a) for a in last.advice],
         }
 
@@ -173,6 +199,7 @@ class LivePlanner:
             self._wake.clear()
             await asyncio.sleep(GATHER)
             if not self.candidates:
+                self.last = None  # nothing waits: an old plan's unplaced pods are not news
                 continue
             try:
                 await self.solve()
@@ -180,7 +207,38 @@ class LivePlanner:
                 log.warning("planning failed: %s", exc)
             await asyncio.sleep(max(MIN_GAP - GATHER, self.last_solve_ms / 1000 * REST_FACTOR))
 
+    async def _read_namespaces(self) -> dict[tuple[str, str], GangMembersScheduled]:
+        """Drop candidates that are gone or scheduled; count each gang's scheduled members."""
+        scheduled: dict[tuple[str, str], GangMembersScheduled] = {}
+        if self.namespace_pods is None:
+            return scheduled
+        namespaces = {pod.metadata.namespace for pod in list(self.candidates.values())}
+        for namespace in sorted(namespaces):
+            try:
+                pods = await self.namespace_pods(namespace)
+            except Exception as exc:  # keep the candidates as they are; the next solve retries
+                log.warning("cannot read the pods of namespace %s: %s", namespace, exc)
+                continue
+            waiting = set()
+            for pod in pods:
+                phase = pod.status.phase if pod.status is not None else ""
+                live = pod.metadata.deletion_timestamp is None and phase not in _DONE
+                if not live:
+                    continue
+                if not pod.spec.node_name:
+                    waiting.add(pod.metadata.uid)
+                elif (key := _gang_key(pod)) is not None:
+                    peer = self.peer_of_node(pod.spec.node_name) if self.peer_of_node is not None else None
+                    before = scheduled.get(key)
+                    count = before.count + 1 if before is not None else 1
+                    scheduled[key] = GangMembersScheduled(count, (before.peer if before else None) or peer)
+            for uid, pod in list(self.candidates.items()):
+                if pod.metadata.namespace == namespace and uid not in waiting:
+                    self.candidates.pop(uid, None)
+        return scheduled
+
     async def solve(self) -> PlanResult:
+        scheduled = await self._read_namespaces()
         pods = []
         uids = set()
         for pod in list(self.candidates.values()):
@@ -195,7 +253,10 @@ class LivePlanner:
         planned_peers = frozenset(p.name for p in peers)
         started = time.perf_counter()
         result = await asyncio.to_thread(
-            plan, PlanInput(peers=peers, pods=pods, veto=self.veto), Solver.AUTO, time_limit=SOLVE_LIMIT
+            plan,
+            PlanInput(peers=peers, pods=pods, veto=self.veto, scheduled=scheduled),
+            Solver.AUTO,
+            time_limit=SOLVE_LIMIT,
         )
         self.last_solve_ms = (time.perf_counter() - started) * 1000
         self.last = result

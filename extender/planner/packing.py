@@ -86,9 +86,19 @@ def violations(problem: Problem, x: I64) -> list[str]:
     for gang, members in problem.gangs.items():
         total = int(problem.count[members].sum())
         got = per_peer[members].sum(axis=0)
-        size = problem.classes[members[0]].example.hints.gang_size or total
-        if got.sum() not in (0, total) or np.count_nonzero(got) > 1 or (got.sum() and total < size):
+        scheduled = problem.input.scheduled.get(gang)
+        running = scheduled.count if scheduled is not None else 0
+        declared = {h for c in members if (h := problem.classes[c].example.hints.gang_size) is not None}
+        size = max(declared) if declared else total + running
+        spilled = int(got.sum())
+        if spilled not in (0, total) or np.count_nonzero(got) > 1 or (spilled and total + running < size):
             out.append(f"gang {gang[0]}/{gang[1]} split or partial: {got.tolist()} of {total} (size {size})")
+        if spilled and len(declared) > 1:
+            out.append(f"gang {gang[0]}/{gang[1]} spilled although its members disagree on its size")
+        if spilled and scheduled is not None and scheduled.peer is not None:
+            peer = problem.peers[int(np.argmax(got))].name
+            if peer != scheduled.peer:
+                out.append(f"gang {gang[0]}/{gang[1]} sent to {peer}, its members run on {scheduled.peer}")
     for limit in problem.limits:
         on_peer = int(per_peer[limit.classes, limit.peer].sum())
         if on_peer > limit.cap:

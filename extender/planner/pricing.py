@@ -1,10 +1,14 @@
-"""What a pod costs on a peer, from the PeerCluster's prices.
+"""What a pod costs on a peer, from the PeerCluster's prices, and how ``prefer`` weighs against it.
 
 The price of running a pod for an hour is what its requests would be billed at: cores * price per
-CPU hour + GiB * price per GiB hour + GPUs * price per GPU hour. ``prefer`` weights lower the
-*effective* cost the optimiser sees (never the reported one), so a preferred peer wins unless it
-is markedly dearer; ``max-cost`` is a ceiling on the PeerCluster ``cost`` (per CPU hour), the same
-figure the filter verb compares.
+CPU hour + GiB * price per GiB hour + GPUs * price per GPU hour. ``max-cost`` is a ceiling on the
+PeerCluster ``cost`` (per CPU hour), the same figure the filter verb compares.
+
+One model of preference, used by the planner, ``spillover simulate`` and the scheduler verbs when
+no plan covers a pod (``placement_key``): ``prefer`` is a discount on the price, never a rule. The
+most preferred peer counts at half its price, weight w at ``1 - 0.5 w / top``: a preferred peer
+wins unless it is more than twice as dear (for ``west=3,east=1``: west at 0.5 x its price, east
+at 0.83 x). Tiers come before price and preference alike.
 """
 
 from __future__ import annotations
@@ -49,3 +53,13 @@ def hint_rejection(hints: Hints, peer: PeerState) -> str | None:
     if not hints.allows_cost(peer.cost):
         return f"{peer.name} costs {peer.cost:g} per CPU hour, above max-cost {hints.max_cost:g}"
     return None
+
+
+def effective_price(requests: Mapping[str, int], hints: Hints, peer: PeerState, weight: float = 1.0) -> float:
+    """What the optimiser minimises for one pod on the peer: weight x price x prefer discount."""
+    return weight * cost_per_hour(requests, peer) * prefer_factor(hints, peer.name)
+
+
+def placement_key(requests: Mapping[str, int], hints: Hints, peer: PeerState) -> tuple[int, float]:
+    """Order of peers for one pod, best first: lowest tier, then lowest effective price."""
+    return (peer.tier, effective_price(requests, hints, peer))

@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from extender.capacity.fit import placement_rejection
 from extender.capacity.model import NodeCapacity, PeerState
 from extender.planner.classes import PodClass, class_key, constraint_signature, gangs_of, group
-from extender.planner.pricing import cost_per_hour, hint_rejection, prefer_factor
+from extender.planner.pricing import cost_per_hour, effective_price, hint_rejection
 from extender.planner.types import PlanInput
 from extender.resources import PODS
 
@@ -214,7 +214,7 @@ def build(plan_input: PlanInput) -> Problem:
             else:
                 deny[(ci, p)] = reason
             cost[ci, p] = cost_per_hour(example.requests, peer)
-            eff[ci, p] = example.weight * cost[ci, p] * prefer_factor(example.hints, peer.name)
+            eff[ci, p] = effective_price(example.requests, example.hints, peer, example.weight)
 
     tiers = sorted({peer.tier for peer in peers})
     tier_rank = np.array([tiers.index(peer.tier) for peer in peers], dtype=np.int64)

@@ -17,19 +17,16 @@ import numpy as np
 from extender.capacity.model import PeerState
 from extender.planner.advice import advise_cluster
 from extender.planner.classes import ClassKey
-from extender.planner.cpsat import MAX_VARIABLES, model_size, solve_cpsat
-from extender.planner.flow import solve_flow
-from extender.planner.gangs import incomplete_reason, place_gangs
-from extender.planner.greedy import solve_greedy
+from extender.planner.gangs import blocked, no_room
+from extender.planner.objective import weights
 from extender.planner.pricing import GPU
 from extender.planner.problem import I64, Problem, build
 from extender.planner.reasons import unplaced_reason
+from extender.planner.search import Outcome, objective_value, search
 from extender.planner.types import Advice, Placement, PlanInput, Solver, Unplaced, Utilisation
 from extender.planner.work import Work
 from extender.resources import CPU, MEMORY
 
-AUTO_CPSAT_PODS = 300
-"""AUTO uses CP-SAT up to this many pending pods (and MAX_VARIABLES), min-cost flow beyond."""
 _SHOWN = (CPU, MEMORY, GPU)
 
 
@@ -39,16 +36,23 @@ class PlanResult:
     unplaced: list[Unplaced]
     cost_per_hour: float
     solver: str
-    """The solver that produced the plan, e.g. ``flow``, ``cpsat`` or ``flow+greedy``."""
+    """The solver whose answer won: ``lp``, ``greedy``, or ``lp+cpsat`` (CP-SAT from the LP's)."""
     solve_ms: float
     """Wall time to build the problem and solve it (advice not included)."""
     problem: Problem
     assignment: I64
     """[class, node] pods placed, in the problem's indices."""
     status: str = ""
+    """``optimal`` only when proven (the plan reaches a bound); otherwise ``feasible``."""
+    gap_pods: int | None = None
+    """How many more pods the best known bound allows (None: no bound known)."""
+    gap: float | None = None
+    """Relative gap of tiers and price to that bound, when the pod count reaches it."""
     utilisation: list[Utilisation] = field(default_factory=list)
     advice: list[Advice] = field(default_factory=list)
     advice_ms: float = 0.0
+    gang_reasons: dict[tuple[str, str], str] = field(default_factory=dict)
+    """(namespace, gang) -> why its pending members were not placed (what filter tells them)."""
 
     def quotas(self) -> dict[ClassKey, dict[str, int]]:
         """Class -> pods planned per peer: the plan the scheduler verbs consume."""
@@ -69,6 +73,8 @@ class PlanResult:
             "solver": self.solver,
             "solve_ms": round(self.solve_ms, 3),
             "status": self.status,
+            "gap_pods": self.gap_pods,
+            "gap": None if self.gap is None else round(self.gap, 6),
             "classes": self.problem.n_classes,
             "utilisation": [{"cluster": u.cluster, "before": u.before, "after": u.after} for u in self.utilisation],
             "advice": [
@@ -110,17 +116,19 @@ def _utilisation(plan_input: PlanInput, problem: Problem, x: I64) -> list[Utilis
 
 
 def _expand(
-    problem: Problem, work: Work, gang_failures: dict[tuple[str, str], str]
-) -> tuple[list[Placement], list[Unplaced], float]:
+    problem: Problem, work: Work
+) -> tuple[list[Placement], list[Unplaced], float, dict[tuple[str, str], str]]:
     placements: list[Placement] = []
     unplaced: list[Unplaced] = []
     total = 0.0
     reasons: dict[int, str] = {}
+    gang_reasons: dict[tuple[str, str], str] = {}
     for gang, members in problem.gangs.items():
-        reason = gang_failures.get(gang) or incomplete_reason(work, gang, members)
+        if work.left[members].sum() == 0:
+            continue
+        reason = gang_reasons[gang] = blocked(work, gang, members) or no_room(work, gang, members)
         for c in members:
-            if reason is not None:
-                reasons[c] = reason
+            reasons[c] = reason
     for c, cls in enumerate(problem.classes):
         row = work.x[c]
         names = iter(cls.members)
@@ -133,11 +141,23 @@ def _expand(
             total += price * int(row[n])
         rest = list(names)
         if rest:
-            if c not in reasons and cls.gang is not None:
-                reasons[c] = f"gang {cls.gang[1]}: no single peer has room for all members"
             reason = reasons.get(c) or unplaced_reason(work, c)
             unplaced.extend(Unplaced(name, reason) for name in rest)
-    return placements, unplaced, total
+    return placements, unplaced, total, gang_reasons
+
+
+def _gap(problem: Problem, outcome: Outcome) -> tuple[int | None, float | None]:
+    """Pods the best bound says might still be placed, and the relative price-and-tier gap."""
+    if outcome.bound is None:
+        return None, None
+    w = weights(problem)
+    value = objective_value(problem, w, outcome.work.x)
+    unplaced = int(outcome.work.left.sum())
+    bound_unplaced = max(0, min(unplaced, int(np.floor(outcome.bound / w.unplaced + 1e-9))))
+    rest = value - unplaced * w.unplaced
+    bound_rest = outcome.bound - bound_unplaced * w.unplaced
+    gap = 0.0 if rest <= 0 else max(0.0, (rest - bound_rest) / rest) if bound_unplaced == unplaced else None
+    return unplaced - bound_unplaced, gap
 
 
 def plan(
@@ -148,37 +168,17 @@ def plan(
     advice: bool = True,
     workers: int = 2,
 ) -> PlanResult:
-    """Place the backlog. ``time_limit`` bounds the solve; past it the rest is placed greedily."""
+    """Place the backlog. ``time_limit`` bounds the solve (build included); the best plan found by
+    then is returned, never one worse than greedy."""
     started = time.perf_counter()
     problem = build(plan_input)
-    work = Work(problem)
-    chosen = solver
-    if chosen is Solver.AUTO:
-        small = int(problem.count.sum()) <= AUTO_CPSAT_PODS and model_size(work) <= MAX_VARIABLES
-        chosen = Solver.CPSAT if small else Solver.FLOW
-    label, status = chosen.value, ""
-    gang_failures: dict[tuple[str, str], str] = {}
-    if chosen is Solver.CPSAT:
-        start = Work(problem)
-        place_gangs(start)
-        solve_greedy(start)
-        remaining = time_limit - (time.perf_counter() - started)
-        status = solve_cpsat(work, remaining, hint=start.x, workers=workers)
-        if status == "none":
-            work, label = start, "cpsat+greedy"
-            status = "no CP-SAT solution within the time limit; greedy answer used"
-    else:
-        gang_failures = place_gangs(work)
-        if chosen is Solver.FLOW:
-            finished = solve_flow(work, started + time_limit)
-            status = "optimal" if finished else "deadline reached; the rest placed greedily"
-        before = int(work.x.sum())
-        solve_greedy(work)
-        if chosen is Solver.FLOW and int(work.x.sum()) > before:
-            label = "flow+greedy"
+    outcome = search(problem, solver, started, time_limit, workers)
+    work = outcome.work
     solve_ms = (time.perf_counter() - started) * 1000
-    placements, unplaced, total = _expand(problem, work, gang_failures)
-    result = PlanResult(placements, unplaced, total, label, solve_ms, problem, work.x, status)
+    placements, unplaced, total, gang_reasons = _expand(problem, work)
+    result = PlanResult(placements, unplaced, total, outcome.label, solve_ms, problem, work.x, outcome.status)
+    result.gang_reasons = gang_reasons
+    result.gap_pods, result.gap = _gap(problem, outcome)
     result.utilisation = _utilisation(plan_input, problem, work.x)
     if advice and unplaced:
         advice_started = time.perf_counter()
@@ -189,9 +189,9 @@ def plan(
 
 def scale_up_advice(plan_input: PlanInput, problem: Problem, work: Work) -> list[Advice]:
     counts = [int(k) for k in work.left]
-    # Incomplete gangs wait for members, not for nodes.
+    # Gangs that may not spill wait for members or a fix, not for nodes.
     for gang, members in problem.gangs.items():
-        if incomplete_reason(work, gang, members) is not None:
+        if blocked(work, gang, members) is not None:
             for c in members:
                 counts[c] = 0
     rows: list[Advice] = []

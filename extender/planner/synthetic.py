@@ -121,3 +121,23 @@ def make_pods(
 def mixed_input(seed: int, pods: int, peers: int, nodes: int, busy: float = 0.5) -> PlanInput:
     rng = random.Random(seed)
     return PlanInput(peers=make_peers(rng, peers, nodes, busy=busy), pods=make_pods(rng, pods))
+
+
+def hinted_input(seed: int, pods: int, peers: int, nodes: int, busy: float = 0.85) -> PlanInput:
+    """A mixed backlog where a third of the workloads carry ``max-cost`` (allowing only the two
+    cheapest peers) and the dearest third of the peers is tier 1: hint-limited classes compete
+    with free ones for the cheap room, the case a per-node relaxation got wrong."""
+    rng = random.Random(seed)
+    members = make_peers(rng, peers, nodes, busy=busy)
+    by_cost = sorted(members, key=lambda p: p.cost)
+    ceiling = by_cost[1].cost
+    for peer in by_cost[len(by_cost) - len(by_cost) // 3 :]:
+        peer.tier = 1
+    out = []
+    for pending in make_pods(rng, pods):
+        if int(pending.workload.rsplit("-", 1)[1]) % 3 == 0:
+            meta = pending.pod.metadata
+            meta.annotations = {**(meta.annotations or {}), "spillover.io/max-cost": f"{ceiling:g}"}
+            pending = PendingPod.from_pod(pending.pod, workload=pending.workload)
+        out.append(pending)
+    return PlanInput(peers=members, pods=out)

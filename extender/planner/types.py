@@ -8,7 +8,7 @@ second model; the snapshot loader builds the same objects from a file.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from extender.capacity.fit import without_marker
@@ -20,10 +20,13 @@ from extender.wire.core import Pod
 
 class Solver(enum.StrEnum):
     AUTO = "auto"
-    """CP-SAT for small backlogs, min-cost flow otherwise."""
-    FLOW = "flow"
+    """The LP, then CP-SAT on what is left of the time when not proven optimal and small enough."""
+    LP = "lp"
+    """LP relaxation (column generation) rounded down, repaired greedily."""
     CPSAT = "cpsat"
+    """The LP's answer improved by the exact CP-SAT model for the whole time limit."""
     GREEDY = "greedy"
+    """Per pod in arrival order to the cheapest peer it fits (the baseline)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +95,18 @@ Veto = Callable[[Pod, PeerState], str | None]
 to keep the pod off the peer, or None. Called once per equivalence class and peer."""
 
 
+@dataclass(frozen=True, slots=True)
+class GangMembersScheduled:
+    """Members of a gang that are already scheduled: they count toward its ``gang-size``.
+
+    ``peer`` is where the spilled ones run (None if all run at home): the pending members then
+    go only there, so the gang's spilled part stays on one peer.
+    """
+
+    count: int
+    peer: str | None = None
+
+
 @dataclass(slots=True)
 class PlanInput:
     peers: Sequence[PeerState]
@@ -100,6 +115,8 @@ class PlanInput:
     """Only used for scale-up advice (its node shapes and prices); pods are never planned there."""
     limits: Sequence[PeerLimit] = ()
     veto: Veto | None = None
+    scheduled: Mapping[tuple[str, str], GangMembersScheduled] = field(default_factory=dict)
+    """(namespace, gang) -> its members already scheduled (at home or on a peer)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ from extender.capacity.fit import find_node
 from extender.capacity.model import PeerState
 from extender.hints import AVOID_CLUSTERS, CLUSTERS, MAX_COST, HintError, Hints, Policy, parse_hints
 from extender.resources import QuantityError, Resources, pod_requests
-from extender.scheduling.prioritize import blended_score
+from extender.scheduling.prioritize import ranked_scores
 from extender.scheduling.state import SchedulingState
 from extender.wire.core import Pod
 from extender.wire.extender import ExtenderFilterResult
@@ -151,10 +151,11 @@ class _Judge:
         if hints.gang is not None:
             held = self.state.gang_peer(self.pod, hints.gang)
             if held is None:
-                return (
-                    f"gang {hints.gang}: waiting until one peer has room for all {hints.gang_size} members",
-                    True,
-                )
+                reason = self.state.gang_reason(self.pod, hints.gang)
+                if reason is None:
+                    size = f" of {hints.gang_size} members" if hints.gang_size else ""
+                    reason = f"gang {hints.gang}: waiting for the planner to place the whole gang{size}"
+                return reason, True
             if held != peer.name:
                 return f"gang {hints.gang}: the plan holds room for the whole gang on peer {held}", False
         requests = self.requests()
@@ -175,17 +176,19 @@ def _keep_best(state: SchedulingState, pod: Pod, hints: Hints, passing: list[str
     peers = {name: peer for name in passing if (peer := state.peer_for_node(name)) is not None}
     if len(peers) < 2:
         return passing
-    cheapest = min(max(peer.cost, 0.0) for peer in peers.values())
+    fallback: dict[str, int] | None = None
     scores = {}
     for name, peer in peers.items():
         planned = state.plan_score(pod, peer)
-        scores[name] = planned if planned is not None else blended_score(peer, cheapest, hints)
+        if planned is None and fallback is None:
+            fallback = ranked_scores(pod, hints, peers.values())
+        scores[name] = planned if planned is not None else (fallback or {})[peer.name]
     best = max(passing, key=lambda name: (scores.get(name, -1), name == passing[0]))
     for name in passing:
         if name != best:
             failed[name] = (
                 f"fits, but ranked below {best} (score {scores.get(name, 0)} < {scores.get(best, 0)}: "
-                "cost, preference and headroom)"
+                "tier, price with the prefer discount, headroom)"
             )
     return [best]
 

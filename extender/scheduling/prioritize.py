@@ -2,8 +2,8 @@
 
 Real nodes all get the same score, so among them the scheduler's own plugins decide as if we were
 not there. Virtual nodes take the planner's score when it has one (it sees every pending pod at
-once); otherwise a local blend: cheaper is better, relative to the cheapest candidate, the pod's
-``spillover.io/prefer`` weights count when given, and more headroom is a tiebreaker.
+once); otherwise the planner's model for this one pod (``ranked_scores``: tier, then price with
+the ``spillover.io/prefer`` discount), with more headroom as the tiebreaker.
 
 Headroom is the only figure that needs a walk over a peer's nodes, so it is cached per peer
 capacity generation (bumped by the watches whenever free capacity changes); a score computed from
@@ -12,18 +12,18 @@ a generation-old figure is still a fine score.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
+from extender.capacity.fit import without_marker
 from extender.capacity.model import PeerState
 from extender.hints import DEFAULT, HintError, Hints, parse_hints
-from extender.resources import CPU, MEMORY
+from extender.planner.pricing import placement_key
+from extender.resources import CPU, MEMORY, QuantityError, pod_requests
 from extender.scheduling.state import SchedulingState
 from extender.wire.core import Pod
 from extender.wire.extender import MAX_EXTENDER_PRIORITY, MIN_EXTENDER_PRIORITY, HostPriority
 
 REAL_NODE_SCORE = 0
-_COST_EPSILON = 0.01
-"""Keeps ratios finite when a peer is free (cost 0)."""
 
 _headroom_cache: dict[int, tuple[PeerState, int, int, float]] = {}
 """id(peer) -> (peer, generation, node count, headroom); holding the peer keeps its id from being reused."""
@@ -55,14 +55,21 @@ def _clamp(score: float) -> int:
     return max(MIN_EXTENDER_PRIORITY, min(MAX_EXTENDER_PRIORITY, round(score)))
 
 
-def blended_score(peer: PeerState, cheapest: float, hints: Hints) -> int:
-    cost_share = (cheapest + _COST_EPSILON) / (max(peer.cost, 0.0) + _COST_EPSILON)
-    room = headroom(peer)
-    if hints.prefer:
-        top = max(hints.prefer.values()) or 1
-        preference = hints.prefer.get(peer.name, 0) / top
-        return _clamp(MAX_EXTENDER_PRIORITY * (0.4 * preference + 0.4 * cost_share + 0.2 * room))
-    return _clamp(MAX_EXTENDER_PRIORITY * (0.7 * cost_share + 0.3 * room))
+def ranked_scores(pod: Pod, hints: Hints, peers: Iterable[PeerState]) -> dict[str, int]:
+    """Scores when no plan covers the pod, from the planner's own model (``placement_key``: tier,
+    then price with the ``prefer`` discount), so a pod goes where ``spillover simulate`` and the
+    plan would send it: the best peer scores 10, the next 9, ... (not below 1); more headroom
+    breaks a tie."""
+    try:
+        requests = without_marker(pod_requests(pod))
+    except QuantityError:
+        requests = {}  # filter refused these nodes already, with the message
+    keys = {}
+    for peer in peers:
+        tier, price = placement_key(requests, hints, peer)
+        keys[peer.name] = (tier, round(price, 9), -round(headroom(peer), 6))
+    ranks = {key: rank for rank, key in enumerate(sorted(set(keys.values())))}
+    return {name: max(MIN_EXTENDER_PRIORITY + 1, MAX_EXTENDER_PRIORITY - ranks[key]) for name, key in keys.items()}
 
 
 def prioritize(state: SchedulingState, pod: Pod, node_names: Sequence[str]) -> list[HostPriority]:
@@ -79,12 +86,14 @@ def prioritize(state: SchedulingState, pod: Pod, node_names: Sequence[str]) -> l
         hints = parse_hints(pod.metadata.annotations)
     except HintError:
         hints = DEFAULT  # filter already refused these nodes with the message
-    cheapest = min(max(peer.cost, 0.0) for peer in peers.values())
+    fallback: dict[str, int] | None = None
     by_peer: dict[str, int] = {}
     for peer in peers.values():
         if peer.name not in by_peer:
             planned = state.plan_score(pod, peer)
-            by_peer[peer.name] = _clamp(planned) if planned is not None else blended_score(peer, cheapest, hints)
+            if planned is None and fallback is None:
+                fallback = ranked_scores(pod, hints, peers.values())
+            by_peer[peer.name] = _clamp(planned) if planned is not None else (fallback or {})[peer.name]
     return [
         HostPriority(Host=name, Score=by_peer[peer.name] if (peer := peers.get(name)) else REAL_NODE_SCORE)
         for name in node_names

@@ -49,6 +49,9 @@ class SchedulingState(Protocol):
     def gang_peer(self, pod: Pod, gang: str) -> str | None:
         """The peer the plan holds room on for the pod's whole gang; None while it holds none."""
 
+    def gang_reason(self, pod: Pod, gang: str) -> str | None:
+        """Why the plan holds no peer for the pod's gang ("2 of 5 members pending"), if it knows."""
+
     def plan_score(self, pod: Pod, peer: PeerState) -> int | None:
         """The planner's 0-10 score for this pod's class on that peer, if a plan exists."""
 

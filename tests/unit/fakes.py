@@ -36,6 +36,7 @@ class FakeState:
         self.avoid: dict[str, str] = {}
         self.candidates: list[str] = []
         self.gangs: dict[str, str] = {}
+        self.gang_reasons: dict[str, str] = {}
         self.remembered: dict[str, tuple[Pod, bytes]] = {}
         self.late_nodes: set[str] = set()
         """Home nodes the apiserver has and the cache has not seen yet."""
@@ -58,6 +59,9 @@ class FakeState:
 
     def gang_peer(self, pod: Pod, gang: str) -> str | None:
         return self.gangs.get(gang)
+
+    def gang_reason(self, pod: Pod, gang: str) -> str | None:
+        return self.gang_reasons.get(gang)
 
     def remember_pod(self, pod: Pod, body: bytes) -> None:
         self.remembered[pod.metadata.uid] = (pod, body)

@@ -45,8 +45,9 @@ def test_local_first_passes_only_the_best_ranked_peer_when_no_home_node_is_left(
 
 
 def test_prefer_weights_can_outrank_a_cheaper_peer_in_filter() -> None:
+    # The most preferred peer counts at half price: it wins unless more than twice as dear.
     pod = make_pod(annotations={"spillover.io/prefer": "west=10"})
-    out = filter_nodes(state(), pod, [EAST, WEST])
+    out = filter_nodes(state(peer("east", cost=1.0), peer("west", cost=1.8)), pod, [EAST, WEST])
     assert out.result.NodeNames == [WEST]
 
 
@@ -82,7 +83,10 @@ def test_gang_members_wait_at_home_until_the_plan_holds_one_peer_for_the_whole_g
     gang = make_pod(annotations={"spillover.io/gang": "train", "spillover.io/gang-size": "4"})
     waiting = filter_nodes(st, gang, [EAST, WEST])
     assert waiting.result.NodeNames == []
-    assert "waiting until one peer has room for all 4 members" in waiting.result.FailedNodes[EAST]
+    assert "waiting for the planner to place the whole gang of 4 members" in waiting.result.FailedNodes[EAST]
+    st.gang_reasons["train"] = "gang train: 2 of 4 members pending; none spill until all are"
+    told = filter_nodes(st, gang, [EAST, WEST])
+    assert told.result.FailedNodes[EAST] == "gang train: 2 of 4 members pending; none spill until all are"
     st.gangs["train"] = "west"
     held = filter_nodes(st, gang, [EAST, WEST])
     assert held.result.NodeNames == [WEST]

@@ -10,7 +10,7 @@ from extender.wire.core import Taint, Toleration
 
 from .helpers import GI, peer, pending
 
-SOLVERS = [Solver.FLOW, Solver.CPSAT, Solver.GREEDY]
+SOLVERS = [Solver.LP, Solver.CPSAT, Solver.GREEDY]
 
 
 def where(result: object) -> dict[str, str]:

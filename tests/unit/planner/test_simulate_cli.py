@@ -12,7 +12,7 @@ from extender.cli.main import main
 SNAPSHOTS = Path(__file__).resolve().parents[3] / "hack" / "snapshots"
 
 
-@pytest.mark.parametrize("solver", ["flow", "cpsat", "greedy", "auto"])
+@pytest.mark.parametrize("solver", ["lp", "cpsat", "greedy", "auto"])
 def test_json_output_has_the_documented_shape(solver: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert (
         main(["simulate", "--snapshot", str(SNAPSHOTS / "two-peers.yaml"), "--solver", solver, "--output", "json"]) == 0

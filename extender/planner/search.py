@@ -1,0 +1,149 @@
+"""Which solvers run, in what order, and which answer wins.
+
+Every solver path ends the same way: candidates are compared by the rules themselves
+(``objective.score``: pods, then tiers, then price) and the best is kept, so no solver, even one
+cut short by its deadline, returns less than the greedy answer it was compared with.
+
+- ``lp``: gangs first (whole, on the cheapest peer that packs them), then the LP relaxation
+  (``relaxation``) rounded down, a second LP round on what rounding left, and a greedy pass over
+  the last pods, hint-limited classes first. The LP's optimum is a proven bound: when the plan
+  reaches it (no gang in play), it is optimal and says so.
+- ``cpsat``: the exact model (``cpsat``), started from the best plan so far.
+- ``auto``: ``lp``, then CP-SAT for what is left of the time limit when the plan is not proven
+  optimal and the model is small enough to be worth it.
+- ``greedy``: per pod in arrival order, cheapest peer with a node it fits.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from extender.planner.cpsat import MAX_VARIABLES, model_size, solve_cpsat
+from extender.planner.gangs import blocked, place_gangs
+from extender.planner.greedy import solve_greedy
+from extender.planner.objective import Score, Weights, score, weights
+from extender.planner.problem import I64, Problem
+from extender.planner.relaxation import relax, round_plan
+from extender.planner.types import Solver
+from extender.planner.work import Work
+
+LP_ROUNDS = 3
+AUTO_POLISH_VARIABLES = 5_000
+"""AUTO runs CP-SAT after the LP only on models up to this many (group, node) integers: beyond,
+building the model alone takes longer than a plan may (the bench measures the LP's plan there)."""
+AUTO_POLISH_SECONDS = 0.2
+"""...and for at most this long (it stops sooner when it reaches the LP's bound)."""
+AUTO_LONG_POLISH_VARIABLES = 1_000
+"""Models this small get five times as long: they build in milliseconds, and a tight packing
+(CPU-heavy with memory-heavy pods) takes CP-SAT a few hundred ms to pair up."""
+_RELATIVE = 1e-9
+
+
+@dataclass(slots=True)
+class Outcome:
+    work: Work
+    label: str
+    score: Score
+    status: str = "feasible"
+    bound: float | None = None
+    """Lower bound on the objective (``objective.weights`` units) of any plan, when known."""
+
+
+def objective_value(problem: Problem, w: Weights, x: I64) -> float:
+    per_peer = np.zeros((problem.n_classes, len(problem.peers)), dtype=np.int64)
+    np.add.at(per_peer.T, problem.node_peer, x.T)
+    unplaced = int(problem.count.sum() - per_peer.sum())
+    return float((per_peer * w.placement(problem)).sum()) + unplaced * w.unplaced
+
+
+def _scarcity_order(problem: Problem, work: Work) -> I64:
+    """Pods left, one entry per pod, the classes with the fewest usable nodes first."""
+    classes = np.nonzero(work.left > 0)[0]
+    if classes.size == 0 or problem.n_nodes == 0:
+        return classes
+    room = problem.slots(work.free, work.left)[classes].sum(axis=1)
+    size = (problem.req[classes] / np.maximum(problem.alloc.max(axis=0), 1)).max(axis=1)
+    ordered = classes[np.lexsort((-size, room - work.left[classes]))]
+    order: I64 = np.repeat(ordered, work.left[ordered])
+    return order
+
+
+def _greedy(problem: Problem) -> Work:
+    work = Work(problem)
+    place_gangs(work)
+    solve_greedy(work)
+    return work
+
+
+def _lp(problem: Problem, w: Weights, deadline: float) -> tuple[Work, float | None]:
+    """The LP path; also returns the LP bound when it bounds the whole problem."""
+    work = Work(problem)
+    place_gangs(work)
+    gang_classes = [c for members in problem.gangs.values() for c in members]
+    free = np.setdiff1d(np.arange(problem.n_classes), np.asarray(gang_classes, dtype=np.int64))
+    bound = None
+    for round_ in range(LP_ROUNDS):
+        relaxation = relax(problem, work, free, w, deadline)
+        if relaxation is None:
+            if round_ == 0:
+                bound = 0.0 if not work.x.any() else None
+            break
+        if round_ == 0:
+            bound = relaxation.bound
+        if round_plan(problem, work, relaxation) == 0 or time.perf_counter() > deadline:
+            break
+    solve_greedy(work, _scarcity_order(problem, work))
+    # The LP saw only what the gang stage left: it bounds the whole only when no gang could spill.
+    if any(blocked(work, gang, members) is None for gang, members in problem.gangs.items()):
+        bound = None
+    return work, bound
+
+
+def search(problem: Problem, solver: Solver, started: float, time_limit: float, workers: int) -> Outcome:
+    deadline = started + time_limit
+    w = weights(problem)
+    greedy = _greedy(problem)
+    best = Outcome(greedy, "greedy", score(problem, greedy.x))
+    if solver is Solver.GREEDY:
+        return best
+    lp_work, bound = _lp(problem, w, deadline)
+    lp = Outcome(lp_work, "lp", score(problem, lp_work.x), bound=bound)
+    if lp.score <= best.score:
+        best = lp
+    best.bound = bound
+    if _reaches(problem, w, best, bound):
+        best.status = "optimal"
+        return best
+    remaining = deadline - time.perf_counter()
+    polish = solver is Solver.CPSAT or (
+        solver is Solver.AUTO
+        and remaining > 0.05
+        and model_size(Work(problem)) <= AUTO_POLISH_VARIABLES
+    )
+    if not polish or (solver is Solver.CPSAT and model_size(Work(problem)) > MAX_VARIABLES):
+        return best
+    size = model_size(Work(problem))
+    budget = AUTO_POLISH_SECONDS * (5 if size <= AUTO_LONG_POLISH_VARIABLES else 1)
+    limit = remaining if solver is Solver.CPSAT else min(remaining, budget)
+    exact = Work(problem)
+    result = solve_cpsat(exact, limit, hint=best.work.x, workers=workers, floor=bound)
+    if result.status == "none":
+        return best
+    cp_bound = max(result.bound, bound) if bound is not None else result.bound
+    candidate = Outcome(exact, f"{best.label}+cpsat", score(problem, exact.x), bound=cp_bound)
+    if candidate.score < best.score:
+        best = candidate
+    best.bound = cp_bound
+    if (result.status == "optimal" and best.score <= candidate.score) or _reaches(problem, w, best, cp_bound):
+        best.status = "optimal"
+    return best
+
+
+def _reaches(problem: Problem, w: Weights, outcome: Outcome, bound: float | None) -> bool:
+    if bound is None:
+        return False
+    value = objective_value(problem, w, outcome.work.x)
+    return value <= bound + _RELATIVE * max(abs(bound), 1.0) + 1e-6
