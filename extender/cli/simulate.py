@@ -22,7 +22,12 @@ def register(subparsers: Any) -> None:
         help="plan a snapshot of clusters and pending pods offline",
         description="Place the pending pods of a snapshot file on its peer clusters, as the planner would.",
     )
-    parser.add_argument("--snapshot", required=True, metavar="FILE", help="YAML or JSON snapshot (see docs/planner.md)")
+    parser.add_argument(
+        "--snapshot",
+        required=True,
+        metavar="FILE",
+        help="YAML or JSON snapshot (format: README, section `spillover simulate`; examples: hack/snapshots/)",
+    )
     parser.add_argument("--solver", choices=[s.value for s in Solver], default=Solver.AUTO.value, help="default: auto")
     parser.add_argument("--output", choices=("table", "json"), default="table")
     parser.add_argument("--time-limit", type=float, default=2.0, metavar="SECONDS", help="solver deadline")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from ortools.sat.python import cp_model
 
-from extender.planner.gangs import blocked
+from extender.planner.gangs import blocked, candidate_peers
 from extender.planner.objective import PRICE_SCALE, integer_costs
 from extender.planner.problem import I64
 from extender.planner.relaxation import group_slots, merge
@@ -90,12 +90,19 @@ def solve_cpsat(
                 continue  # cannot bind: even every group at its maximum fits
             model.add(cp_model.LinearExpr.weighted_sum([xs[i] for i in idx], need.tolist()) <= int(work.free[n, r]))
     group_of = {members[0]: g for g, members in enumerate(groups) if len(members) == 1}
-    for _, members in gangs:
+    for gang, members in gangs:
         gs = [group_of[c] for c in members if c in group_of]
         if not gs:
             continue
         choices = []
+        allowed = set(candidate_peers(problem, gang, members))
         for p in range(len(problem.peers)):
+            if p not in allowed:  # not every member's, or not the peer its members run on
+                for g in gs:
+                    for i in by_group.get(g, []):
+                        if peer_of[i] == p:
+                            model.add(xs[i] == 0)
+                continue
             chosen = model.new_bool_var("")
             choices.append(chosen)
             for g in gs:

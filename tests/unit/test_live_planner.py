@@ -103,3 +103,49 @@ async def test_once_its_last_member_is_bound_a_gang_name_is_planned_afresh() -> 
     planner.note_candidate(rerun)
     await planner.solve()
     assert planner.gang_peer(rerun, "nightly") is None  # waits for its gang, not pinned to east alone
+
+
+def _gang_pod(name: str, node: str = "") -> Pod:
+    pod = make_pod(name=name, cpu="400m", annotations={"spillover.io/gang": "g3", "spillover.io/gang-size": "3"})
+    pod.spec.node_name = node
+    return pod
+
+
+async def test_a_gang_member_scheduled_at_home_counts_so_the_rest_spill_together() -> None:
+    west = peer("west", cost=1.0)
+    home_member, waiting = _gang_pod("g3-0", node="home-1"), [_gang_pod("g3-1"), _gang_pod("g3-2")]
+
+    async def namespace_pods(namespace: str) -> list[Pod]:
+        return [home_member, *waiting]
+
+    planner = LivePlanner(lambda: [west], namespace_pods=namespace_pods, peer_of_node=lambda node: None)
+    for pod in waiting:
+        planner.note_candidate(pod)
+    result = await planner.solve()
+    assert sorted(p.cluster for p in result.placements) == ["west", "west"]
+    assert planner.gang_peer(waiting[0], "g3") == "west"
+
+
+async def test_without_the_count_the_gang_waits_and_filter_is_told_how_many_are_pending() -> None:
+    planner = LivePlanner(lambda: [peer("west")])
+    pod = _gang_pod("g3-9")
+    planner.note_candidate(pod)
+    await planner.solve()
+    assert planner.gang_reason(pod, "g3") == "gang g3: 1 of 3 members pending; none spill until all are"
+
+
+async def test_deleted_candidates_leave_the_backlog_and_the_plan_summary() -> None:
+    pods = [_gang_pod(f"gone-{i}") for i in range(2)]
+    existing: list[Pod] = list(pods)
+
+    async def namespace_pods(namespace: str) -> list[Pod]:
+        return existing
+
+    planner = LivePlanner(lambda: [peer("west")], namespace_pods=namespace_pods)
+    for pod in pods:
+        planner.note_candidate(pod)
+    await planner.solve()
+    assert len(planner.summary()["unplaced"]) == 2
+    existing.clear()  # the Deployment was deleted
+    await planner.solve()
+    assert planner.summary()["pending"] == 0 and planner.summary()["unplaced"] == []

@@ -6,6 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from extender.planner import PeerLimit, PlanInput, Solver, plan
+from extender.planner.objective import score
 from extender.planner.packing import violations
 from extender.planner.pricing import hint_rejection
 from extender.wire.core import Taint, Toleration
@@ -81,7 +82,7 @@ def inputs(draw: st.DrawFn) -> PlanInput:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(plan_input=inputs(), solver=st.sampled_from([Solver.LP, Solver.CPSAT, Solver.GREEDY]))
+@given(plan_input=inputs(), solver=st.sampled_from([Solver.AUTO, Solver.LP, Solver.CPSAT, Solver.GREEDY]))
 def test_no_solver_ever_overcommits_a_node_or_breaks_a_hint(plan_input: PlanInput, solver: Solver) -> None:
     result = plan(plan_input, solver, time_limit=2.0, advice=False, workers=1)
     assert violations(result.problem, result.assignment) == []
@@ -93,3 +94,57 @@ def test_no_solver_ever_overcommits_a_node_or_breaks_a_hint(plan_input: PlanInpu
         assert hint_rejection(hints[placed.pod], target) is None
     assert len(result.placements) + len(result.unplaced) == len(plan_input.pods)
     assert all(u.reason for u in result.unplaced)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    plan_input=inputs(),
+    solver=st.sampled_from([Solver.AUTO, Solver.LP, Solver.CPSAT]),
+    limit=st.sampled_from([0.01, 2.0]),
+)
+def test_no_solver_is_worse_than_greedy_by_the_rules_even_after_a_time_out(
+    plan_input: PlanInput, solver: Solver, limit: float
+) -> None:
+    greedy = plan(plan_input, Solver.GREEDY, advice=False)
+    result = plan(plan_input, solver, time_limit=limit, advice=False, workers=1)
+    assert score(result.problem, result.assignment) <= score(greedy.problem, greedy.assignment)
+    assert result.status in ("optimal", "feasible")
+
+
+@st.composite
+def competing(draw: st.DrawFn) -> PlanInput:
+    """Hint-limited pods competing with free ones for the cheap peers, and CPU-heavy pods that
+    must share nodes with memory-heavy ones: where a per-node relaxation lost pods and money."""
+    node = {"cpu": 16000, "memory": 64 * GI}
+    cheap = [
+        peer(n, {f"{n}{i}": node for i in range(draw(st.integers(1, 3)))}, cost=c)
+        for n, c in (("a", 0.01), ("b", 0.012))
+    ]
+    dear = [peer(n, {f"{n}{i}": node for i in range(3)}, cost=c) for n, c in (("c", 0.03), ("d", 0.05))]
+    limited = {"spillover.io/max-cost": "0.015"}
+    pods = [pending(f"free-{i}", 1000, 2 * GI, workload="free") for i in range(draw(st.integers(0, 40)))]
+    pods += [
+        pending(f"ltd-{i}", 1000, 4 * GI, annotations=limited, workload="ltd") for i in range(draw(st.integers(0, 30)))
+    ]
+    pods += [pending(f"cpu-{i}", 4000, 4 * GI, workload="cpu") for i in range(draw(st.integers(0, 12)))]
+    pods += [pending(f"mem-{i}", 1000, 14 * GI, workload="mem") for i in range(draw(st.integers(0, 12)))]
+    order = draw(st.permutations(range(len(pods))))
+    return PlanInput(cheap + dear, [pods[i] for i in order])
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(plan_input=competing())
+def test_hint_limited_and_paired_pods_are_placed_as_the_rules_want(plan_input: PlanInput) -> None:
+    greedy = plan(plan_input, Solver.GREEDY, advice=False)
+    result = plan(plan_input, Solver.AUTO, time_limit=2.0, advice=False, workers=1)
+    assert violations(result.problem, result.assignment) == []
+    mine, base = score(result.problem, result.assignment), score(greedy.problem, greedy.assignment)
+    assert mine <= base
+    # The limited pods fit the cheap peers alone (16 per node): the free ones must make way.
+    limited = [p for p in plan_input.pods if p.workload == "ltd"]
+    cheap_nodes = sum(len(p.nodes) for p in plan_input.peers if p.cost < 0.015)
+    if len(limited) <= 16 * cheap_nodes:
+        placed = {p.pod for p in result.placements}
+        assert all(p.name in placed for p in limited)
+    if result.status == "optimal":
+        assert result.gap_pods == 0

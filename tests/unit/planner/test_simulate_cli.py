@@ -76,3 +76,11 @@ def test_bad_snapshot_exits_2_naming_the_place(
 def test_missing_snapshot_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["simulate", "--snapshot", str(tmp_path / "nope.yaml")]) == 2
     assert "nope.yaml" in capsys.readouterr().err
+
+
+def test_simulate_help_points_at_documentation_that_exists(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["simulate", "--help"])
+    text = capsys.readouterr().out
+    assert "docs/planner.md" not in text and "hack/snapshots/" in text
+    assert "### `spillover simulate`" in (Path(__file__).resolve().parents[3] / "README.md").read_text()
