@@ -113,6 +113,10 @@ def reference(problem: Problem, seconds: float) -> Reference:
         status = solver.solve(model)
         if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             raise RuntimeError("reference found no solution")
+        # The next phase starts from this phase's answer (it stays feasible there).
+        model.clear_hints()
+        for var in x.values():
+            model.add_hint(var, solver.value(var))
         return round(solver.objective_value), solver.best_objective_bound, status == cp_model.OPTIMAL
 
     placed_expr = sum(x.values())
