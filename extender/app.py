@@ -38,6 +38,7 @@ from extender.scheduling.binder import Binder
 from extender.scheduling.filter import SelectorError, selector_matches
 from extender.server.extender_app import start_extender_server
 from extender.server.http_server import JsonPostServer
+from extender.server.kubelet_api import DelegatorLookup, client_verifying_context, kubelet_endpoint, start_kubelet_api
 from extender.server.metrics import Metrics
 from extender.server.webhook_app import make_webhook_app
 from extender.tasks import cancel_and_wait
@@ -99,7 +100,7 @@ class Spillover:
             cfg.cluster_id = await kube_system_uid(home)
         log.info("home cluster id %s (label %s on what Spillover creates in peers)", cfg.cluster_id, HOME_CLUSTER)
         self.reservations = Reservations(ttl=cfg.reservation_ttl)
-        self.virtual_nodes = VirtualNodes(home)
+        self.virtual_nodes = VirtualNodes(home, kubelet_endpoint(cfg))
         self.registry = PeerRegistry(home, self.virtual_nodes, self.reservations, peer_timeout=cfg.peer_timeout)
         self.home_nodes = HomeNodes()
         self.home_namespaces = HomeNamespaces()
@@ -129,6 +130,7 @@ class Spillover:
             self._spawn(reloader.run(), "cert-reloader")
             webhook = make_webhook_app(WebhookConfig(scheduler_name=cfg.scheduler_name), self.metrics)
             await self._serve(webhook, cfg.webhook_port, reloader.context)
+            await self._serve_kubelet_api(cfg)
         else:
             log.warning("no --tls-cert-file/--tls-key-file: the admission webhook is not served")
         await self._serve(self._health_app(), cfg.metrics_port, None)
@@ -140,6 +142,18 @@ class Spillover:
                 "metrics_port": cfg.metrics_port,
             },
         )
+
+    async def _serve_kubelet_api(self, cfg: Config) -> None:
+        if not cfg.kubelet_client_ca_file or not cfg.tls_cert_file or not cfg.tls_key_file:
+            log.info("no --kubelet-client-ca-file: `kubectl logs` on spilled pods is not served")
+            return
+        context = client_verifying_context(
+            CertReloader(cfg.tls_cert_file, cfg.tls_key_file).context, cfg.kubelet_client_ca_file
+        )
+        runner, _ = await start_kubelet_api(
+            DelegatorLookup(self.delegator), cfg.bind_address, cfg.kubelet_port, context
+        )
+        self.runners.append(runner)
 
     def _delegator(self, home: RawClient) -> Delegator:
         delegator = Delegator(home, self.registry, self.config, self.metrics)

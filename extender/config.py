@@ -21,6 +21,14 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, rename="k
     metrics_port: int = 9090
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
+    kubelet_port: int = 10250
+    kubelet_address: str = ""
+    """Where kube-apiserver reaches the virtual nodes' kubelet API (written on them as their
+    InternalIP); "": the --bind-address. In a cluster: the pod's IP."""
+    kubelet_client_ca_file: str | None = None
+    """The CA that signed kube-apiserver's --kubelet-client-certificate. Set, the kubelet API
+    (`kubectl logs` on spilled pods) is served on --kubelet-port with the --tls-cert-file
+    certificate, to callers presenting a certificate that CA signed and no one else."""
     scheduler_name: str | None = None
     """If set, the webhook sets spec.schedulerName on opted-in pods."""
     peer_timeout: float = 5.0

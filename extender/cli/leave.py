@@ -22,8 +22,10 @@ from extender.peers.model import FINALIZER, PATH, give_up_command
 
 
 def _progress(pc: dict[str, Any]) -> str:
+    """What the detach is waiting for, from the Ready condition. A Ready=True condition was
+    written before the deletion (it says the peer takes pods): not progress, so not shown."""
     for condition in (pc.get("status") or {}).get("conditions") or ():
-        if condition.get("type") == "Ready":
+        if condition.get("type") == "Ready" and condition.get("status") != "True":
             return str(condition.get("message") or "")
     return ""
 

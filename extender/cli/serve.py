@@ -44,6 +44,19 @@ def run(args: argparse.Namespace) -> int:
     if bool(config.tls_cert_file) != bool(config.tls_key_file):
         print("error: --tls-cert-file and --tls-key-file go together", file=sys.stderr)
         return 2
+    if config.kubelet_client_ca_file and not config.tls_cert_file:
+        print(
+            "error: --kubelet-client-ca-file needs --tls-cert-file and --tls-key-file (the kubelet API is HTTPS)",
+            file=sys.stderr,
+        )
+        return 2
+    if config.kubelet_client_ca_file and (config.kubelet_address or config.bind_address) in ("0.0.0.0", "::"):
+        print(
+            "error: --kubelet-address is needed with --bind-address 0.0.0.0: kube-apiserver must be told an address "
+            "it can dial (in a cluster, the pod IP: --kubelet-address=$(POD_IP))",
+            file=sys.stderr,
+        )
+        return 2
     _setup_logging(config.log_level)
     from extender.app import serve_forever
     from extender.kube.client import KubeconfigError
@@ -79,6 +92,21 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--tls-cert-file", dest="tls_cert_file", default=None, help="webhook serving certificate (PEM)")
     p.add_argument("--tls-key-file", dest="tls_key_file", default=None, help="webhook serving key (PEM)")
+    p.add_argument(
+        "--kubelet-client-ca-file",
+        dest="kubelet_client_ca_file",
+        default=None,
+        help="serve the virtual nodes' kubelet API (kubectl logs on spilled pods) to clients whose certificate "
+        "this CA signed: the CA of kube-apiserver's --kubelet-client-certificate",
+    )
+    p.add_argument("--kubelet-port", dest="kubelet_port", type=int, default=None, help="kubelet API HTTPS port (10250)")
+    p.add_argument(
+        "--kubelet-address",
+        dest="kubelet_address",
+        default=None,
+        help="the address kube-apiserver dials for the kubelet API, written on the virtual nodes "
+        "(default: --bind-address; in a cluster, the pod IP)",
+    )
     p.add_argument(
         "--scheduler-name",
         dest="scheduler_name",

@@ -39,6 +39,10 @@ def render(items: list[dict[str, Any]]) -> str:
         spec = item.get("spec") or {}
         cap = (item.get("status") or {}).get("capacity") or {}
         ready, message = _condition(item, "Ready")
+        if ready == "True" and (spec.get("paused") or item["metadata"].get("deletionTimestamp")):
+            # The spec changed and Spillover has not written the status yet: the spec is the truth.
+            why = "being deleted" if item["metadata"].get("deletionTimestamp") else "paused (spec.paused)"
+            ready, message = "False", f"{why}: no new pods go there"
         free = cap.get("free") or {}
         lines.append(
             f"{item['metadata']['name']:12} {ready:6} {spec.get('cost', 1):>6} {spec.get('tier', 0):>4} "

@@ -76,9 +76,19 @@ def ready_condition(peer: PeerState) -> dict[str, str]:
     }
 
 
-def node_status(peer: PeerState) -> dict[str, Any]:
+def node_status(peer: PeerState, kubelet: tuple[str, int] | None = None) -> dict[str, Any]:
+    """``kubelet``: the address and port of Spillover's kubelet API, where kube-apiserver calls
+    for the logs of the node's pods (only an InternalIP: a Hostname address, preferred by default,
+    would have to resolve)."""
     allocatable = quantities(virtual_allocatable(peer)) if peer.healthy else quantities({})
+    endpoint: dict[str, Any] = {}
+    if kubelet is not None:
+        endpoint = {
+            "addresses": [{"type": "InternalIP", "address": kubelet[0]}],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet[1]}},
+        }
     return {
+        **endpoint,
         "capacity": allocatable,
         "allocatable": allocatable,
         "conditions": [ready_condition(peer)],
@@ -97,7 +107,7 @@ def node_status(peer: PeerState) -> dict[str, Any]:
     }
 
 
-def node_body(peer: PeerState) -> dict[str, Any]:
+def node_body(peer: PeerState, kubelet: tuple[str, int] | None = None) -> dict[str, Any]:
     name = virtual_node_name(peer.name)
     return {
         "apiVersion": "v1",
@@ -116,15 +126,17 @@ def node_body(peer: PeerState) -> dict[str, Any]:
             "annotations": {labels.CAPACITY_GENERATION: str(peer.generation)},
         },
         "spec": {"taints": [{"key": labels.VIRTUAL, "value": peer.name, "effect": "NoSchedule"}]},
-        "status": node_status(peer),
+        "status": node_status(peer, kubelet),
     }
 
 
 class VirtualNodes:
     """Writes virtual nodes and their Leases; ``touch`` marks a peer for the next flush."""
 
-    def __init__(self, home: RawClient) -> None:
+    def __init__(self, home: RawClient, kubelet: tuple[str, int] | None = None) -> None:
         self.home = home
+        self.kubelet = kubelet
+        """Address and port of the kubelet API served for the virtual nodes (None: not served)."""
         self.peers: dict[str, PeerState] = {}
         self._dirty: set[str] = set()
         self._written: dict[str, tuple[int, bool]] = {}
@@ -177,7 +189,7 @@ class VirtualNodes:
         first = peer.name not in self._written
         if first:
             try:
-                await self.home.request("POST", "/api/v1/nodes", node_body(peer))
+                await self.home.request("POST", "/api/v1/nodes", node_body(peer, self.kubelet))
                 await self.renew_lease(peer.name)
                 self._written[peer.name] = key
                 log.info("created virtual node %s", name)
@@ -185,7 +197,7 @@ class VirtualNodes:
             except ApiError as exc:
                 if exc.status != 409:
                     raise
-            body = node_body(peer)
+            body = node_body(peer, self.kubelet)
             await self.home.request(
                 "PATCH", path, {"metadata": body["metadata"], "spec": body["spec"]}, content_type=STRATEGIC
             )
@@ -196,7 +208,9 @@ class VirtualNodes:
                 {"metadata": {"annotations": {labels.CAPACITY_GENERATION: str(peer.generation)}}},
                 content_type=MERGE,
             )
-        await self.home.request("PATCH", path + "/status", {"status": node_status(peer)}, content_type=STRATEGIC)
+        await self.home.request(
+            "PATCH", path + "/status", {"status": node_status(peer, self.kubelet)}, content_type=STRATEGIC
+        )
         self._written[peer.name] = key
 
     async def renew_lease(self, peer_name: str) -> None:

@@ -6,6 +6,7 @@ only the fields it needs with msgspec, and writes small JSON bodies it builds it
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -138,6 +139,22 @@ class RawClient:
             async for line in resp.content:
                 if line.strip():
                     yield line
+
+    @contextlib.asynccontextmanager
+    async def open_stream(
+        self, path: str, query: Sequence[tuple[str, str | int]], idle_timeout: float | None = None
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """A streamed GET (a pod's log): the open response, read as it arrives; ApiError on a
+        non-2xx status. ``idle_timeout`` None waits for the next byte for ever (``follow``)."""
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.timeout, sock_read=idle_timeout)
+        headers = await self._headers(None)
+        headers["Accept"] = "*/*"
+        async with self.session().get(
+            self.host + path, params=[(k, str(v)) for k, v in query], headers=headers, timeout=timeout
+        ) as resp:
+            if resp.status >= 300:
+                raise ApiError(resp.status, await resp.read(), "GET", path)
+            yield resp
 
     async def close(self) -> None:
         if self._short is not None:

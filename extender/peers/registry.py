@@ -168,8 +168,17 @@ class PeerRegistry(Handler[PeerCluster]):
                     await self._write_status_for(name, None, str(exc))
                     return
             self.unusable.pop(name, None)
+            before = runtime.state.health_reason()
             self._apply_spec(runtime.state, pc)
             self.virtual_nodes.touch(runtime.state)
+            told = runtime.state.health_reason()
+        if told != before:
+            # Paused, resumed or being deleted: say so now, not at the next periodic write, so
+            # `kubectl get peerclusters` and `spillover status` never show the old word.
+            try:
+                await self._write_status_for(name, runtime, told)
+            except Exception as exc:
+                log.debug("status of PeerCluster %s not written: %s", name, exc)
         await self._ensure_finalizer(pc)
 
     async def _ensure_finalizer(self, pc: PeerCluster) -> None:
@@ -370,7 +379,7 @@ class PeerRegistry(Handler[PeerCluster]):
                         "Ready",
                         state.healthy,
                         "PeerReady" if state.healthy else "Detaching" if state.detaching else "PeerNotReady",
-                        self.detach_progress.get(name) or message or "placing pods here",
+                        ready_message(state, self.detach_progress.get(name, ""), message),
                         now,
                     ),
                     _condition(
@@ -399,6 +408,14 @@ class PeerRegistry(Handler[PeerCluster]):
         await self.home.request(
             "PATCH", f"{PATH}/{name}/status", {"status": status}, content_type="application/merge-patch+json"
         )
+
+
+def ready_message(state: PeerState, progress: str, message: str) -> str:
+    """The Ready condition's message: what is true of the peer now. "placing pods here" only
+    while it is healthy; otherwise the detach's progress, the caller's reason or the peer's own."""
+    if state.healthy:
+        return "placing pods here"
+    return progress or message or state.health_reason() or "not placing pods here"
 
 
 def _condition(kind: str, ok: bool, reason: str, message: str, now: str) -> dict[str, str]:

@@ -15,11 +15,11 @@ from extender.kube.raw import ApiError
 PC = "/apis/spillover.io/v1alpha1/peerclusters/east"
 
 
-def _peercluster(message: str, deleting: bool = True) -> bytes:
+def _peercluster(message: str, deleting: bool = True, ready: str = "False") -> bytes:
     meta: dict[str, Any] = {"name": "east", "finalizers": ["spillover.io/detach"]}
     if deleting:
         meta["deletionTimestamp"] = "2026-11-26T12:00:00Z"
-    status = {"conditions": [{"type": "Ready", "status": "False", "message": message}]}
+    status = {"conditions": [{"type": "Ready", "status": ready, "message": message}]}
     spec = {"kubeconfigSecretRef": {"name": "peer-east-kubeconfig", "namespace": "spillover-system"}}
     return msgspec.json.encode({"metadata": meta, "spec": spec, "status": status})
 
@@ -89,3 +89,39 @@ async def test_leave_that_times_out_says_detaching_goes_on_and_how_to_give_up(
     err = capsys.readouterr().err
     assert "still detaching" in err and "waiting for peer east to be reachable" in err and "finalizers" in err
     assert home.writes == [("DELETE", PC)], "the Secret stays while the PeerCluster does"
+
+
+async def test_leave_never_shows_the_status_written_before_the_deletion_as_progress(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Right after the DELETE, the PeerCluster still carries the Ready=True condition of before
+    ("placing pods here"): leave printed it as the detach's progress."""
+
+    async def no_wait(_: float) -> None:
+        return None
+
+    monkeypatch.setattr("extender.cli.leave.asyncio.sleep", no_wait)
+    stale = _peercluster("placing pods here", ready="True")
+    home = Home([_peercluster("", deleting=False), stale, stale, _peercluster("deleting 2 objects"), None])
+
+    assert await leave(home, "east", timeout=60, keep_secret=True) == 0  # type: ignore[arg-type]
+
+    out = capsys.readouterr().out
+    assert "placing pods here" not in out
+    assert "  deleting 2 objects" in out
+
+
+def test_status_shows_a_pause_before_spillover_has_written_it() -> None:
+    from extender.cli.status import render
+
+    def item(paused: bool, ready: str, message: str) -> dict[str, Any]:
+        return {
+            "metadata": {"name": "east"},
+            "spec": {"cost": 1, "tier": 0, "paused": paused},
+            "status": {"conditions": [{"type": "Ready", "status": ready, "message": message}]},
+        }
+
+    stale = render([item(True, "True", "placing pods here")])
+    assert "placing pods here" not in stale
+    assert "False" in stale and "paused (spec.paused): no new pods go there" in stale
+    assert "placing pods here" in render([item(False, "True", "placing pods here")])

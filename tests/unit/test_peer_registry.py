@@ -97,3 +97,63 @@ async def test_a_deleted_peercluster_is_told_detaching_once() -> None:
     for _ in range(3):  # the MODIFIED events of the detach
         registry.upsert(msgspec.convert({"metadata": meta}, PeerCluster))
     assert told == ["Detaching"]
+
+
+class RecordingHome:
+    """The home apiserver: serves the kubeconfig Secret, records every write."""
+
+    def __init__(self) -> None:
+        self.writes: list[tuple[str, str, Any]] = []
+
+    async def get(self, path: str, query: Any = None) -> bytes:
+        import base64
+
+        import msgspec
+
+        return msgspec.json.encode({"data": {"kubeconfig": base64.b64encode(b"kc").decode()}})
+
+    async def request(self, method: str, path: str, body: Any = None, **_: Any) -> bytes:
+        self.writes.append((method, path, body))
+        return b"{}"
+
+
+async def test_pausing_a_peer_tells_its_peercluster_at_once_and_never_says_placing_pods_here() -> None:
+    """Right after a pause, `kubectl get peerclusters` and `spillover status` said "placing pods
+    here" until the next periodic status write."""
+    import hashlib
+
+    import msgspec
+
+    from extender.peers.model import PeerCluster
+    from extender.peers.registry import ready_message
+
+    home = RecordingHome()
+    virtual_nodes: Any = FakeVirtualNodes()
+    virtual_nodes.touch = lambda state: None
+    registry = PeerRegistry(home=home, virtual_nodes=virtual_nodes, reservations=Reservations())  # type: ignore[arg-type]
+    east = peer("east")
+    assert east.healthy
+    runtime: Any = type("Runtime", (), {"state": east, "kubeconfig_hash": hashlib.sha256(b"kc").hexdigest()})()
+    runtime.last_seen = ""
+    registry.peers["east"] = runtime
+    spec = {"kubeconfigSecretRef": {"name": "peer-east-kubeconfig"}, "paused": True}
+    meta = {"name": "east", "uid": "pc-1", "finalizers": ["spillover.io/detach"]}
+    registry.specs["east"] = msgspec.convert({"metadata": meta, "spec": spec}, PeerCluster)
+
+    await registry._reconcile("east")
+
+    status_writes = [body for method, path, body in home.writes if path.endswith("/east/status")]
+    assert len(status_writes) == 1
+    ready = status_writes[0]["status"]["conditions"][0]
+    assert ready["type"] == "Ready" and ready["status"] == "False"
+    assert ready["message"] == "peer east is paused (PeerCluster spec.paused)"
+
+    await registry._reconcile("east")  # nothing changed: no second write
+    assert len([w for w in home.writes if w[1].endswith("/east/status")]) == 1
+
+    assert ready_message(east, "", "") == "peer east is paused (PeerCluster spec.paused)"
+    east.paused = False
+    assert ready_message(east, "", "") == "placing pods here"
+    east.detaching = "its PeerCluster is being deleted"
+    assert ready_message(east, "deleting 2 objects", "") == "deleting 2 objects"
+    assert "placing pods here" not in ready_message(east, "", "")
