@@ -6,6 +6,7 @@ annotation, the bad value and the accepted forms, instead of silently placing a 
 
 from __future__ import annotations
 
+import difflib
 import enum
 import math
 import re
@@ -24,6 +25,11 @@ FAILOVER = PREFIX + "failover"
 # Written by Spillover, never by users:
 CLUSTER = PREFIX + "cluster"
 REASON = PREFIX + "reason"
+
+HINTS = (POLICY, CLUSTERS, AVOID_CLUSTERS, PREFER, MAX_COST, GANG, GANG_SIZE, FAILOVER)
+WRITTEN_BY_SPILLOVER = (CLUSTER, REASON, PREFIX + "delegate", PREFIX + "copies")
+"""Annotations Spillover itself puts on pods (a copied pod may carry them)."""
+KNOWN = frozenset(HINTS + WRITTEN_BY_SPILLOVER)
 
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 NAME_FORM = "lower-case DNS labels (a-z, 0-9, '-'), at most 63 characters"
@@ -167,3 +173,18 @@ def parse_hints(annotations: Mapping[str, str] | None) -> Hints:
         gang_size=gang_size,
         failover=failover,
     )
+
+
+def unknown_keys(annotations: Mapping[str, str] | None) -> list[str]:
+    """A warning for each spillover.io/ annotation that is no hint: a misspelled key would
+    otherwise be ignored in silence (the pod placed as if it had no hint)."""
+    warnings = []
+    for key in annotations or ():
+        if key.startswith(PREFIX) and key not in KNOWN:
+            close = difflib.get_close_matches(key, HINTS, n=1, cutoff=0.75)
+            guess = f"did you mean {close[0]}? " if close else ""
+            warnings.append(
+                f"annotation {key} is not a Spillover hint and is ignored; {guess}"
+                f"hints are {', '.join(h.removeprefix(PREFIX) for h in HINTS)} (prefix {PREFIX})"
+            )
+    return warnings

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import urllib.error
-import urllib.request
 from typing import Any
+
+from extender.cli.server import ServerError, add_server_flag, read_server
 
 
 def render(data: dict[str, Any]) -> str:
@@ -33,12 +32,10 @@ def render(data: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    url = args.server.rstrip("/") + "/plan.json"
     try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            data = json.load(resp)
-    except (urllib.error.URLError, OSError, json.JSONDecodeError) as exc:
-        print(f"error: cannot read {url}: {exc} (is `spillover serve` running? pass --server)", file=sys.stderr)
+        data = read_server(args.server, "/plan.json")
+    except ServerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     print(render(data))
     return 0
@@ -46,7 +43,5 @@ def run(args: argparse.Namespace) -> int:
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("plan", help="show the last spill plan and scale-up advice of a running server")
-    p.add_argument(
-        "--server", default="http://127.0.0.1:9090", help="the server's metrics address (default %(default)s)"
-    )
+    add_server_flag(p)
     p.set_defaults(func=run)

@@ -894,6 +894,8 @@ class Delegator:
         client = entry.runtime.raw
         virtual_node = entry.runtime.state.virtual_node
         removed = 0
+        orphans = 0  # delegates whose home pod is gone or elsewhere: a missed event, an interrupted bind
+        unused = 0  # copies no delegate uses any more: the normal end of a copy, not an orphan
         too_young = False
         needed: set[tuple[str, str, str]] = set()
         listed = msgspec.json.decode(
@@ -914,12 +916,14 @@ class Delegator:
                     await self._delete_delegate(client, meta.get("namespace", ""), meta.get("name", ""), grace=None)
                 removed += 1
                 continue
-            if proxy is None or bound_elsewhere:
+            terminating = bool(meta.get("deletionTimestamp"))  # its proxy's deletion deleted it: not an orphan
+            if (proxy is None or bound_elsewhere) and not terminating:
                 if _younger_than(meta, ORPHAN_MIN_AGE):
                     too_young = True
                 else:
                     await self._delete_delegate(client, meta.get("namespace", ""), meta.get("name", ""), grace=0)
                     removed += 1
+                    orphans += 1
                     continue
             for kind, name in delegate_spec.copies_of(meta.get("annotations")):
                 needed.add((meta.get("namespace", ""), kind, name))
@@ -939,10 +943,15 @@ class Delegator:
                         "DELETE", f"/api/v1/namespaces/{meta.get('namespace')}/{plural}/{meta.get('name')}"
                     )
                     removed += 1
-        if removed and not everything:
-            log.info("orphan sweep removed %d objects from %s", removed, peer)
+                    unused += 1
+        if orphans and not everything:
+            log.info("orphan sweep removed %d delegates whose home pod is gone from %s", orphans, peer)
             if self.metrics is not None:
-                self.metrics.count_orphans(peer, removed)
+                self.metrics.count_orphans(peer, orphans)
+        if unused and not everything:
+            log.info("removed %d copied ConfigMaps and Secrets no delegate uses any more from %s", unused, peer)
+            if self.metrics is not None:
+                self.metrics.count_unused_copies(peer, unused)
         if too_young:
             self._schedule_sweep(peer, delay=ORPHAN_MIN_AGE)
         return removed

@@ -66,7 +66,14 @@ class Metrics:
         )
         self.orphans_removed = Counter(
             "spillover_orphans_removed",
-            "Delegates and copies the sweep deleted in a peer because their home pod was gone.",
+            "Delegates the sweep deleted in a peer because their home pod was gone or bound elsewhere "
+            "(a missed event or an interrupted bind; normal deletions never count here).",
+            ["peer"],
+            registry=r,
+        )
+        self.copies_removed = Counter(
+            "spillover_copies_removed",
+            "Copied ConfigMaps and Secrets deleted in a peer once no delegate used them (normal cleanup).",
             ["peer"],
             registry=r,
         )
@@ -99,6 +106,9 @@ class Metrics:
 
     def count_orphans(self, peer: str, removed: int) -> None:
         self.orphans_removed.labels(peer).inc(removed)
+
+    def count_unused_copies(self, peer: str, removed: int) -> None:
+        self.copies_removed.labels(peer).inc(removed)
 
     def watch(
         self, peers: Callable[[], Iterable[PeerState]], delegates: Callable[[], Iterable[tuple[str, str]]]

@@ -18,7 +18,7 @@ from typing import Any
 import msgspec
 
 from extender import labels
-from extender.hints import HintError, Policy, parse_hints
+from extender.hints import HintError, Policy, parse_hints, unknown_keys
 from extender.resources import SPILLABLE
 from extender.webhook import responses
 from extender.webhook.patches import Op, add, pointer
@@ -89,4 +89,4 @@ def mutate(request: AdmissionRequest, config: WebhookConfig) -> AdmissionRespons
         ops = pod_patch(pod, config)
     except HintError as exc:
         return responses.denied(request.uid, str(exc), code=400)
-    return responses.patched(request.uid, ops)
+    return responses.patched(request.uid, ops, unknown_keys(pod.metadata.annotations))

@@ -14,9 +14,10 @@ from extender.wire.admission import JSON_PATCH, AdmissionResponse, Status
 _REASONS = {400: "BadRequest", 403: "Forbidden", 422: "Invalid", 500: "InternalError"}
 
 
-def allowed(uid: str, message: str = "") -> AdmissionResponse:
+def allowed(uid: str, message: str = "", warnings: Sequence[str] = ()) -> AdmissionResponse:
+    """``warnings`` are shown to whoever created the object (kubectl prints them as "Warning: ...")."""
     status = Status(code=200, message=message) if message else None
-    return AdmissionResponse(uid=uid, allowed=True, status=status)
+    return AdmissionResponse(uid=uid, allowed=True, status=status, warnings=list(warnings) or None)
 
 
 def denied(uid: str, message: str, code: int = 403) -> AdmissionResponse:
@@ -27,8 +28,10 @@ def denied(uid: str, message: str, code: int = 403) -> AdmissionResponse:
     )
 
 
-def patched(uid: str, ops: Sequence[Op]) -> AdmissionResponse:
+def patched(uid: str, ops: Sequence[Op], warnings: Sequence[str] = ()) -> AdmissionResponse:
     """Allowed with a JSONPatch; with no operations, a plain allow (no empty patch on the wire)."""
     if not ops:
-        return allowed(uid)
-    return AdmissionResponse(uid=uid, allowed=True, patch=encode(ops), patch_type=JSON_PATCH)
+        return allowed(uid, warnings=warnings)
+    return AdmissionResponse(
+        uid=uid, allowed=True, patch=encode(ops), patch_type=JSON_PATCH, warnings=list(warnings) or None
+    )

@@ -169,3 +169,28 @@ def test_patch_is_valid_json_patch_that_the_apiserver_can_apply_to_the_raw_objec
     ops = msgspec.json.decode(response.patch)
     assert all(op["op"] == "add" for op in ops)
     assert jsonpatch.JsonPatch(ops).apply(fixture_pod())
+
+
+def test_a_misspelled_hint_key_is_admitted_with_a_warning_that_names_it_and_the_likely_key() -> None:
+    pod = fixture_pod()
+    pod["metadata"]["annotations"] = {"spillover.io/polciy": "remote-only", "spillover.io/max-cost": "2"}
+    response = mutate(review(pod), WebhookConfig())
+    assert response.allowed and response.patch is not None
+    assert response.warnings is not None and len(response.warnings) == 1
+    warning = response.warnings[0]
+    assert "annotation spillover.io/polciy is not a Spillover hint and is ignored" in warning
+    assert "did you mean spillover.io/policy?" in warning
+    wire = msgspec.json.decode(msgspec.json.encode(response))
+    assert wire["warnings"] == [warning], "the apiserver reads warnings from the response"
+
+
+def test_known_keys_and_other_prefixes_carry_no_warning() -> None:
+    pod = fixture_pod()
+    pod["metadata"]["annotations"] = {
+        "spillover.io/policy": "remote-first",
+        "spillover.io/cluster": "east",  # written by Spillover; a copied pod may carry it
+        "example.com/polciy": "x",
+    }
+    response = mutate(review(pod), WebhookConfig())
+    assert response.allowed and response.warnings is None
+    assert "warnings" not in msgspec.json.decode(msgspec.json.encode(response))

@@ -49,10 +49,21 @@ def main(argv: list[str] | None = None) -> int:
             print(f'export PATH="{state.data["bin_dir"]}:$PATH"')
             for name in state.cluster_names():
                 print(f"export KUBECONFIG_{name.upper()}={state.kubeconfig(name)}")
+            print(env_server(state))
     except (build.BuildError, lab.LabError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0
+
+
+def env_server(state: lab.State) -> str:
+    """`spillover plan` and `spillover explain` read the running server at $SPILLOVER_SERVER: in the
+    lab that is the home cluster's metrics port, picked at random when the lab started."""
+    for name in state.cluster_names():
+        port = state.ports(name).get("metrics")
+        if port:
+            return f"export SPILLOVER_SERVER=http://127.0.0.1:{port}"
+    return "# no cluster of this lab runs Spillover: SPILLOVER_SERVER not set"
 
 
 def _print_usage(state: lab.State) -> None:
