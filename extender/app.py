@@ -15,7 +15,7 @@ import logging
 import os
 import signal
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Any
 
 import msgspec
@@ -36,10 +36,12 @@ from extender.planner.live import LivePlanner
 from extender.runtime import HomeNamespaces, HomeNodes, LiveState, Namespace
 from extender.scheduling.binder import Binder
 from extender.scheduling.filter import SelectorError, selector_matches
+from extender.server.decisions import Decisions
 from extender.server.extender_app import start_extender_server
 from extender.server.http_server import JsonPostServer
 from extender.server.kubelet_api import DelegatorLookup, client_verifying_context, kubelet_endpoint, start_kubelet_api
 from extender.server.metrics import Metrics
+from extender.server.operations import Operations
 from extender.server.webhook_app import make_webhook_app
 from extender.tasks import cancel_and_wait
 from extender.webhook.mutate import WebhookConfig
@@ -116,6 +118,12 @@ class Spillover:
             on_peer_bound=self.planner.bound,
         )
         self.state = LiveState(self.registry, self.home_nodes, self.home_namespaces, binder, planner=self.planner)
+        self.decisions = Decisions()
+        self.operations = Operations(
+            home, self.state, self.registry, self.delegator, self.planner, self.decisions, self.reservations, self.ready
+        )
+        self.metrics.watch_spend(self.operations.spend)
+        self._spawn(self.operations.history.run(), "spilled-history")
         self.home_reflectors: list[Reflector[Any]] = [node_reflector, ns_reflector]
         self._spawn(node_reflector.run(), "home-nodes")
         self._spawn(ns_reflector.run(), "home-namespaces")
@@ -124,7 +132,9 @@ class Spillover:
         self._spawn(self.virtual_nodes.run_flush(), "virtual-nodes")
         self._spawn(self.virtual_nodes.run_leases(), "virtual-node-leases")
         self._spawn(self._expire_reservations(), "reservations")
-        self.servers.append(await start_extender_server(self.state, self.metrics, cfg.bind_address, cfg.extender_port))
+        self.servers.append(
+            await start_extender_server(self.state, self.metrics, cfg.bind_address, cfg.extender_port, self.decisions)
+        )
         if cfg.tls_cert_file and cfg.tls_key_file:
             reloader = CertReloader(cfg.tls_cert_file, cfg.tls_key_file)
             self._spawn(reloader.run(), "cert-reloader")
@@ -250,11 +260,7 @@ class Spillover:
         app.router.add_get("/readyz", readyz)
         app.router.add_get("/metrics", self.metrics.handler)
         app.router.add_get("/plan.json", self._plan_json)
-        status_page = _status_page(self)
-        if status_page is not None:
-            app.router.add_get("/", status_page)
-            app.router.add_get("/status", status_page)
-            app.router.add_get("/status.json", status_page)
+        self.operations.add_routes(app)
         return app
 
     async def _plan_json(self, _: web.Request) -> web.Response:
@@ -276,15 +282,6 @@ class Spillover:
         await self.registry.close()
         await self.home.close()
         await self.home_api.close()
-
-
-def _status_page(app: Spillover) -> Callable[[web.Request], Awaitable[web.Response]] | None:
-    try:
-        from extender.server.status_page import make_status_handler
-    except ImportError:
-        return None
-    handler: Callable[[web.Request], Awaitable[web.Response]] = make_status_handler(app)
-    return handler
 
 
 def _tune_gc() -> None:

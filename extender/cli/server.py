@@ -48,5 +48,5 @@ def read_server(flag: str | None, path: str) -> Any:
     except (urllib.error.URLError, OSError, json.JSONDecodeError) as exc:
         raise ServerError(
             f"cannot read {url} ({source}): {exc}; is `spillover serve` running there? "
-            f"Pass --server URL or set ${ENV} (in the lab: eval \"$(hack/lab/env)\")"
+            f'Pass --server URL or set ${ENV} (in the lab: eval "$(hack/lab/env)")'
         ) from exc

@@ -30,6 +30,7 @@ from extender.kube.raw import ApiError, RawClient
 from extender.kube.reflector import Handler, Reflector
 from extender.peers.model import give_up_command
 from extender.peers.registry import PeerRegistry, PeerRuntime
+from extender.resources import QuantityError, Resources, pod_requests
 from extender.scheduling.state import BindError
 from extender.wire.core import ObjectMeta, Pod
 
@@ -85,6 +86,8 @@ class Proxy:
     deleting_since: float | None = None
     missing_since: float | None = None
     """When it was first seen bound with no delegate in its peer (None: it has one)."""
+    requests: Resources = field(default_factory=dict)
+    """What the pod asks for (its price on the peer: extender.spend)."""
 
     def ref(self) -> dict[str, str]:
         return {"namespace": self.namespace, "name": self.name, "uid": self.uid}
@@ -124,7 +127,15 @@ def _proxy_from(pod: Pod, peer: str) -> Proxy:
         controlled=any(ref.controller for ref in meta.owner_references or ()),
         failover_never=annotations.get(hints.FAILOVER) == hints.Failover.NEVER.value,
         phase=pod.status.phase if pod.status else "",
+        requests=_requests(pod),
     )
+
+
+def _requests(pod: Pod) -> Resources:
+    try:
+        return pod_requests(pod)
+    except QuantityError:  # the apiserver validated them; an unparsable one costs nothing here
+        return {}
 
 
 class _ProxyHandler(Handler[Pod]):

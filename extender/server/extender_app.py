@@ -19,6 +19,7 @@ from extender.scheduling.filter import Outcome, filter_nodes
 from extender.scheduling.preempt import UnknownNode, preempt
 from extender.scheduling.prioritize import prioritize
 from extender.scheduling.state import BindError, SchedulingState
+from extender.server.decisions import Decisions
 from extender.server.http_server import Answer, Handler, JsonPostServer, error_body
 from extender.server.logs import log_request
 from extender.server.metrics import Metrics
@@ -48,9 +49,10 @@ def _problem(what: str, exc: msgspec.MsgspecError) -> str:
 class ExtenderVerbs:
     """filter, prioritize and preempt answer from caches at once; bind awaits its API writes."""
 
-    def __init__(self, state: SchedulingState, metrics: Metrics) -> None:
+    def __init__(self, state: SchedulingState, metrics: Metrics, decisions: Decisions | None = None) -> None:
         self.state = state
         self.metrics = metrics
+        self.decisions = decisions
 
     def _answer(
         self, verb: str, started: float, body: bytes, pod: Pod | None, decision: str, level: int = logging.INFO
@@ -96,6 +98,11 @@ class ExtenderVerbs:
             self.state.remember_pod(pod, bytes(args.Pod))
         self.metrics.count_filter_decision(filtered.outcome.value)
         result = filtered.result
+        if self.decisions is not None:
+            meta = pod.metadata
+            self.decisions.record(
+                meta.namespace, meta.name, meta.uid, filtered.outcome.value, len(args.NodeNames), result
+            )
         decision = (
             f"{filtered.outcome.value}: {len(result.NodeNames)} passed, {len(result.FailedNodes)} failed, "
             f"{len(result.FailedAndUnresolvableNodes)} unresolvable"
@@ -156,13 +163,17 @@ class ExtenderVerbs:
         return 200, encoder.encode(ExtenderBindingResult(Error=error))
 
 
-def extender_routes(state: SchedulingState, metrics: Metrics) -> Mapping[str, Handler]:
-    verbs = ExtenderVerbs(state, metrics)
+def extender_routes(
+    state: SchedulingState, metrics: Metrics, decisions: Decisions | None = None
+) -> Mapping[str, Handler]:
+    verbs = ExtenderVerbs(state, metrics, decisions)
     return {"/filter": verbs.filter, "/prioritize": verbs.prioritize, "/preempt": verbs.preempt, "/bind": verbs.bind}
 
 
-async def start_extender_server(state: SchedulingState, metrics: Metrics, host: str, port: int) -> JsonPostServer:
+async def start_extender_server(
+    state: SchedulingState, metrics: Metrics, host: str, port: int, decisions: Decisions | None = None
+) -> JsonPostServer:
     """POST /filter, /prioritize, /preempt, /bind on ``host:port`` (port 0 picks a free one)."""
-    server = JsonPostServer(extender_routes(state, metrics), max_body=MAX_BODY)
+    server = JsonPostServer(extender_routes(state, metrics, decisions), max_body=MAX_BODY)
     await server.start(host, port)
     return server

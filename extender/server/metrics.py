@@ -15,6 +15,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from extender.capacity.model import PeerState
+from extender.spend import Spend
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -116,6 +117,10 @@ class Metrics:
         """Gauges of peer health, free capacity and delegates, read from the caches at scrape time."""
         self.registry.register(_StateCollector(peers, delegates))
 
+    def watch_spend(self, spend: Callable[[], Spend]) -> None:
+        """``spillover_spend_per_hour{namespace,peer}``, computed at scrape time."""
+        self.registry.register(_SpendCollector(spend))
+
     def observe_webhook(self, result: str, seconds: float) -> None:
         self.webhook_requests.labels(result).inc()
         self.webhook_latency.observe(seconds)
@@ -163,3 +168,27 @@ class _StateCollector(Collector):
         yield ready
         yield free
         yield delegates
+
+
+class _SpendCollector(Collector):
+    def __init__(self, spend: Callable[[], Spend]) -> None:
+        self.spend = spend
+
+    def collect(self) -> Iterator[Metric]:
+        gauge = GaugeMetricFamily(
+            "spillover_spend_per_hour",
+            "Price per hour of the pods spilled to each peer now, by namespace, at the PeerCluster's prices "
+            "(cores x cost + GiB x costPerGiB + GPUs x costPerGPU).",
+            labels=["namespace", "peer"],
+        )
+        pods = GaugeMetricFamily(
+            "spillover_spilled_pods",
+            "Pods of each namespace running (or to run) in each peer.",
+            labels=["namespace", "peer"],
+        )
+        spend = self.spend()
+        for (namespace, peer), amount in sorted(spend.by_namespace_peer.items()):
+            gauge.add_metric([namespace, peer], amount)
+            pods.add_metric([namespace, peer], float(spend.pods.get((namespace, peer), 0)))
+        yield gauge
+        yield pods

@@ -1,0 +1,119 @@
+"""The operator's view of the running server: explain, the status page and spend, in one place.
+
+Reads the live objects the composition root built (peer registry, delegator, planner, decisions,
+history); never on the scheduling path. Routes on the metrics port:
+``/explain/{namespace}/{name}`` (JSON), ``/`` and ``/status`` (HTML), ``/status.json``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from extender.capacity.model import PeerState
+from extender.delegation.delegator import Delegator
+from extender.kube.raw import ApiError, RawClient
+from extender.peers.registry import PeerRegistry
+from extender.planner.live import LivePlanner
+from extender.scheduling.state import SchedulingState
+from extender.server import status_page
+from extender.server.decisions import Decisions
+from extender.server.explain import NotFound, add_delegate, explain, read_pod
+from extender.server.history import SpilledHistory
+from extender.server.kubelet_api import Delegated, DelegatorLookup
+from extender.spend import Spend, SpilledPod, spend_per_hour
+
+_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
+
+
+class Operations:
+    def __init__(
+        self,
+        home: RawClient,
+        state: SchedulingState,
+        registry: PeerRegistry,
+        delegator: Delegator,
+        planner: LivePlanner,
+        decisions: Decisions,
+        reservations: Any,
+        ready: Any,
+    ) -> None:
+        self.home = home
+        self.state = state
+        self.registry = registry
+        self.delegator = delegator
+        self.planner = planner
+        self.decisions = decisions
+        self.reservations = reservations
+        self.ready = ready
+        """() -> (ready, why): the server's readiness, shown on the page."""
+        self.history = SpilledHistory(self.spilled_count)
+        self._lookup = DelegatorLookup(delegator)
+
+    def peers(self) -> list[PeerState]:
+        return [runtime.state for runtime in self.registry.peers.values()]
+
+    def spilled_pods(self) -> list[SpilledPod]:
+        return [
+            SpilledPod(p.namespace, p.peer, p.requests, p.phase, p.deleting) for p in self.delegator.proxies.values()
+        ]
+
+    def spilled_count(self) -> int:
+        return sum(
+            1 for p in self.delegator.proxies.values() if not p.deleting and p.phase not in ("Succeeded", "Failed")
+        )
+
+    def spend(self) -> Spend:
+        return spend_per_hour(self.spilled_pods(), {peer.name: peer for peer in self.peers()})
+
+    def gang(self, namespace: str, gang: str) -> dict[str, Any]:
+        planner = self.planner
+        key = (namespace, gang)
+        held = planner.current.gang_peer(namespace, gang) if planner.current is not None else None
+        return {
+            "name": gang,
+            "membersWaiting": len(planner._gang_waiting.get(key, ())),
+            "peerHoldingRoom": held,
+            "boundTo": planner.committed_gangs.get(key),
+        }
+
+    def spilled(self, namespace: str, name: str) -> tuple[str, str, str, RawClient] | None:
+        found = self._lookup.delegated(namespace, name)
+        if not isinstance(found, Delegated):
+            return None
+        return found.peer, found.namespace, found.name, found.client
+
+    # ---- HTTP ---------------------------------------------------------------------------------
+    async def explain_handler(self, request: web.Request) -> web.Response:
+        namespace, name = request.match_info["namespace"], request.match_info["name"]
+        for what, value in (("namespace", namespace), ("name", name)):
+            if len(value) > 253 or not _NAME.fullmatch(value):
+                return _error(400, f"{what} {value!r} is not a Kubernetes object name")
+        try:
+            raw, pod = await read_pod(self.home, namespace, name)
+        except NotFound as exc:
+            return _error(404, f"{exc} (check the namespace: -n NAMESPACE)")
+        except (ApiError, OSError, TimeoutError) as exc:
+            return _error(503, f"cannot read pod {namespace}/{name} from the home apiserver: {exc}; try again")
+        out = explain(self, raw, pod)
+        await add_delegate(self, out, namespace, name)
+        return web.Response(body=msgspec.json.encode(out), content_type="application/json")
+
+    async def status_handler(self, request: web.Request) -> web.Response:
+        data = status_page.snapshot(self)
+        if request.path.endswith(".json"):
+            return web.Response(body=msgspec.json.encode(data), content_type="application/json")
+        return web.Response(text=status_page.render(data), content_type="text/html")
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/explain/{namespace}/{name}", self.explain_handler)
+        app.router.add_get("/", self.status_handler)
+        app.router.add_get("/status", self.status_handler)
+        app.router.add_get("/status.json", self.status_handler)
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
