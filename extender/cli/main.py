@@ -11,7 +11,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-SUBCOMMANDS = ("version", "serve", "simulate", "plan", "join", "leave", "status")
+SUBCOMMANDS = ("version", "serve", "simulate", "plan", "explain", "join", "leave", "status")
 """Modules under extender.cli; a missing one is skipped so the CLI grows with the package."""
 
 

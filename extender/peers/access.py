@@ -22,10 +22,11 @@ NEEDED: tuple[tuple[str, str], ...] = (
     ("pods", "create"),
     ("pods", "patch"),
     ("pods", "delete"),
+    ("pods/log", "get"),  # `kubectl logs` on a spilled pod reads its delegate's log
     ("namespaces", "create"),
     *((kind, verb) for kind in ("configmaps", "secrets") for verb in ("get", "list", "create", "patch", "delete")),
 )
-"""(resource, verb) in the core API group, cluster-wide."""
+"""(resource[/subresource], verb) in the core API group, cluster-wide."""
 
 
 async def missing(peer: RawClient) -> list[str]:
@@ -33,10 +34,14 @@ async def missing(peer: RawClient) -> list[str]:
     which every authenticated identity may create)."""
 
     async def allowed(resource: str, verb: str) -> bool:
+        name, _, subresource = resource.partition("/")
+        attributes = {"group": "", "resource": name, "verb": verb}
+        if subresource:
+            attributes["subresource"] = subresource
         body = {
             "apiVersion": "authorization.k8s.io/v1",
             "kind": "SelfSubjectAccessReview",
-            "spec": {"resourceAttributes": {"group": "", "resource": resource, "verb": verb}},
+            "spec": {"resourceAttributes": attributes},
         }
         answer = msgspec.json.decode(await peer.request("POST", REVIEWS, body))
         return bool((answer.get("status") or {}).get("allowed"))

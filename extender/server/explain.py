@@ -21,7 +21,7 @@ from extender.capacity.model import PeerState
 from extender.hints import HintError, Hints, parse_hints, unknown_keys
 from extender.kube.raw import ApiError, RawClient
 from extender.planner.pricing import cost_per_hour, prefer_factor
-from extender.resources import QuantityError, format_resources, pod_requests
+from extender.resources import SPILLABLE, QuantityError, format_resources, pod_requests
 from extender.scheduling.filter import filter_nodes
 from extender.scheduling.state import SchedulingState
 from extender.server.decisions import Decision, Decisions
@@ -160,7 +160,7 @@ def explain(source: ExplainSource, raw_pod: dict[str, Any], pod: Pod) -> dict[st
         out["hintError"] = str(exc)
     try:
         requests = pod_requests(pod)
-        out["requests"] = format_resources({k: v for k, v in requests.items() if k != "pods"})
+        out["requests"] = format_resources({k: v for k, v in requests.items() if k not in ("pods", SPILLABLE)})
     except QuantityError as exc:
         requests = {}
         out["requests"] = f"does not parse: {exc}"

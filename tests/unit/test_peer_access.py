@@ -19,7 +19,8 @@ class Peer:
     async def request(self, method: str, path: str, body: Any = None, **_: Any) -> bytes:
         self.asked += 1
         attributes = body["spec"]["resourceAttributes"]
-        ok = (attributes["resource"], attributes["verb"]) in self.allowed
+        resource = attributes["resource"] + (f"/{attributes['subresource']}" if "subresource" in attributes else "")
+        ok = (resource, attributes["verb"]) in self.allowed
         return msgspec.json.encode({"status": {"allowed": ok}})
 
 

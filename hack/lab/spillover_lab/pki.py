@@ -145,6 +145,9 @@ def make_cluster_pki(directory: Path) -> None:
     make_leaf(directory, "serving", ca, "spillover-lab-serving", server=True, sans=SERVER_SANS)
     for stem, (cn, org) in CLIENTS.items():
         make_leaf(directory, stem, ca, cn, org)
+    # kube-apiserver's client certificate for kubelets (kubeadm's apiserver-kubelet-client): it
+    # reads pod logs from kwok's nodes and from Spillover's virtual nodes with it.
+    make_leaf(directory, "apiserver-kubelet-client", ca, "kube-apiserver-kubelet-client", "system:masters")
     front = make_ca(directory, "front-proxy-ca", "front-proxy-ca")
     make_leaf(directory, "front-proxy-client", front, "front-proxy-client")
     sa = _key()

@@ -137,6 +137,11 @@ def serve_argv(state: State) -> list[str]:
         f"--tls-cert-file={pki / 'serving.crt'}",
         f"--tls-key-file={pki / 'serving.key'}",
         "--remote-pending-timeout=20",
+        *(
+            [f"--kubelet-port={ports['kubelet']}", f"--kubelet-client-ca-file={pki / 'ca.crt'}"]
+            if ports.get("kubelet")
+            else []
+        ),
     ]
 
 
