@@ -23,10 +23,12 @@ unit: install
 	$(PYTHON) -m pytest tests/unit -q
 
 e2e: install
+	hack/ci/install-browser
 	$(PYTHON) -m pytest tests/e2e -q
 
 test: install
 	hack/lab/build
+	hack/ci/install-browser
 	$(PYTHON) -m ruff check extender tests hack
 	$(PYTHON) -m mypy
 	$(PYTHON) -m pytest -q -ra

@@ -4,7 +4,7 @@ What a person wants at a glance: is Spillover ready; per peer, how full it is (a
 used, held for pods being placed, free), its health, price, tier and spilled pods; how many pods
 were spilled over the last hour; what the spilled pods cost per hour per namespace; the last
 decisions with their reasons; and which nodes to add where. The page fits a laptop screen
-(tests/browser/test_status_page.py renders it in headless Chromium and checks that).
+(tests/e2e/test_operations.py renders it in headless Chromium and checks that).
 """
 
 from __future__ import annotations
@@ -102,7 +102,9 @@ def snapshot(source: StatusSource) -> dict[str, Any]:
         "generatedAt": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "reservations": len(source.reservations),
         "peers": peers,
-        "history": [[round(at), count] for at, count in source.history.points],
+        # The samples, then the count as of now (so the line always reaches "now").
+        "history": [[round(at), count] for at, count in source.history.points]
+        + [[round(time.time()), sum(spilled.values())]],
         "spend": [
             {"namespace": ns, "peer": peer, "pods": spend.pods.get((ns, peer), 0), "perHour": round(amount, 4)}
             for (ns, peer), amount in sorted(spend.by_namespace_peer.items())
@@ -130,13 +132,14 @@ body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0
 main{max-width:1200px;margin:0 auto;padding:16px 20px}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:16px;margin:22px 0 8px}
 .muted{color:#5b6576}.ok{color:#137333}.bad{color:#b3261e}
-.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(340px,1fr));gap:12px}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(460px,1fr));gap:12px}
 .card{background:#fff;border:1px solid #dde2ea;border-radius:8px;padding:12px 14px}
 .card h3{margin:0;font-size:15px;display:flex;justify-content:space-between;gap:8px}
 .badge{font-size:12px;font-weight:600;padding:1px 8px;border-radius:10px}
 .badge.ok{background:#e6f4ea}.badge.bad{background:#fce8e6}
 .facts{font-size:12.5px;margin:4px 0 8px}
-.res{display:grid;grid-template-columns:56px 1fr 150px;gap:6px;align-items:center;margin:5px 0;font-size:12.5px}
+.res{display:grid;grid-template-columns:60px minmax(0,1fr) 250px;gap:8px;align-items:center;margin:5px 0;
+font-size:12.5px}
 .bar{display:flex;height:14px;border-radius:3px;overflow:hidden;background:#eef1f5;border:1px solid #d5dbe4}
 .bar span{display:block;height:100%}
 .used{background:#3b6fd8}.reserved{background:#f0a020}.free{background:#cfe8d4}
@@ -144,7 +147,7 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:16px;margin:22px 0 8px}
 table{border-collapse:collapse;width:100%;background:#fff;border:1px solid #dde2ea;font-size:13px}
 th,td{text-align:left;padding:5px 8px;border-bottom:1px solid #edf0f4;vertical-align:top}
 th{background:#f7f8fa;font-weight:600}td.num,th.num{text-align:right;white-space:nowrap}
-td.reason{overflow-wrap:anywhere}
+td.reason{overflow-wrap:anywhere}td:not(.reason){white-space:nowrap}
 .two{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1fr);gap:16px}
 @media (max-width:900px){.two{grid-template-columns:minmax(0,1fr)}}
 svg{display:block;width:100%;height:auto;background:#fff;border:1px solid #dde2ea;border-radius:8px}
@@ -169,7 +172,7 @@ def _bar(row: dict[str, Any]) -> str:
             f'<span class="{part}" data-part="{part}" data-value="{row[part]}" '
             f'style="width:{share:.3f}%" title="{part}: {_num(row[part])} {row["unit"]}"></span>'
         )
-    label = f"{_num(row['used'])} used · {_num(row['reserved'])} held · {_num(row['free'])} free"
+    label = f"{_num(row['used'])} used, {_num(row['reserved'])} held, {_num(row['free'])} free"
     return (
         f'<div class="res" data-resource="{row["resource"]}" data-allocatable="{row["allocatable"]}">'
         f'<span>{_e(row["resource"])}</span><div class="bar">{"".join(parts)}</div>'
@@ -216,12 +219,15 @@ def _chart(points: list[list[int]], width: int = 560, height: int = 140) -> str:
         for v in sorted({0, peak // 2, peak})
     )
     ticks = "".join(
-        f'<text x="{x(start + 600 * i):.1f}" y="{height - 5}" text-anchor="middle" font-size="11" fill="#5b6576">'
-        f"{'now' if i == 6 else f'-{60 - 10 * i}m'}</text>"
+        f'<text x="{x(start + 600 * i):.1f}" y="{height - 5}" text-anchor="{"end" if i == 6 else "middle"}" '
+        f'font-size="11" fill="#5b6576">{"now" if i == 6 else f"-{60 - 10 * i}m"}</text>'
         for i in range(7)
     )
+    dots = "".join(
+        f'<circle cx="{x(at):.1f}" cy="{y(count):.1f}" r="2.5" fill="#3b6fd8"/>' for at, count in points if at >= start
+    )
     body = (
-        f'<polyline fill="none" stroke="#3b6fd8" stroke-width="2" points="{line}"/>'
+        f'<polyline fill="none" stroke="#3b6fd8" stroke-width="2" points="{line}"/>{dots}'
         if line
         else f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" fill="#5b6576">no samples yet</text>'
     )
