@@ -160,9 +160,9 @@ class Spillover:
         context = client_verifying_context(
             CertReloader(cfg.tls_cert_file, cfg.tls_key_file).context, cfg.kubelet_client_ca_file
         )
-        runner, _ = await start_kubelet_api(
-            DelegatorLookup(self.delegator), cfg.bind_address, cfg.kubelet_port, context
-        )
+        names = frozenset(n.strip() for n in cfg.kubelet_client_allowed_names.split(",") if n.strip())
+        lookup = DelegatorLookup(self.delegator)
+        runner, _ = await start_kubelet_api(lookup, cfg.bind_address, cfg.kubelet_port, context, names)
         self.runners.append(runner)
 
     def _delegator(self, home: RawClient) -> Delegator:

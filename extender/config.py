@@ -29,6 +29,10 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, rename="k
     """The CA that signed kube-apiserver's --kubelet-client-certificate. Set, the kubelet API
     (`kubectl logs` on spilled pods) is served on --kubelet-port with the --tls-cert-file
     certificate, to callers presenting a certificate that CA signed and no one else."""
+    kubelet_client_allowed_names: str = ""
+    """Comma-separated common names accepted on the kubelet API's client certificates (""
+    accepts any the CA signed); like kube-apiserver's --requestheader-allowed-names. Set it when
+    that CA signs other clients too (kubeadm: kube-apiserver-kubelet-client)."""
     scheduler_name: str | None = None
     """If set, the webhook sets spec.schedulerName on opted-in pods."""
     peer_timeout: float = 5.0

@@ -99,6 +99,13 @@ def register(subparsers: Any) -> None:
         help="serve the virtual nodes' kubelet API (kubectl logs on spilled pods) to clients whose certificate "
         "this CA signed: the CA of kube-apiserver's --kubelet-client-certificate",
     )
+    p.add_argument(
+        "--kubelet-client-allowed-names",
+        dest="kubelet_client_allowed_names",
+        default=None,
+        help="comma-separated common names the kubelet API accepts on client certificates (default: any the "
+        "CA signed; kubeadm's apiserver uses kube-apiserver-kubelet-client)",
+    )
     p.add_argument("--kubelet-port", dest="kubelet_port", type=int, default=None, help="kubelet API HTTPS port (10250)")
     p.add_argument(
         "--kubelet-address",

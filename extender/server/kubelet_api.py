@@ -19,7 +19,7 @@ import logging
 import ssl
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiohttp
 from aiohttp import web
@@ -130,11 +130,31 @@ class DelegatorLookup:
         return Delegated(proxy.peer, delegate.namespace, delegate.name, entry.runtime.raw)
 
 
+def _common_name(request: web.Request) -> str:
+    cert = request.transport.get_extra_info("peercert") if request.transport is not None else None
+    for rdn in (cert or {}).get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                return str(value)
+    return ""
+
+
 class KubeletApi:
     """GET /containerLogs/{namespace}/{pod}/{container}, streamed from the delegate's log."""
 
-    def __init__(self, delegates: Delegates) -> None:
+    def __init__(self, delegates: Delegates, allowed_names: frozenset[str] = frozenset()) -> None:
         self.delegates = delegates
+        self.allowed_names = allowed_names
+
+    @web.middleware
+    async def only_allowed_names(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """The TLS handshake already proved the CA signed the caller's certificate; when that CA
+        signs other clients too, only the names given are let in."""
+        if self.allowed_names and (name := _common_name(request)) not in self.allowed_names:
+            log.warning("kubelet API call refused: client certificate for %r is not an allowed name", name)
+            return _text(403, f"client certificate for {name!r} is not allowed here")
+        response: web.StreamResponse = await handler(request)
+        return response
 
     async def container_logs(self, request: web.Request) -> web.StreamResponse:
         namespace = request.match_info["namespace"]
@@ -176,9 +196,9 @@ def _text(status: int, message: str) -> web.Response:
     return web.Response(status=status, text=message + "\n")
 
 
-def make_kubelet_app(delegates: Delegates) -> web.Application:
-    api = KubeletApi(delegates)
-    app = web.Application()
+def make_kubelet_app(delegates: Delegates, allowed_names: frozenset[str] = frozenset()) -> web.Application:
+    api = KubeletApi(delegates, allowed_names)
+    app = web.Application(middlewares=[api.only_allowed_names])
     app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", api.container_logs)
     return app
 
@@ -192,14 +212,14 @@ def client_verifying_context(context: ssl.SSLContext, client_ca_file: str) -> ss
 
 
 async def start_kubelet_api(
-    delegates: Delegates, host: str, port: int, context: ssl.SSLContext
+    delegates: Delegates, host: str, port: int, context: ssl.SSLContext, allowed_names: frozenset[str] = frozenset()
 ) -> tuple[web.AppRunner, int]:
     """Serve the kubelet API on ``host:port`` (0: a free port); returns the runner and the port.
 
     Handlers are cancelled when their caller goes: a ``kubectl logs -f`` that is stopped must
     not keep a stream open to the peer until the delegate's next log line."""
     runner = web.AppRunner(
-        make_kubelet_app(delegates), access_log=None, handle_signals=False, handler_cancellation=True
+        make_kubelet_app(delegates, allowed_names), access_log=None, handle_signals=False, handler_cancellation=True
     )
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=context)

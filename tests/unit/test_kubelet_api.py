@@ -157,8 +157,10 @@ async def served(tmp_path: Path) -> AsyncIterator[_Fixture]:
 
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(str(tmp_path / "serving.crt"), str(tmp_path / "serving.key"))
+    pki.make_leaf(tmp_path, "admin", ca, "kubernetes-admin", "system:masters")  # same CA, not the apiserver
+    names = frozenset({"kube-apiserver-kubelet-client"})
     runner, port = await start_kubelet_api(
-        _Lookup(raw), "127.0.0.1", 0, client_verifying_context(context, str(tmp_path / "ca.crt"))
+        _Lookup(raw), "127.0.0.1", 0, client_verifying_context(context, str(tmp_path / "ca.crt")), names
     )
     try:
         yield _Fixture(f"https://127.0.0.1:{port}", tmp_path, peer)
@@ -211,4 +213,10 @@ async def test_errors_are_plain_text_that_say_what_is_wrong(served: _Fixture) ->
 async def test_no_one_but_the_apiserver_gets_in(served: _Fixture, stem: str | None) -> None:
     with pytest.raises((aiohttp.ClientError, ssl.SSLError, ConnectionError)):
         await _get(served, stem, "/containerLogs/shop/web-1/app")
+    assert served.peer.queries == []
+
+
+async def test_a_certificate_of_the_same_ca_but_another_name_is_refused_when_names_are_set(served: _Fixture) -> None:
+    status, body = await _get(served, "admin", "/containerLogs/shop/web-1/app")
+    assert status == 403 and "client certificate for 'kubernetes-admin' is not allowed here" in body
     assert served.peer.queries == []

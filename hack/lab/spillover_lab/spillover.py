@@ -138,7 +138,12 @@ def serve_argv(state: State) -> list[str]:
         f"--tls-key-file={pki / 'serving.key'}",
         "--remote-pending-timeout=20",
         *(
-            [f"--kubelet-port={ports['kubelet']}", f"--kubelet-client-ca-file={pki / 'ca.crt'}"]
+            [
+                f"--kubelet-port={ports['kubelet']}",
+                f"--kubelet-client-ca-file={pki / 'ca.crt'}",
+                # the lab's one CA signs every client: only the apiserver's kubelet client gets in
+                "--kubelet-client-allowed-names=kube-apiserver-kubelet-client",
+            ]
             if ports.get("kubelet")
             else []
         ),
