@@ -9,6 +9,7 @@ Reasons are turned into text only when someone looks.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import deque
 from collections.abc import Iterator, Mapping
@@ -88,9 +89,9 @@ class Decisions:
 
 
 def _trimmed(result: ExtenderFilterResult) -> ExtenderFilterResult:
-    names = list(result.FailedAndUnresolvableNodes.items())
-    virtual = [item for item in names if item[0].startswith("spillover-")]
-    kept = dict((virtual + [item for item in names if not item[0].startswith("spillover-")])[:MAX_NAMES])
+    """The first MAX_NAMES unresolvable nodes: filter adds the peers' virtual nodes before the
+    home nodes it excludes wholesale (remote-first/only), so the peers' verdicts are kept."""
+    kept = dict(itertools.islice(result.FailedAndUnresolvableNodes.items(), MAX_NAMES))
     return ExtenderFilterResult(
         NodeNames=result.NodeNames, FailedNodes=result.FailedNodes, FailedAndUnresolvableNodes=kept
     )

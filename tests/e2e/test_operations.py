@@ -110,7 +110,7 @@ async def test_kubectl_logs_follows_a_spilled_pods_log_from_its_peer(spilled: Sp
 async def test_kubectl_logs_names_a_container_the_pod_lacks(spilled: Spilled) -> None:
     pod = next(iter(spilled.pods))
     code, _, err = await _run(spilled.kubectl("-n", SHOP, "logs", pod, "-c", "nope"))
-    assert code != 0 and 'container nope is not valid for pod' in err, err
+    assert code != 0 and "container nope is not valid for pod" in err, err
 
 
 async def test_explain_tells_where_a_spilled_pod_runs_and_why(spilled: Spilled) -> None:

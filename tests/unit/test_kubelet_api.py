@@ -34,9 +34,7 @@ from tests.unit.fakes import spilled_proxy
 
 
 def test_log_options_pass_through_as_the_kubelet_reads_them() -> None:
-    query = log_query(
-        {"follow": "true", "tailLines": "5", "timestamps": "1", "previous": "false", "limitBytes": "100"}
-    )
+    query = log_query({"follow": "true", "tailLines": "5", "timestamps": "1", "previous": "false", "limitBytes": "100"})
     assert query == [("follow", "true"), ("timestamps", "true"), ("tailLines", "5"), ("limitBytes", "100")]
     assert log_query({"sinceSeconds": "30"}) == [("sinceSeconds", "30")]
     assert log_query({"tail": "all", "tailLines": "3"}) == []
