@@ -65,6 +65,9 @@ class _WithoutSideEffects:
     def gang_peer(self, pod: Pod, gang: str) -> str | None:
         return self.state.gang_peer(pod, gang)
 
+    def gang_reason(self, pod: Pod, gang: str) -> str | None:
+        return self.state.gang_reason(pod, gang)
+
     def plan_score(self, pod: Pod, peer: PeerState) -> int | None:
         return self.state.plan_score(pod, peer)
 
