@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import ipaddress
 import logging
 import os
 import signal
@@ -33,9 +34,9 @@ from extender.kube.reflector import Reflector
 from extender.labels import HOME_CLUSTER
 from extender.peers.registry import PeerRegistry
 from extender.planner.live import LivePlanner
-from extender.runtime import HomeNamespaces, HomeNodes, LiveState, Namespace
+from extender.runtime import HomeNamespaces, HomeNodes, HomeView, LiveState, Namespace
 from extender.scheduling.binder import Binder
-from extender.scheduling.filter import SelectorError, selector_matches
+from extender.scheduling.filter import namespace_refusal
 from extender.server.decisions import Decisions
 from extender.server.extender_app import start_extender_server
 from extender.server.http_server import JsonPostServer
@@ -85,6 +86,18 @@ class CertReloader:
                 log.warning("webhook certificate not reloaded (keeping the old one): %s", exc)
 
 
+def scheduler_only(cfg: Config) -> bool:
+    """Whether only the scheduler can call the extender: served on loopback (Spillover as a sidecar
+    of its own kube-scheduler, or the lab). Only then may bind use the pods filter was sent."""
+    host = cfg.bind_address.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class Spillover:
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -114,8 +127,10 @@ class Spillover:
             home,
             self.registry.by_virtual_node,
             self.reservations,
+            HomeView(self.home_nodes, self.home_namespaces),
             delegation=self.delegator,
             on_peer_bound=self.planner.bound,
+            trust_filtered=scheduler_only(cfg),
         )
         self.state = LiveState(self.registry, self.home_nodes, self.home_namespaces, binder, planner=self.planner)
         self.decisions = Decisions()
@@ -182,13 +197,9 @@ class Spillover:
         namespaces = self.home_namespaces
 
         def veto(pod: Pod, peer: PeerState) -> str | None:
-            labels = namespaces.labels.get(pod.metadata.namespace, {})
-            try:
-                if not selector_matches(peer.allowed_namespaces, labels):
-                    return f"peer {peer.name} does not allow namespace {pod.metadata.namespace}"
-            except SelectorError as exc:
-                return str(exc)
-            return self.delegator.avoided(pod, peer.name)
+            namespace = pod.metadata.namespace
+            refused = namespace_refusal(peer, namespace, namespaces.labels.get(namespace, {}))
+            return refused or self.delegator.avoided(pod, peer.name)
 
         home = self.home
 

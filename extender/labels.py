@@ -1,5 +1,7 @@
 """Label and annotation keys Spillover writes (users write only the hints in extender.hints)."""
 
+from collections.abc import Mapping
+
 MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY_VALUE = "spillover"
 PROXY_UID = "spillover.io/proxy-uid"
@@ -16,3 +18,11 @@ CAPACITY_GENERATION = "spillover.io/capacity-generation"
 DELEGATE = "spillover.io/delegate"
 """Annotation on the proxy pod: namespace/name of its delegate in the peer."""
 VIRTUAL_NODE_PREFIX = "spillover-"
+ENABLED = "spillover.io/enabled"
+"""Namespace label (true) by which the admin opts a home namespace in: only its pods may spill
+(the webhook prepares them, the admission policy refuses the marker elsewhere, and filter and
+bind send no other pod to a peer)."""
+
+
+def opted_in(namespace_labels: Mapping[str, str] | None) -> bool:
+    return (namespace_labels or {}).get(ENABLED) == "true"

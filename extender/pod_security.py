@@ -770,12 +770,14 @@ def describe(found: Sequence[Violation]) -> str:
     return ", ".join(f"{reason} ({detail})" if detail else reason for reason, detail in found)
 
 
+def refusal_text(peer: str, level: Level, findings: str) -> str:
+    return (
+        f'peer {peer} enforces Pod Security "{level}" (PeerCluster spec.podSecurity) and would refuse the pod: '
+        f"{findings}"
+    )
+
+
 def refusal(pod: SecurityPod, level: Level, peer: str) -> str | None:
     """Why ``peer``'s apiserver, enforcing ``level``, would refuse the pod (None: it would not)."""
     found = violations(pod, level)
-    if not found:
-        return None
-    return (
-        f'peer {peer} enforces Pod Security "{level}" (PeerCluster spec.podSecurity) and would refuse the pod: '
-        f"{describe(found)}"
-    )
+    return refusal_text(peer, level, describe(found)) if found else None

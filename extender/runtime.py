@@ -6,18 +6,23 @@ only I/O on the scheduling path is the bind itself.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Mapping
 from typing import Protocol
 
+import msgspec
+
 from extender import labels
-from extender.capacity.model import PeerState
+from extender.capacity.model import NodeCapacity, PeerState
 from extender.kube.raw import ApiError
 from extender.kube.reflector import Handler
 from extender.peers.registry import PeerRegistry
 from extender.scheduling.binder import Binder
 from extender.scheduling.state import BindError
 from extender.wire.core import Node, ObjectMeta, Pod
+
+node_decoder = msgspec.json.Decoder(Node)
 
 NODE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 """A DNS subdomain, as every Node name is (checked before a name goes into an apiserver path)."""
@@ -27,19 +32,37 @@ class Namespace(Node):
     """Only metadata is read (labels, for PeerCluster allowedNamespaces)."""
 
 
+def home_placement(node: Node) -> NodeCapacity:
+    """What a bind checks of a real home node: labels, taints, cordon. Resources and readiness are
+    the scheduler's to judge (and the kubelet re-checks resources and node affinity at admission;
+    a NotReady node carries the lifecycle controller's taints)."""
+    return NodeCapacity(
+        name=node.metadata.name,
+        labels=dict(node.metadata.labels or {}),
+        taints=tuple(node.spec.taints or ()),
+        unschedulable=node.spec.unschedulable,
+    )
+
+
 class HomeNodes(Handler[Node]):
+    """The real home nodes, for bind to judge a pod against without I/O."""
+
     def __init__(self) -> None:
-        self.names: set[str] = set()
+        self.nodes: dict[str, NodeCapacity] = {}
+
+    @property
+    def names(self) -> Mapping[str, NodeCapacity]:
+        return self.nodes
 
     def replace(self, items: list[Node]) -> None:
-        self.names = {n.metadata.name for n in items if not _is_virtual(n.metadata)}
+        self.nodes = {n.metadata.name: home_placement(n) for n in items if not _is_virtual(n.metadata)}
 
     def upsert(self, item: Node) -> None:
         if not _is_virtual(item.metadata):
-            self.names.add(item.metadata.name)
+            self.nodes[item.metadata.name] = home_placement(item)
 
     def delete(self, item: Node) -> None:
-        self.names.discard(item.metadata.name)
+        self.nodes.pop(item.metadata.name, None)
 
 
 def _is_virtual(meta: ObjectMeta) -> bool:
@@ -58,6 +81,28 @@ class HomeNamespaces(Handler[Namespace]):
 
     def delete(self, item: Namespace) -> None:
         self.labels.pop(item.metadata.name, None)
+
+    def opted_in(self, namespace: str) -> bool | None:
+        """None for a namespace the cache has not seen (yet)."""
+        found = self.labels.get(namespace)
+        return None if found is None else labels.opted_in(found)
+
+
+class HomeView:
+    """What bind reads of home, from the watches: namespaces (opt-in, labels) and real nodes."""
+
+    def __init__(self, nodes: HomeNodes, namespaces: HomeNamespaces) -> None:
+        self._nodes = nodes
+        self._namespaces = namespaces
+
+    def opted_in(self, namespace: str) -> bool | None:
+        return self._namespaces.opted_in(namespace)
+
+    def namespace_labels(self, namespace: str) -> Mapping[str, str]:
+        return self._namespaces.labels.get(namespace, {})
+
+    def node(self, name: str) -> NodeCapacity | None:
+        return self._nodes.nodes.get(name)
 
 
 class Planning(Protocol):
@@ -98,19 +143,27 @@ class LiveState:
         if len(node_name) > 253 or not NODE_NAME.fullmatch(node_name):
             return False  # not a name any node can have: nothing to ask
         try:
-            await self.binder.home.get(f"/api/v1/nodes/{node_name}")
+            payload = await self.binder.home.get(f"/api/v1/nodes/{node_name}")
         except ApiError as exc:
             if exc.status == 404:
                 return False
             raise BindError(f"cannot tell whether node {node_name} exists: {exc.message}") from exc
         except OSError as exc:
             raise BindError(f"cannot tell whether node {node_name} exists: {exc}") from exc
+        if self.nodes is not None:  # the bind that follows judges the pod against it from the cache
+            with contextlib.suppress(msgspec.MsgspecError):
+                self.nodes.upsert(node_decoder.decode(payload))
         return True
 
     def namespace_labels(self, namespace: str) -> Mapping[str, str]:
         return self.namespaces.labels.get(namespace, {})
 
+    def namespace_opted_in(self, namespace: str) -> bool | None:
+        return self.namespaces.opted_in(namespace)
+
     def avoided(self, pod: Pod, peer: PeerState) -> str | None:
+        if (refused := self.binder.refused_before(pod, peer.name)) is not None:
+            return refused
         delegation = self.binder.delegation
         return delegation.avoided(pod, peer.name) if delegation is not None else None
 
@@ -119,7 +172,8 @@ class LiveState:
             self.planner.note_candidate(pod)
 
     def remember_pod(self, pod: Pod, body: bytes) -> None:
-        self.binder.filtered_pods[pod.metadata.uid] = (pod, body)
+        if self.binder.trust_filtered:
+            self.binder.filtered_pods[pod.metadata.uid] = (pod, body)
 
     def gang_peer(self, pod: Pod, gang: str) -> str | None:
         return self.planner.gang_peer(pod, gang) if self.planner is not None else None

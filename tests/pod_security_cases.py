@@ -185,7 +185,7 @@ CASES = [
             "containers": [_container(securityContext={**RESTRICTED_CONTAINER, "runAsUser": 0})],
         },
         "",
-        'runAsNonRoot != true (pod must not set securityContext.runAsNonRoot=false), runAsUser=0 (pod and container '
+        "runAsNonRoot != true (pod must not set securityContext.runAsNonRoot=false), runAsUser=0 (pod and container "
         '"app" must not set runAsUser=0)',
     ),
     Case(

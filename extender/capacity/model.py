@@ -10,6 +10,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from extender.pod_security import DEFAULT_LEVEL, Level
 from extender.resources import Resources, subtract
 from extender.wire.core import Taint
 
@@ -84,6 +85,8 @@ class PeerState:
     """Namespace to run delegates in; None means the proxy pod's own namespace."""
     allowed_namespaces: Mapping[str, object] | None = None
     """A metav1.LabelSelector (matchLabels/matchExpressions) over home namespaces; None: all."""
+    pod_security: Level = DEFAULT_LEVEL
+    """The Pod Security level the peer's namespaces for Spillover enforce (PeerCluster spec.podSecurity)."""
     nodes: dict[str, NodeCapacity] = field(default_factory=dict)
     unreachable_since: float | None = None
     """time.monotonic() when the peer was last seen going unreachable; None while reachable."""

@@ -20,6 +20,7 @@ from extender.kube import client as kube_client
 from extender.kube.raw import ApiError, RawClient
 from extender.peers import access
 from extender.peers.model import PATH
+from extender.pod_security import DEFAULT_LEVEL, Level
 
 MERGE = "application/merge-patch+json"
 
@@ -101,6 +102,7 @@ async def join(args: argparse.Namespace) -> int:
             "costPerGPU": args.cost_per_gpu,
             "tier": args.tier,
             "gracePeriodSeconds": args.grace_period,
+            "podSecurity": args.pod_security,
         }
         if args.namespace:
             spec["namespace"] = args.namespace
@@ -148,6 +150,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("--tier", type=int, default=0, help="lower tiers fill first (default 0)")
     p.add_argument("--grace-period", type=int, default=60, help="seconds unreachable before failover (default 60)")
     p.add_argument("--namespace", default="", help="run delegates in this peer namespace (default: the pod's own)")
+    p.add_argument(
+        "--pod-security",
+        choices=[str(level) for level in Level],
+        default=str(DEFAULT_LEVEL),
+        help="Pod Security level the peer accepts, enforced on the namespaces Spillover creates there "
+        "(default baseline)",
+    )
     p.add_argument("--allowed-namespaces", default="", help="only home namespaces with this label KEY=VALUE")
     p.add_argument("--secret-namespace", default="spillover-system", help="home namespace for the kubeconfig Secret")
     p.add_argument(

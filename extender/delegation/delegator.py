@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 from cachetools import TTLCache
 
-from extender import hints, labels
+from extender import hints, labels, pod_security
 from extender.capacity.model import PeerState
 from extender.config import Config
 from extender.delegation import delegate_spec
@@ -30,8 +30,9 @@ from extender.kube.raw import ApiError, RawClient
 from extender.kube.reflector import Handler, Reflector
 from extender.peers.model import give_up_command
 from extender.peers.registry import PeerRegistry, PeerRuntime
+from extender.pod_security import Level
 from extender.resources import QuantityError, Resources, pod_requests
-from extender.scheduling.state import BindError
+from extender.scheduling.state import BindError, BindRefused
 from extender.wire.core import ObjectMeta, Pod
 
 log = logging.getLogger("spillover.delegator")
@@ -110,7 +111,8 @@ class PeerDelegates:
     reflector: Reflector[DelegatePod] | None = None
     proxy_reflector: Reflector[Pod] | None = None
     """Home pods bound to this peer's virtual node."""
-    known_namespaces: set[str] = field(default_factory=set)
+    known_namespaces: dict[str, Level] = field(default_factory=dict)
+    """Peer namespaces checked fit for delegates, and the Pod Security level they enforce."""
 
 
 def _proxy_from(pod: Pod, peer: str) -> Proxy:
@@ -380,14 +382,16 @@ class Delegator:
         # looks orphaned: ORPHAN_MIN_AGE keeps the sweep off it, and a proxy that ends up bound
         # without one is failed by _check_missing_delegates.
         await self._remove_leftovers(meta.uid, keep=peer.name)
-        await self._ensure_namespace(entry, namespace)
-        copies = await self._copy_references(client, raw_pod, meta.namespace, namespace)
+        await self._ensure_namespace(entry, namespace, peer)
+        copies = await self._copy_references(client, raw_pod, meta.namespace, namespace, peer.name)
         body = delegate_spec.delegate_body(raw_pod, peer.name, namespace, copies, self.home_cluster)
         if peer.detaching:  # its PeerCluster was deleted while this bind ran: nothing new goes there
             raise BindError(f"cannot bind {meta.namespace}/{meta.name} to peer {peer.name}: {peer.health_reason()}")
         try:
             await client.request("POST", f"/api/v1/namespaces/{namespace}/pods", body)
         except ApiError as exc:
+            if exc.status == 404:  # the namespace went meanwhile: the next bind looks at it again
+                entry.known_namespaces.pop(namespace, None)
             if exc.status != 409:
                 raise BindError(f"creating delegate {namespace}/{name} in {peer.name} failed: {exc.message}") from exc
             existing = msgspec.json.decode(await client.get(f"/api/v1/namespaces/{namespace}/pods/{name}"))
@@ -433,63 +437,115 @@ class Delegator:
             f"(cost {peer.cost:g}, tier {peer.tier}, peer node {peer_node})",
         )
 
-    async def _ensure_namespace(self, entry: PeerDelegates, namespace: str) -> None:
-        if namespace in entry.known_namespaces:
+    async def _ensure_namespace(self, entry: PeerDelegates, namespace: str, peer: PeerState) -> None:
+        """Delegates go only into a namespace Spillover created in the peer (labelled as its own, and
+        with the peer's Pod Security level, which the peer's apiserver then enforces) or into the
+        one the PeerCluster maps on purpose (spec.namespace: its labels are the peer owner's).
+        Never into a peer team's namespace that happens to share the home namespace's name."""
+        level = peer.pod_security
+        if entry.known_namespaces.get(namespace) == level:
             return
-        body = {
-            "apiVersion": "v1",
-            "kind": "Namespace",
-            "metadata": {"name": namespace, "labels": {labels.MANAGED_BY: labels.MANAGED_BY_VALUE}},
-        }
+        client = entry.runtime.raw
+        wanted = {labels.MANAGED_BY: labels.MANAGED_BY_VALUE, **pod_security.namespace_labels(level)}
+        body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": wanted}}
         try:
-            await entry.runtime.raw.request("POST", "/api/v1/namespaces", body)
+            await client.request("POST", "/api/v1/namespaces", body)
         except ApiError as exc:
             if exc.status != 409:
-                peer = entry.runtime.state.name
-                raise BindError(f"cannot create namespace {namespace} in {peer}: {exc.message}") from exc
-        entry.known_namespaces.add(namespace)
+                raise BindError(f"cannot create namespace {namespace} in {peer.name}: {exc.message}") from exc
+            try:
+                existing = msgspec.json.decode(await client.get(f"/api/v1/namespaces/{namespace}"))
+            except ApiError as read:
+                raise BindError(f"cannot read namespace {namespace} in {peer.name}: {read.message}") from read
+            found = existing.get("metadata", {}).get("labels") or {}
+            if found.get(labels.MANAGED_BY) != labels.MANAGED_BY_VALUE:
+                if namespace != peer.remote_namespace:
+                    raise BindRefused(
+                        f"namespace {namespace} exists in peer {peer.name} and Spillover did not create it: delegates "
+                        "go only into namespaces Spillover creates there, never into a peer team's; give the delegates "
+                        "a namespace of their own there (PeerCluster spec.namespace)"
+                    ) from exc
+            elif stale := {key: value for key, value in wanted.items() if found.get(key) != value}:
+                # Spillover's own, labelled before (or for another level): the peer enforces the level now set.
+                patch = {"metadata": {"labels": stale}}
+                try:
+                    await client.request("PATCH", f"/api/v1/namespaces/{namespace}", patch, content_type=MERGE)
+                except ApiError as write:
+                    raise BindError(
+                        f"cannot label namespace {namespace} in {peer.name} with Pod Security {level}: {write.message}"
+                    ) from write
+        entry.known_namespaces[namespace] = level
 
     async def _copy_references(
-        self, client: RawClient, raw_pod: dict[str, Any], home_ns: str, namespace: str
+        self, client: RawClient, raw_pod: dict[str, Any], home_ns: str, namespace: str, peer: str
     ) -> list[tuple[str, str]]:
+        """Copy what the pod references into the peer. A delegate mounts only what Spillover copied
+        there from the pod's own home namespace: an object of that name that is the peer's own, or
+        a copy for another home or home namespace, fails the bind (BindRefused), naming it, even
+        when home has no such object (the pod must not find the peer's instead)."""
         copies = []
         for kind, name in sorted(delegate_spec.references(raw_pod.get("spec") or {})):
             plural = delegate_spec.PLURALS[kind]
+            collection = f"/api/v1/namespaces/{namespace}/{plural}"
             try:
                 original = msgspec.json.decode(await self.home.get(f"/api/v1/namespaces/{home_ns}/{plural}/{name}"))
             except ApiError as exc:
-                if exc.status == 404:
+                if exc.status != 404:
+                    raise
+                try:
+                    existing = msgspec.json.decode(await client.get(f"{collection}/{name}"))
+                except ApiError as peer_exc:
+                    if peer_exc.status != 404:
+                        raise BindError(f"cannot read {kind} {namespace}/{name} in {peer}: {peer_exc.message}") from exc
                     log.warning("pod references missing %s %s/%s; not copied", kind, home_ns, name)
                     continue
-                raise
+                if why := self._not_ours(kind, existing, namespace, home_ns, peer):
+                    lacking = f"the pod references {kind} {name}, which namespace {home_ns} lacks"
+                    raise BindRefused(f"{lacking}, and {why}") from exc
+                copies.append((kind, name))  # this namespace's own earlier copy: keep it while needed
+                continue
             body = delegate_spec.copy_body(original, namespace, home_ns, self.home_cluster)
-            collection = f"/api/v1/namespaces/{namespace}/{plural}"
             try:
                 await client.request("POST", collection, body)
             except ApiError as exc:
                 if exc.status != 409:
                     raise BindError(f"copying {kind} {name} to the peer failed: {exc.message}") from exc
                 existing = msgspec.json.decode(await client.get(f"{collection}/{name}"))
-                existing_labels = existing.get("metadata", {}).get("labels") or {}
-                ours = existing_labels.get(delegate_spec.COPY_LABEL) == "true"
-                maker = existing_labels.get(labels.HOME_CLUSTER, "")
-                if ours and maker and self.home_cluster and maker != self.home_cluster:
-                    raise BindError(
-                        f"{kind} {namespace}/{name} in the peer is a copy made for another home cluster ({maker}); "
-                        "give each home its own namespace there (PeerCluster spec.namespace)"
-                    ) from exc
-                if ours and not existing.get("immutable"):
+                if why := self._not_ours(kind, existing, namespace, home_ns, peer):
+                    raise BindRefused(f"the pod references {kind} {name} and {why}") from exc
+                if not existing.get("immutable"):
                     patch: dict[str, Any] = {k: body[k] for k in ("data", "binaryData") if k in body}
-                    if self.home_cluster and not maker:  # made before copies named their home
+                    found = existing.get("metadata", {}).get("labels") or {}
+                    if self.home_cluster and not found.get(labels.HOME_CLUSTER):  # made before copies named their home
                         patch["metadata"] = {"labels": delegate_spec.home_labels(self.home_cluster)}
                     await client.request("PATCH", f"{collection}/{name}", patch, content_type=MERGE)
-                elif not ours:
-                    log.info(
-                        "%s %s/%s already exists in the peer and is not Spillover's; using it", kind, namespace, name
-                    )
-                    continue
             copies.append((kind, name))
         return copies
+
+    def _not_ours(self, kind: str, existing: dict[str, Any], namespace: str, home_ns: str, peer: str) -> str:
+        """Why a peer object may not serve this home namespace's pods ("" when it is its own copy)."""
+        meta = existing.get("metadata", {})
+        found = meta.get("labels") or {}
+        where = f"{kind} {namespace}/{meta.get('name', '')} in peer {peer}"
+        if found.get(delegate_spec.COPY_LABEL) != "true":
+            return (
+                f"{where} was not copied there by Spillover (it is the peer's own): a delegate mounts only what "
+                "Spillover copies from home; rename it in home, or give the delegates a namespace of their own in "
+                "the peer (PeerCluster spec.namespace)"
+            )
+        maker = found.get(labels.HOME_CLUSTER, "")
+        if maker and self.home_cluster and maker != self.home_cluster:
+            return (
+                f"{where} is a copy made for another home cluster ({maker}); give each home its own namespace "
+                "there (PeerCluster spec.namespace)"
+            )
+        source = found.get(labels.HOME_NAMESPACE, "")
+        if source and source != home_ns:
+            return (
+                f"{where} is a copy of home namespace {source}'s, not {home_ns}'s: home namespaces whose delegates "
+                "share a peer namespace cannot share object names"
+            )
+        return ""
 
     async def _delete_delegate(self, client: RawClient, namespace: str, name: str, grace: int | None) -> bool:
         query: list[tuple[str, str | int]] = []

@@ -23,7 +23,9 @@ NEEDED: tuple[tuple[str, str], ...] = (
     ("pods", "patch"),
     ("pods", "delete"),
     ("pods/log", "get"),  # `kubectl logs` on a spilled pod reads its delegate's log
+    ("namespaces", "get"),
     ("namespaces", "create"),
+    ("namespaces", "patch"),
     *((kind, verb) for kind in ("configmaps", "secrets") for verb in ("get", "list", "create", "patch", "delete")),
 )
 """(resource[/subresource], verb) in the core API group, cluster-wide."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
+from extender.pod_security import DEFAULT_LEVEL, Level
 from extender.wire.core import ObjectMeta
 
 GROUP = "spillover.io"
@@ -33,6 +34,9 @@ class PeerClusterSpec(msgspec.Struct, rename="camel", omit_defaults=True):
     tier: int = 0
     allowed_namespaces: dict[str, object] | None = None
     namespace: str = ""
+    pod_security: Level = DEFAULT_LEVEL
+    """The Pod Security level the peer accepts; an unknown value is refused when decoding (the
+    CRD's enum refuses it first)."""
     paused: bool = False
     grace_period_seconds: int = 60
 

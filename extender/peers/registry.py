@@ -237,6 +237,7 @@ class PeerRegistry(Handler[PeerCluster]):
         state.paused = spec.paused
         state.allowed_namespaces = spec.allowed_namespaces
         state.remote_namespace = spec.namespace or None
+        state.pod_security = spec.pod_security
         state.detaching = "its PeerCluster is being deleted" if pc.metadata.deletion_timestamp else ""
         state.generation += 1
 

@@ -5,6 +5,10 @@ virtual node reaching us means the peer's advertised summary looked big enough. 
 what the scheduler cannot know: the pod's policy (home first or peers first), whether the peer is
 healthy and allowed for the pod, and whether one real node of the peer fits the pod.
 
+A pod of a namespace that is not opted in never passes a virtual node, whatever it carries (the
+webhook prepares only opted-in pods; a pod that prepared itself, or whose namespace was opted out
+since, is kept home), and neither does a pod the peer's Pod Security level would refuse.
+
 Exclusions that preemption at home cannot cure (policy, health, namespace rules, hints) go in
 FailedAndUnresolvableNodes; a peer without room goes in FailedNodes. Every rejected node has a
 reason, because the scheduler prints them in the pod's FailedScheduling event.
@@ -20,9 +24,13 @@ import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import msgspec
+
+from extender import labels, pod_security
 from extender.capacity.fit import find_node
 from extender.capacity.model import PeerState
 from extender.hints import AVOID_CLUSTERS, CLUSTERS, MAX_COST, HintError, Hints, Policy, parse_hints
+from extender.pod_security import Level
 from extender.resources import QuantityError, Resources, pod_requests
 from extender.scheduling.prioritize import ranked_scores
 from extender.scheduling.state import SchedulingState
@@ -93,21 +101,49 @@ def selector_matches(selector: Mapping[str, object] | None, labels: Mapping[str,
     return True
 
 
+def namespace_refusal(peer: PeerState, namespace: str, namespace_labels: Mapping[str, str]) -> str | None:
+    """Why PeerCluster allowedNamespaces keeps this home namespace's pods off the peer (None: it does not)."""
+    try:
+        allowed = selector_matches(peer.allowed_namespaces, namespace_labels)
+    except SelectorError as exc:
+        return f"peer {peer.name} has an invalid allowedNamespaces selector: {exc}"
+    if not allowed:
+        return f"peer {peer.name} does not allow namespace {namespace} (PeerCluster allowedNamespaces)"
+    return None
+
+
+def not_opted_in(namespace: str) -> str:
+    return (
+        f"namespace {namespace} is not opted in to Spillover (label {labels.ENABLED}=true): its pods never run on "
+        "peers"
+    )
+
+
+def not_known(namespace: str) -> str:
+    return (
+        f"namespace {namespace} is not in Spillover's namespace cache yet (starting, or the namespace is brand "
+        "new): the scheduler retries the pod"
+    )
+
+
 # --- per-call judgement of peers ------------------------------------------------------------
 
 
 class _Judge:
     """Decides once per peer for one pod; verdicts are (reason, resolvable) or None for a pass."""
 
-    __slots__ = ("_labels", "_requests", "hints", "pod", "state", "verdicts")
+    __slots__ = ("_labels", "_pod_json", "_requests", "_security", "hints", "pod", "state", "verdicts")
 
-    def __init__(self, state: SchedulingState, pod: Pod, hints: Hints) -> None:
+    def __init__(self, state: SchedulingState, pod: Pod, hints: Hints, pod_json: bytes | None) -> None:
         self.state = state
         self.pod = pod
         self.hints = hints
         self.verdicts: dict[str, tuple[str, bool] | None] = {}
         self._labels: Mapping[str, str] | None = None
         self._requests: Resources | QuantityError | None = None
+        self._pod_json = pod_json
+        self._security: dict[Level, str] = {}
+        """Pod Security findings per level ("" when admitted): one judgement per level per call."""
 
     def namespace_labels(self) -> Mapping[str, str]:
         if self._labels is None:
@@ -121,6 +157,19 @@ class _Judge:
             except QuantityError as exc:
                 self._requests = exc
         return self._requests
+
+    def security_findings(self, level: Level) -> str:
+        """What a peer enforcing ``level`` would refuse the pod for ("" for nothing), decoded from
+        the scheduler's JSON at most once per call and judged once per level."""
+        found = self._security.get(level)
+        if found is None:
+            body = self._pod_json if self._pod_json is not None else msgspec.json.encode(self.pod)
+            try:
+                found = pod_security.describe(pod_security.violations(pod_security.from_json(body), level))
+            except msgspec.MsgspecError as exc:
+                found = f"the pod's security settings do not decode: {exc}"
+            self._security[level] = found
+        return found
 
     def verdict(self, peer: PeerState) -> tuple[str, bool] | None:
         if peer.name in self.verdicts:
@@ -139,13 +188,10 @@ class _Judge:
             return f"{CLUSTERS} does not include peer {peer.name}", False
         if not hints.allows_cost(peer.cost):
             return f"peer {peer.name} costs {peer.cost:g}, above {MAX_COST}={hints.max_cost:g}", False
-        namespace = self.pod.metadata.namespace
-        try:
-            allowed = selector_matches(peer.allowed_namespaces, self.namespace_labels())
-        except SelectorError as exc:
-            return f"peer {peer.name} has an invalid allowedNamespaces selector: {exc}", False
-        if not allowed:
-            return f"peer {peer.name} does not allow namespace {namespace} (PeerCluster allowedNamespaces)", False
+        if refused := namespace_refusal(peer, self.pod.metadata.namespace, self.namespace_labels()):
+            return refused, False
+        if peer.pod_security is not Level.PRIVILEGED and (found := self.security_findings(peer.pod_security)):
+            return pod_security.refusal_text(peer.name, peer.pod_security, found), False
         if (avoided := self.state.avoided(self.pod, peer)) is not None:
             return avoided, False
         if hints.gang is not None:
@@ -197,8 +243,14 @@ def _exclude(names: Sequence[str], reason: str) -> dict[str, str]:
     return dict.fromkeys(names, reason)
 
 
-def filter_nodes(state: SchedulingState, pod: Pod, node_names: Sequence[str]) -> Filtered:
-    """Split the scheduler's feasible nodes into passing, failed and unresolvable, by the pod's policy."""
+def filter_nodes(
+    state: SchedulingState, pod: Pod, node_names: Sequence[str], pod_json: bytes | None = None
+) -> Filtered:
+    """Split the scheduler's feasible nodes into passing, failed and unresolvable, by the pod's policy.
+
+    ``pod_json`` is the pod as the scheduler sent it: the Pod Security checks read fields the
+    partial ``Pod`` model leaves out. Without it (unit tests, benchmarks) they see only that model.
+    """
     peer_for_node = state.peer_for_node
     is_virtual = state.is_virtual_node_name
     real: list[str] = []
@@ -230,8 +282,16 @@ def filter_nodes(state: SchedulingState, pod: Pod, node_names: Sequence[str]) ->
         unresolvable = _exclude(virtual_names, "local-first: the home cluster has room")
         return Filtered(ExtenderFilterResult(NodeNames=real, FailedAndUnresolvableNodes=unresolvable), Outcome.HOME)
 
+    namespace = pod.metadata.namespace
+    opted_in = state.namespace_opted_in(namespace)
+    if opted_in is None:  # an error: the scheduler retries the pod after a backoff, by then we know
+        return Filtered(ExtenderFilterResult(NodeNames=[], Error=not_known(namespace)), Outcome.NONE)
+    if not opted_in:
+        unresolvable = _exclude(virtual_names, not_opted_in(namespace))
+        return Filtered(ExtenderFilterResult(NodeNames=real, FailedAndUnresolvableNodes=unresolvable), home_outcome)
+
     state.note_spill_candidate(pod)
-    judge = _Judge(state, pod, hints)
+    judge = _Judge(state, pod, hints, pod_json)
     passing: list[str] = []
     failed: dict[str, str] = {}
     unresolvable = {}

@@ -17,6 +17,12 @@ class BindError(Exception):
     """Binding failed; the message goes back to kube-scheduler, which retries the pod."""
 
 
+class BindRefused(BindError):
+    """A bind to a peer that will fail again for this pod (the peer holds a namespace or an object
+    of that name that is not Spillover's): remembered, so filter keeps the pod off that peer with
+    this reason, without I/O, rather than sending it back to the same failure."""
+
+
 class SchedulingState(Protocol):
     def peer_for_node(self, node_name: str) -> PeerState | None:
         """The peer behind a virtual node name, or None for a real (home) node."""
@@ -34,6 +40,10 @@ class SchedulingState(Protocol):
 
     def namespace_labels(self, namespace: str) -> Mapping[str, str]:
         """Labels of a home namespace (empty when unknown)."""
+
+    def namespace_opted_in(self, namespace: str) -> bool | None:
+        """Whether the admin opted the home namespace in (label spillover.io/enabled=true); None
+        when the namespace cache does not know it (not synced yet, or it is brand new)."""
 
     def avoided(self, pod: Pod, peer: PeerState) -> str | None:
         """Why this pod's workload must stay away from the peer for now (it was withdrawn from

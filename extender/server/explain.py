@@ -53,6 +53,9 @@ class _WithoutSideEffects:
     def namespace_labels(self, namespace: str) -> Mapping[str, str]:
         return self.state.namespace_labels(namespace)
 
+    def namespace_opted_in(self, namespace: str) -> bool | None:
+        return self.state.namespace_opted_in(namespace)
+
     def avoided(self, pod: Pod, peer: PeerState) -> str | None:
         return self.state.avoided(pod, peer)
 
@@ -125,10 +128,12 @@ def _iso(at: float) -> str:
     return datetime.datetime.fromtimestamp(at, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _peer_verdicts(state: SchedulingState, pod: Pod, peers: list[PeerState]) -> dict[str, tuple[str, str]]:
+def _peer_verdicts(
+    state: SchedulingState, pod: Pod, peers: list[PeerState], pod_json: bytes
+) -> dict[str, tuple[str, str]]:
     """peer -> (passes | no room | excluded, reason), from the filter verb itself."""
     names = [peer.virtual_node for peer in peers]
-    result = filter_nodes(_WithoutSideEffects(state), pod, names).result
+    result = filter_nodes(_WithoutSideEffects(state), pod, names, pod_json).result
     out: dict[str, tuple[str, str]] = {}
     for peer in peers:
         node = peer.virtual_node
@@ -140,7 +145,7 @@ def _peer_verdicts(state: SchedulingState, pod: Pod, peers: list[PeerState]) -> 
                 result.FailedNodes[node],
             )
         else:
-            out[peer.name] = ("excluded", result.FailedAndUnresolvableNodes.get(node, "not considered"))
+            out[peer.name] = ("excluded", result.FailedAndUnresolvableNodes.get(node, result.Error or "not considered"))
     return out
 
 
@@ -169,7 +174,7 @@ def explain(source: ExplainSource, raw_pod: dict[str, Any], pod: Pod) -> dict[st
         out["requests"] = f"does not parse: {exc}"
     out["decision"] = _decision(source.decisions.last_for(meta.uid))
     peers = sorted(source.peers(), key=lambda p: p.name)
-    verdicts = _peer_verdicts(source.state, pod, peers) if parsed is not None else {}
+    verdicts = _peer_verdicts(source.state, pod, peers, msgspec.json.encode(raw_pod)) if parsed is not None else {}
     rows = []
     for peer in peers:
         verdict, reason = verdicts.get(peer.name, ("excluded", out.get("hintError", "")))

@@ -93,9 +93,10 @@ class ExtenderVerbs:
             except msgspec.MsgspecError as whole:
                 problem = whole
             return self._refuse("filter", started, _problem("extender arguments", problem))
-        filtered = filter_nodes(self.state, pod, args.NodeNames)
-        if filtered.outcome is Outcome.PEER and pod.metadata.uid:
-            self.state.remember_pod(pod, bytes(args.Pod))
+        body = bytes(args.Pod)
+        filtered = filter_nodes(self.state, pod, args.NodeNames, body)
+        if filtered.outcome is not Outcome.NONE and pod.metadata.uid:
+            self.state.remember_pod(pod, body)
         self.metrics.count_filter_decision(filtered.outcome.value)
         result = filtered.result
         if self.decisions is not None:

@@ -10,10 +10,13 @@ import msgspec
 
 from extender.capacity.model import NodeCapacity, PeerState
 from extender.delegation.delegator import Proxy
+from extender.labels import opted_in
 from extender.scheduling.state import BindError
 from extender.wire.core import Pod, Taint
 
 VIRTUAL_PREFIX = "spillover-"
+OPTED_IN = {"spillover.io/enabled": "true"}
+"""Labels of an opted-in home namespace."""
 GI = 2**30
 
 
@@ -29,7 +32,7 @@ class FakeState:
     ) -> None:
         self.peers = {peer.virtual_node: peer for peer in peers}
         self.home_nodes = set(home_nodes)
-        self.namespaces = dict(namespaces or {})
+        self.namespaces = dict(namespaces if namespaces is not None else {"shop": OPTED_IN})
         self.plan = dict(plan or {})
         self.bound: list[tuple[str, str, str, str]] = []
         self.bind_error: Exception | None = None
@@ -57,6 +60,10 @@ class FakeState:
     def namespace_labels(self, namespace: str) -> Mapping[str, str]:
         return self.namespaces.get(namespace, {})
 
+    def namespace_opted_in(self, namespace: str) -> bool | None:
+        known = self.namespaces.get(namespace)
+        return None if known is None else opted_in(known)
+
     def gang_peer(self, pod: Pod, gang: str) -> str | None:
         return self.gangs.get(gang)
 
@@ -79,6 +86,30 @@ class FakeState:
         if self.bind_error is not None:
             raise self.bind_error
         self.bound.append((pod_namespace, pod_name, pod_uid, node_name))
+
+
+class FakeHomeView:
+    """Home as the binder reads it: namespace labels and real nodes (shop opted in, home-1 and
+    home-2 plain nodes, unless told otherwise)."""
+
+    def __init__(
+        self,
+        namespaces: Mapping[str, Mapping[str, str]] | None = None,
+        nodes: Iterable[NodeCapacity] | None = None,
+    ) -> None:
+        self.namespaces = dict(namespaces if namespaces is not None else {"shop": OPTED_IN})
+        chosen = nodes if nodes is not None else [NodeCapacity(name="home-1"), NodeCapacity(name="home-2")]
+        self.nodes = {n.name: n for n in chosen}
+
+    def opted_in(self, namespace: str) -> bool | None:
+        known = self.namespaces.get(namespace)
+        return None if known is None else opted_in(known)
+
+    def namespace_labels(self, namespace: str) -> Mapping[str, str]:
+        return self.namespaces.get(namespace, {})
+
+    def node(self, name: str) -> NodeCapacity | None:
+        return self.nodes.get(name)
 
 
 def node_capacity(

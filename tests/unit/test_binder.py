@@ -16,7 +16,7 @@ from extender.scheduling.state import BindError
 from extender.server.extender_app import ExtenderVerbs
 from extender.server.metrics import Metrics
 from extender.wire.core import Pod
-from tests.unit.fakes import FakeState, peer
+from tests.unit.fakes import FakeHomeView, FakeState, peer
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "extender" / "filter_args_virtual_only.json"
 
@@ -40,7 +40,7 @@ class RecordingHome:
 def binder_for(pod: dict[str, Any]) -> tuple[Binder, RecordingHome]:
     east = peer("east")
     home = RecordingHome(pod)
-    return Binder(home, {east.virtual_node: east}, Reservations()), home  # type: ignore[arg-type]
+    return Binder(home, {east.virtual_node: east}, Reservations(), FakeHomeView()), home  # type: ignore[arg-type]
 
 
 async def test_a_pod_filter_sent_to_a_peer_is_bound_without_reading_it_back() -> None:
@@ -120,7 +120,7 @@ async def test_a_spilled_pods_annotations_ride_on_its_binding_so_the_proxy_gets_
 
     home = Home(pod)
     delegation = RecordingDelegation()
-    binder = Binder(home, {east.virtual_node: east}, Reservations(), delegation)  # type: ignore[arg-type]
+    binder = Binder(home, {east.virtual_node: east}, Reservations(), FakeHomeView(), delegation)  # type: ignore[arg-type]
 
     await binder.bind(meta["namespace"], meta["name"], meta["uid"], "spillover-east")
 

@@ -182,7 +182,7 @@ def clients(loop: asyncio.AbstractEventLoop) -> Iterator[dict[str, Client | aioh
     fake = FakeState(
         [peer("east", nodes=nodes), peer("west", cost=2.0, allowed_namespaces={"matchLabels": {"team": "web"}})],
         home_nodes=["home-1", "home-2"],
-        namespaces={"shop": {"team": "web"}},
+        namespaces={"shop": {"team": "web", "spillover.io/enabled": "true"}},
     )
     metrics = Metrics()
     served = served_extender(fake, metrics)

@@ -8,7 +8,7 @@ from extender.scheduling.preempt import UnknownNode, preempt
 from extender.scheduling.prioritize import prioritize
 from extender.wire.core import Pod, PodSpec
 from extender.wire.extender import ExtenderPreemptionArgs, MetaPod, MetaVictims, Victims
-from tests.unit.fakes import FakeState, make_pod, node_capacity, peer
+from tests.unit.fakes import OPTED_IN, FakeState, make_pod, node_capacity, peer
 
 HOME = ["home-1", "home-2"]
 EAST, WEST = "spillover-east", "spillover-west"
@@ -16,7 +16,7 @@ EAST, WEST = "spillover-east", "spillover-west"
 
 def state(*peers: PeerState, **kwargs: object) -> FakeState:
     chosen = peers or (peer("east", cost=1.0), peer("west", cost=2.0))
-    return FakeState(chosen, home_nodes=HOME, namespaces={"shop": {"team": "web"}}, **kwargs)  # type: ignore[arg-type]
+    return FakeState(chosen, home_nodes=HOME, namespaces={"shop": {"team": "web", **OPTED_IN}}, **kwargs)  # type: ignore[arg-type]
 
 
 def policy(name: str, **more: str) -> Pod:

@@ -157,7 +157,7 @@ async def test_a_copy_another_home_made_under_the_same_name_fails_the_bind_with_
     spec = {"containers": [{"envFrom": [{"configMapRef": {"name": "settings"}}]}]}
 
     with pytest.raises(BindError, match=r"another home cluster \(home-b\).*spec.namespace"):
-        await delegator._copy_references(peer_api, {"spec": spec}, "shop", "shop")  # type: ignore[arg-type]
+        await delegator._copy_references(peer_api, {"spec": spec}, "shop", "shop", "east")  # type: ignore[arg-type]
     assert not [w for w in peer_api.writes if w[0] == "PATCH"], "their copy's data is left as it was"
 
 
