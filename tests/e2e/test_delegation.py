@@ -37,6 +37,8 @@ from tests.e2e.workloads import (
 
 SHOP = "shop"
 MANAGED = "app.kubernetes.io/managed-by=spillover"
+SPILLOVERS_SHOP = {"metadata": {"name": SHOP, "labels": {"app.kubernetes.io/managed-by": "spillover"}}}
+"""Namespace shop in a peer as Spillover creates it (a home's delegates go only into such a namespace)."""
 
 
 async def delegates(peer: Cluster, extra: str = "") -> list[Any]:
@@ -314,7 +316,7 @@ async def test_a_delegate_left_in_another_peer_by_an_interrupted_bind_is_removed
         body["metadata"] = {"name": name, "labels": {"app": name}, "annotations": {"spillover.io/clusters": "west"}}
         proxy = await home.core.create_namespaced_pod(SHOP, body)
         with contextlib.suppress(ApiException):
-            await east.core.create_namespace({"metadata": {"name": SHOP}})
+            await east.core.create_namespace(SPILLOVERS_SHOP)
         leftover = {
             "apiVersion": "v1",
             "kind": "Pod",
@@ -386,7 +388,7 @@ async def test_deleting_a_peercluster_fails_its_pods_over_and_leaves_nothing_of_
     ours = f"spillover.io/home-cluster={await home_cluster_id(home)}"
     theirs = {"app.kubernetes.io/managed-by": "spillover", "spillover.io/home-cluster": "another-home"}
     with contextlib.suppress(ApiException):
-        await west.core.create_namespace({"metadata": {"name": SHOP}})
+        await west.core.create_namespace(SPILLOVERS_SHOP)
     foreign_pod = {"metadata": {"name": name, "labels": {**theirs, "spillover.io/proxy-uid": "0000-elsewhere"}}}
     foreign_pod["spec"] = pod_template(name, "10m")["spec"]
     await west.core.create_namespaced_pod(SHOP, foreign_pod)

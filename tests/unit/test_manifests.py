@@ -87,3 +87,22 @@ def test_the_peer_clusterrole_grants_all_that_join_checks_for() -> None:
         for verb in rule["verbs"]
     }
     assert set(NEEDED) <= granted
+
+
+def test_the_opt_in_policy_guards_exactly_the_namespaces_the_webhook_leaves_alone() -> None:
+    from extender import labels
+    from extender.resources import SPILLABLE
+
+    found = docs("base")
+    policy = one(found, "ValidatingAdmissionPolicy")
+    assert one(found, "ValidatingAdmissionPolicyBinding")["spec"] == {
+        "policyName": policy["metadata"]["name"],
+        "validationActions": ["Deny"],
+    }
+    (hook,) = one(found, "MutatingWebhookConfiguration")["webhooks"]
+    assert hook["namespaceSelector"] == {"matchLabels": {labels.ENABLED: "true"}}
+    assert policy["spec"]["matchConstraints"]["namespaceSelector"] == {
+        "matchExpressions": [{"key": labels.ENABLED, "operator": "NotIn", "values": ["true"]}]
+    }
+    expressions = " ".join(v["expression"] for v in policy["spec"]["variables"])
+    assert f"'{SPILLABLE}'" in expressions and f"'{labels.VIRTUAL}'" in expressions

@@ -22,6 +22,7 @@ from .lab import REPO, LabError, State, log
 CRD = REPO / "manifests" / "base" / "crd" / "peerclusters.spillover.io.yaml"
 HOME_RBAC = REPO / "manifests" / "base" / "rbac.yaml"
 HOME_FLOWSCHEMA = REPO / "manifests" / "base" / "flowschema.yaml"
+OPT_IN_POLICY = REPO / "manifests" / "base" / "opt-in-policy.yaml"
 PEER_RBAC = REPO / "manifests" / "peer" / "rbac.yaml"
 PEER_FLOWSCHEMA = REPO / "manifests" / "peer" / "flowschema.yaml"
 LAB_USER = {"kind": "User", "name": "spillover", "apiGroup": "rbac.authorization.k8s.io"}
@@ -72,11 +73,23 @@ def prioritise(api: Api, flowschema: Any) -> None:
     _apply(api, "/apis/flowcontrol.apiserver.k8s.io/v1/flowschemas", flow)
 
 
+def apply_opt_in_policy(api: Api) -> None:
+    """The ValidatingAdmissionPolicy (and its binding) that refuses prepared pods outside opted-in namespaces."""
+    collections = {
+        "ValidatingAdmissionPolicy": "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies",
+        "ValidatingAdmissionPolicyBinding": "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings",
+    }
+    for doc in yaml.safe_load_all(OPT_IN_POLICY.read_text()):
+        if doc:
+            _apply(api, collections[doc["kind"]], doc)
+
+
 def install(state: State) -> None:
     """CRD, namespaces, RBAC, FlowSchema and the MutatingWebhookConfiguration in home (idempotent)."""
     api = home_api(state)
     grant(api, HOME_RBAC, "spillover-lab")
     prioritise(api, HOME_FLOWSCHEMA)
+    apply_opt_in_policy(api)
     _apply(api, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", yaml.safe_load(CRD.read_text()))
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
