@@ -213,13 +213,14 @@ def _containers_text(names: Sequence[str]) -> str:
 
 Violation = tuple[str, str]
 """(ForbiddenReason, ForbiddenDetail) of one failed check."""
-Check = Callable[[SecurityPod], Violation | None]
+Check = Callable[[SecurityPod, Sequence[Container]], Violation | None]
+"""A check reads the pod and its containers, listed once per judgement in visitContainers order."""
 
 
 # --- baseline -------------------------------------------------------------------------
 
 
-def _app_armor_profile(pod: SecurityPod) -> Violation | None:
+def _app_armor_profile(pod: SecurityPod, visited: Sequence[Container]) -> Violation | None:
     """check_appArmorProfile.go appArmorProfile_1_0."""
     allowed_types = ("RuntimeDefault", "Localhost")
     spec = pod.spec
@@ -230,7 +231,7 @@ def _app_armor_profile(pod: SecurityPod) -> Violation | None:
         setters.append("pod")
         bad_values.add(pod_profile.type)
     containers = []
-    for c in _containers(spec):
+    for c in visited:
         profile = c.security_context.app_armor_profile if c.security_context else None
         if profile is not None and profile.type not in allowed_types:
             containers.append(c.name)
@@ -274,11 +275,11 @@ BASELINE_CAPABILITIES = frozenset(
 """check_capabilities_baseline.go capabilities_allowed_1_0."""
 
 
-def _capabilities_baseline(pod: SecurityPod) -> Violation | None:
+def _capabilities_baseline(pod: SecurityPod, visited: Sequence[Container]) -> Violation | None:
     """check_capabilities_baseline.go capabilitiesBaseline_1_0."""
     containers = []
     forbidden: set[str] = set()
-    for c in _containers(pod.spec):
+    for c in visited:
         caps = c.security_context.capabilities if c.security_context else None
         if caps is None:
             continue
@@ -295,7 +296,7 @@ def _capabilities_baseline(pod: SecurityPod) -> Violation | None:
     )
 
 
-def _host_namespaces(pod: SecurityPod) -> Violation | None:
+def _host_namespaces(pod: SecurityPod, visited: Sequence[Container]) -> Violation | None:
     """check_hostNamespaces.go hostNamespaces_1_0."""
     spec = pod.spec
     shared = [
@@ -310,7 +311,7 @@ def _host_namespaces(pod: SecurityPod) -> Violation | None:
     return ("host namespaces", ", ".join(shared)) if shared else None
 
 
-def _host_path_volumes(pod: SecurityPod) -> Violation | None:
+def _host_path_volumes(pod: SecurityPod, visited: Sequence[Container]) -> Violation | None:
     """check_hostPathVolumes.go hostPathVolumes_1_0."""
     names = [str(v.get("name", "")) for v in pod.spec.volumes or () if v.get("hostPath") is not None]
     if not names:
@@ -318,11 +319,11 @@ def _host_path_volumes(pod: SecurityPod) -> Violation | None:
     return "hostPath volumes", f"{_plural('volume', 'volumes', len(names))} {_join_quote(names)}"
 
 
-def _host_ports(pod: SecurityPod) -> Violation | None:
+def _host_ports(pod: SecurityPod, visited: Sequence[Container]) -> Violation | None:
     """check_hostPorts.go hostPorts_1_0 (ports listed as sorted strings, as sets.String.List)."""
     containers = []
     ports: set[str] = set()
-    for c in _containers(pod.spec):
+    for c in visited:
         used = [str(p.host_port) for p in c.ports or () if p.host_port]
         if used:
             containers.append(c.name)
@@ -348,11 +349,11 @@ def _handler_hosts(handler: Handler | None) -> list[str]:
     return hosts
 
 
-def _host_probes_and_lifecycle(pod: SecurityPod) -> Violation | None:
+def _host_probes_and_lifecycle(pod: SecurityPod, visited: Sequence[Container]) -> Violation | None:
     """check_hostProbesAndhostLifecycle.go hostProbesAndHostLifecycleV1Dot34."""
     containers: set[str] = set()
     hosts: set[str] = set()
-    for c in _containers(pod.spec):
+    for c in visited:
         handlers = [c.liveness_probe, c.readiness_probe, c.startup_probe]
         if c.lifecycle is not None:
             handlers += [c.lifecycle.post_start, c.lifecycle.pre_stop]
@@ -370,19 +371,19 @@ def _host_probes_and_lifecycle(pod: SecurityPod) -> Violation | None:
     )
 
 
-def _privileged(pod: SecurityPod) -> Violation | None:
+def _privileged(pod: SecurityPod, visited: Sequence[Container]) -> Violation | None:
     """check_privileged.go privileged_1_0."""
-    names = [c.name for c in _containers(pod.spec) if c.security_context and c.security_context.privileged]
+    names = [c.name for c in visited if c.security_context and c.security_context.privileged]
     if not names:
         return None
     return "privileged", f"{_containers_text(names)} must not set securityContext.privileged=true"
 
 
-def _proc_mount_any(pod: SecurityPod) -> Violation | None:
+def _proc_mount_any(pod: SecurityPod, visited: Sequence[Container]) -> Violation | None:
     """check_procMount_baseline.go procMount_1_0 (also the restricted procMount_restricted)."""
     containers = []
     kinds: set[str] = set()
-    for c in _containers(pod.spec):
+    for c in visited:
         mount = c.security_context.proc_mount if c.security_context else None
         if mount is not None and mount != "Default":
             containers.append(c.name)
@@ -395,16 +396,16 @@ def _proc_mount_any(pod: SecurityPod) -> Violation | None:
     )
 
 
-def _proc_mount_baseline(pod: SecurityPod) -> Violation | None:
+def _proc_mount_baseline(pod: SecurityPod, visited: Sequence[Container]) -> Violation | None:
     """check_procMount_baseline.go procMount1_35baseline: any value in a user namespace."""
-    return None if _user_namespace(pod.spec) else _proc_mount_any(pod)
+    return None if _user_namespace(pod.spec) else _proc_mount_any(pod, visited)
 
 
 SELINUX_TYPES = frozenset({"", "container_t", "container_init_t", "container_kvm_t", "container_engine_t"})
 """check_seLinuxOptions.go selinuxAllowedTypes1_31."""
 
 
-def _se_linux_options(pod: SecurityPod) -> Violation | None:
+def _se_linux_options(pod: SecurityPod, visited: Sequence[Container]) -> Violation | None:
     """check_seLinuxOptions.go seLinuxOptions1_31 (seLinuxOptions)."""
     bad_types: set[str] = set()
     set_user = set_role = False
@@ -429,7 +430,7 @@ def _se_linux_options(pod: SecurityPod) -> Violation | None:
         setters.append("pod")
     containers = [
         c.name
-        for c in _containers(pod.spec)
+        for c in visited
         if c.security_context is not None
         and c.security_context.se_linux_options is not None
         and not valid(c.security_context.se_linux_options)
@@ -455,7 +456,7 @@ SECCOMP_TYPES = ("RuntimeDefault", "Localhost")
 """check_seccompProfile_baseline.go validSeccomp."""
 
 
-def _seccomp_baseline(pod: SecurityPod) -> Violation | None:
+def _seccomp_baseline(pod: SecurityPod, visited: Sequence[Container]) -> Violation | None:
     """check_seccompProfile_baseline.go seccompProfileBaseline_1_19."""
     setters = []
     bad: set[str] = set()
@@ -465,7 +466,7 @@ def _seccomp_baseline(pod: SecurityPod) -> Violation | None:
         setters.append("pod")
         bad.add(pod_profile.type)
     containers = []
-    for c in _containers(pod.spec):
+    for c in visited:
         profile = c.security_context.seccomp_profile if c.security_context else None
         if profile is not None and profile.type not in SECCOMP_TYPES:
             containers.append(c.name)
@@ -499,18 +500,18 @@ SAFE_SYSCTLS = frozenset(
 """check_sysctls.go sysctlsAllowedV1Dot32."""
 
 
-def _sysctls(pod: SecurityPod) -> Violation | None:
+def _sysctls(pod: SecurityPod, visited: Sequence[Container]) -> Violation | None:
     """check_sysctls.go sysctlsV1Dot32 (sysctls): in the pod's order."""
     context = pod.spec.security_context
     bad = [s.name for s in (context.sysctls if context else None) or () if s.name not in SAFE_SYSCTLS]
     return ("forbidden sysctls", ", ".join(bad)) if bad else None
 
 
-def _windows_host_process(pod: SecurityPod) -> Violation | None:
+def _windows_host_process(pod: SecurityPod, visited: Sequence[Container]) -> Violation | None:
     """check_windowsHostProcess.go windowsHostProcess_1_0."""
     containers = [
         c.name
-        for c in _containers(pod.spec)
+        for c in visited
         if c.security_context is not None
         and c.security_context.windows_options is not None
         and c.security_context.windows_options.host_process
@@ -529,13 +530,13 @@ def _windows_host_process(pod: SecurityPod) -> Violation | None:
 # --- restricted -----------------------------------------------------------------------
 
 
-def _allow_privilege_escalation(pod: SecurityPod) -> Violation | None:
+def _allow_privilege_escalation(pod: SecurityPod, visited: Sequence[Container]) -> Violation | None:
     """check_allowPrivilegeEscalation.go allowPrivilegeEscalation_1_25 (skips Windows pods)."""
     if _windows(pod.spec):
         return None
     names = [
         c.name
-        for c in _containers(pod.spec)
+        for c in visited
         if c.security_context is None or c.security_context.allow_privilege_escalation is not False
     ]
     if not names:
@@ -546,14 +547,14 @@ def _allow_privilege_escalation(pod: SecurityPod) -> Violation | None:
     )
 
 
-def _capabilities_restricted(pod: SecurityPod) -> Violation | None:
+def _capabilities_restricted(pod: SecurityPod, visited: Sequence[Container]) -> Violation | None:
     """check_capabilities_restricted.go capabilitiesRestricted_1_25 (skips Windows pods)."""
     if _windows(pod.spec):
         return None
     missing_drop_all = []
     adding = []
     forbidden: set[str] = set()
-    for c in _containers(pod.spec):
+    for c in visited:
         caps = c.security_context.capabilities if c.security_context else None
         if caps is None:
             missing_drop_all.append(c.name)
@@ -613,7 +614,7 @@ RESTRICTED_VOLUME_SOURCES = (
 order its switch names them."""
 
 
-def _restricted_volumes(pod: SecurityPod) -> Violation | None:
+def _restricted_volumes(pod: SecurityPod, visited: Sequence[Container]) -> Violation | None:
     """check_restrictedVolumes.go restrictedVolumes_1_0 (overrides hostPathVolumes)."""
     names = []
     kinds: set[str] = set()
@@ -631,7 +632,7 @@ def _restricted_volumes(pod: SecurityPod) -> Violation | None:
     )
 
 
-def _run_as_non_root(pod: SecurityPod) -> Violation | None:
+def _run_as_non_root(pod: SecurityPod, visited: Sequence[Container]) -> Violation | None:
     """check_runAsNonRoot.go runAsNonRoot1_35 (any value in a user namespace) and runAsNonRoot1_0."""
     spec = pod.spec
     if _user_namespace(spec):
@@ -646,7 +647,7 @@ def _run_as_non_root(pod: SecurityPod) -> Violation | None:
             setters.append("pod")
     explicit = []
     implicit = []
-    for c in _containers(spec):
+    for c in visited:
         value = c.security_context.run_as_non_root if c.security_context else None
         if value is not None:
             if not value:
@@ -665,7 +666,7 @@ def _run_as_non_root(pod: SecurityPod) -> Violation | None:
     return None
 
 
-def _run_as_user(pod: SecurityPod) -> Violation | None:
+def _run_as_user(pod: SecurityPod, visited: Sequence[Container]) -> Violation | None:
     """check_runAsUser.go runAsUser1_35 (any value in a user namespace) and runAsUser1_23."""
     spec = pod.spec
     if _user_namespace(spec):
@@ -673,13 +674,13 @@ def _run_as_user(pod: SecurityPod) -> Violation | None:
     setters = []
     if spec.security_context is not None and spec.security_context.run_as_user == 0:
         setters.append("pod")
-    names = [c.name for c in _containers(spec) if c.security_context and c.security_context.run_as_user == 0]
+    names = [c.name for c in visited if c.security_context and c.security_context.run_as_user == 0]
     if names:
         setters.append(_containers_text(names))
     return ("runAsUser=0", f"{' and '.join(setters)} must not set runAsUser=0") if setters else None
 
 
-def _seccomp_restricted(pod: SecurityPod) -> Violation | None:
+def _seccomp_restricted(pod: SecurityPod, visited: Sequence[Container]) -> Violation | None:
     """check_seccompProfile_restricted.go seccompProfileRestricted_1_25 (skips Windows pods) and
     seccompProfileRestricted_1_19 (overrides seccompProfile_baseline)."""
     spec = pod.spec
@@ -697,7 +698,7 @@ def _seccomp_restricted(pod: SecurityPod) -> Violation | None:
             bad.add(context.seccomp_profile.type)
     explicit = []
     implicit = []
-    for c in _containers(spec):
+    for c in visited:
         profile = c.security_context.seccomp_profile if c.security_context else None
         if profile is not None:
             if profile.type not in SECCOMP_TYPES:
@@ -758,8 +759,9 @@ CHECKS: dict[Level, tuple[Check, ...]] = {
 def violations(pod: SecurityPod, level: Level) -> list[Violation]:
     """Every check of ``level`` the pod fails, in PodSecurity's order (empty: it is admitted)."""
     found = []
+    visited = tuple(_containers(pod.spec))
     for check in CHECKS[level]:
-        violation = check(pod)
+        violation = check(pod, visited)
         if violation is not None:
             found.append(violation)
     return found

@@ -33,6 +33,8 @@ from extender.kube import client as kube_client  # noqa: E402
 from extender.kube.raw import ApiError, RawClient  # noqa: E402
 
 NS = "spill-bench"
+DIRECT_NS = f"{NS}-direct"
+"""The baseline burst's namespace in east."""
 FILL_NS = "spill-bench-fill"
 
 
@@ -202,15 +204,16 @@ async def run(args: argparse.Namespace) -> int:
     try:
         await ensure_ns(home, NS, enabled=True)
         await ensure_ns(home, FILL_NS, enabled=False)
-        await ensure_ns(east, NS, enabled=False)
+        # Not NS: Spillover puts delegates only into a namespace it created there.
+        await ensure_ns(east, DIRECT_NS, enabled=False)
         print("[bench] filling home's 8 CPUs", flush=True)
         await burst(home, FILL_NS, "fill", 8, "1")
         print(f"[bench] baseline: {args.pods} pods created directly in east", flush=True)
         watched = {f"{cluster}/{proc.name}": proc.pid for cluster, proc in lab_procs(state)}
         direct_cpu = CpuMeter(watched)
-        direct = await burst(east, NS, "direct", args.pods, "50m")
+        direct = await burst(east, DIRECT_NS, "direct", args.pods, "50m")
         direct_cpu.stop()
-        await cleanup(east, NS, "direct")
+        await cleanup(east, DIRECT_NS, "direct")
         print(f"[bench] spill: {args.pods} pods created in home, all spilling", flush=True)
         stop = asyncio.Event()
         watches = []
