@@ -113,6 +113,8 @@ class PeerDelegates:
     """Home pods bound to this peer's virtual node."""
     known_namespaces: dict[str, Level] = field(default_factory=dict)
     """Peer namespaces checked fit for delegates, and the Pod Security level they enforce."""
+    ensuring: dict[str, asyncio.Future[None]] = field(default_factory=dict)
+    """Namespace checks in flight: a burst of binds into a new namespace shares one."""
 
 
 def _proxy_from(pod: Pod, peer: str) -> Proxy:
@@ -442,9 +444,22 @@ class Delegator:
         with the peer's Pod Security level, which the peer's apiserver then enforces) or into the
         one the PeerCluster maps on purpose (spec.namespace: its labels are the peer owner's).
         Never into a peer team's namespace that happens to share the home namespace's name."""
-        level = peer.pod_security
-        if entry.known_namespaces.get(namespace) == level:
+        if entry.known_namespaces.get(namespace) == peer.pod_security:
             return
+        pending = entry.ensuring.get(namespace)
+        if pending is None:
+            pending = entry.ensuring[namespace] = asyncio.ensure_future(self._make_namespace(entry, namespace, peer))
+
+            def done(future: asyncio.Future[None]) -> None:
+                entry.ensuring.pop(namespace, None)
+                if not future.cancelled():
+                    future.exception()  # retrieved: each waiting bind has raised it already
+
+            pending.add_done_callback(done)
+        await asyncio.shield(pending)  # one bind given up must not cancel the others' check
+
+    async def _make_namespace(self, entry: PeerDelegates, namespace: str, peer: PeerState) -> None:
+        level = peer.pod_security
         client = entry.runtime.raw
         wanted = {labels.MANAGED_BY: labels.MANAGED_BY_VALUE, **pod_security.namespace_labels(level)}
         body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": wanted}}

@@ -4,6 +4,7 @@ pod's own home namespace: anything else fails the bind, naming it, and nothing i
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import msgspec
@@ -174,3 +175,22 @@ async def test_a_copy_made_for_another_home_namespace_sharing_the_peer_namespace
     with pytest.raises(BindRefused, match="is a copy of home namespace shop's, not intruder's"):
         await delegator.create_delegate(raw, pod, state, "east-0")
     assert delegates(peer_api) == [] and not [w for w in peer_api.writes if w[0] == "PATCH"]
+
+
+async def test_a_burst_of_binds_into_a_new_namespace_checks_it_once() -> None:
+    delegator, peer_api, state = setup({})
+    raw, pod = mounting("none")
+    raw = {**raw, "spec": {"containers": []}}
+    await asyncio.gather(*(delegator.create_delegate(raw, pod, state, "east-0") for _ in range(20)))
+    assert [w for w in peer_api.writes if w[1] == "/api/v1/namespaces"] == [("POST", "/api/v1/namespaces")]
+
+
+async def test_every_bind_waiting_on_a_refused_namespace_is_refused() -> None:
+    delegator, peer_api, state = setup(dict([namespace("shop", {"team": "payments"})]))
+    raw, pod = mounting("none")
+    raw = {**raw, "spec": {"containers": []}}
+    results = await asyncio.gather(
+        *(delegator.create_delegate(raw, pod, state, "east-0") for _ in range(5)), return_exceptions=True
+    )
+    assert all(isinstance(r, BindRefused) for r in results)
+    assert peer_api.writes == [("POST", "/api/v1/namespaces")]
