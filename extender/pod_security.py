@@ -211,6 +211,33 @@ def _containers_text(names: Sequence[str]) -> str:
     return f"{_plural('container', 'containers', len(names))} {_join_quote(names)}"
 
 
+def _setters(pod: bool, containers: Sequence[str]) -> list[str]:
+    """Who set a forbidden value, as PodSecurity lists them: "pod", then the containers."""
+    return (["pod"] if pod else []) + ([_containers_text(containers)] if containers else [])
+
+
+def _profile_setters(
+    pod_profile: ProfileType | None,
+    visited: Sequence[Container],
+    profile_of: Callable[[SecurityContext], ProfileType | None],
+    allowed: Sequence[str],
+) -> tuple[list[str], set[str]]:
+    """Who sets a profile type outside ``allowed`` (an appArmorProfile or a seccompProfile, at pod
+    or container level), and those types: the loop appArmorProfile_1_0 and
+    seccompProfileBaseline_1_19 share."""
+    bad: set[str] = set()
+    pod_bad = pod_profile is not None and pod_profile.type not in allowed
+    if pod_profile is not None and pod_bad:
+        bad.add(pod_profile.type)
+    names = []
+    for c in visited:
+        profile = profile_of(c.security_context) if c.security_context else None
+        if profile is not None and profile.type not in allowed:
+            names.append(c.name)
+            bad.add(profile.type)
+    return _setters(pod_bad, names), bad
+
+
 Violation = tuple[str, str]
 """(ForbiddenReason, ForbiddenDetail) of one failed check."""
 Check = Callable[[SecurityPod, Sequence[Container]], Violation | None]
@@ -222,22 +249,13 @@ Check = Callable[[SecurityPod, Sequence[Container]], Violation | None]
 
 def _app_armor_profile(pod: SecurityPod, visited: Sequence[Container]) -> Violation | None:
     """check_appArmorProfile.go appArmorProfile_1_0."""
-    allowed_types = ("RuntimeDefault", "Localhost")
-    spec = pod.spec
-    setters: list[str] = []
-    bad_values: set[str] = set()
-    pod_profile = spec.security_context.app_armor_profile if spec.security_context else None
-    if pod_profile is not None and pod_profile.type not in allowed_types:
-        setters.append("pod")
-        bad_values.add(pod_profile.type)
-    containers = []
-    for c in visited:
-        profile = c.security_context.app_armor_profile if c.security_context else None
-        if profile is not None and profile.type not in allowed_types:
-            containers.append(c.name)
-            bad_values.add(profile.type)
-    if containers:
-        setters.append(_containers_text(containers))
+    context = pod.spec.security_context
+    setters, bad_values = _profile_setters(
+        context.app_armor_profile if context else None,
+        visited,
+        lambda c: c.app_armor_profile,
+        ("RuntimeDefault", "Localhost"),
+    )
     annotations = sorted(
         f'{key}="{value}"'
         for key, value in (pod.metadata.annotations or {}).items()
@@ -424,10 +442,8 @@ def _se_linux_options(pod: SecurityPod, visited: Sequence[Container]) -> Violati
             set_role = True
         return ok
 
-    setters = []
     context = pod.spec.security_context
-    if context is not None and context.se_linux_options is not None and not valid(context.se_linux_options):
-        setters.append("pod")
+    pod_bad = context is not None and context.se_linux_options is not None and not valid(context.se_linux_options)
     containers = [
         c.name
         for c in visited
@@ -435,8 +451,7 @@ def _se_linux_options(pod: SecurityPod, visited: Sequence[Container]) -> Violati
         and c.security_context.se_linux_options is not None
         and not valid(c.security_context.se_linux_options)
     ]
-    if containers:
-        setters.append(_containers_text(containers))
+    setters = _setters(pod_bad, containers)
     if not setters:
         return None
     data = []
@@ -458,21 +473,10 @@ SECCOMP_TYPES = ("RuntimeDefault", "Localhost")
 
 def _seccomp_baseline(pod: SecurityPod, visited: Sequence[Container]) -> Violation | None:
     """check_seccompProfile_baseline.go seccompProfileBaseline_1_19."""
-    setters = []
-    bad: set[str] = set()
     context = pod.spec.security_context
-    pod_profile = context.seccomp_profile if context else None
-    if pod_profile is not None and pod_profile.type not in SECCOMP_TYPES:
-        setters.append("pod")
-        bad.add(pod_profile.type)
-    containers = []
-    for c in visited:
-        profile = c.security_context.seccomp_profile if c.security_context else None
-        if profile is not None and profile.type not in SECCOMP_TYPES:
-            containers.append(c.name)
-            bad.add(profile.type)
-    if containers:
-        setters.append(_containers_text(containers))
+    setters, bad = _profile_setters(
+        context.seccomp_profile if context else None, visited, lambda c: c.seccomp_profile, SECCOMP_TYPES
+    )
     if not setters:
         return None
     return (
@@ -516,12 +520,9 @@ def _windows_host_process(pod: SecurityPod, visited: Sequence[Container]) -> Vio
         and c.security_context.windows_options is not None
         and c.security_context.windows_options.host_process
     ]
-    setters = []
     context = pod.spec.security_context
-    if context is not None and context.windows_options is not None and context.windows_options.host_process:
-        setters.append("pod")
-    if containers:
-        setters.append(_containers_text(containers))
+    pod_set = context is not None and context.windows_options is not None and bool(context.windows_options.host_process)
+    setters = _setters(pod_set, containers)
     if not setters:
         return None
     return "hostProcess", f"{' and '.join(setters)} must not set securityContext.windowsOptions.hostProcess=true"
@@ -671,12 +672,8 @@ def _run_as_user(pod: SecurityPod, visited: Sequence[Container]) -> Violation | 
     spec = pod.spec
     if _user_namespace(spec):
         return None
-    setters = []
-    if spec.security_context is not None and spec.security_context.run_as_user == 0:
-        setters.append("pod")
     names = [c.name for c in visited if c.security_context and c.security_context.run_as_user == 0]
-    if names:
-        setters.append(_containers_text(names))
+    setters = _setters(spec.security_context is not None and spec.security_context.run_as_user == 0, names)
     return ("runAsUser=0", f"{' and '.join(setters)} must not set runAsUser=0") if setters else None
 
 
