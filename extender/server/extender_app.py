@@ -93,10 +93,10 @@ class ExtenderVerbs:
             except msgspec.MsgspecError as whole:
                 problem = whole
             return self._refuse("filter", started, _problem("extender arguments", problem))
-        body = bytes(args.Pod)
-        filtered = filter_nodes(self.state, pod, args.NodeNames, body)
-        if filtered.outcome is not Outcome.NONE and pod.metadata.uid:
-            self.state.remember_pod(pod, body)
+        pod_json = bytes(args.Pod)
+        filtered = filter_nodes(self.state, pod, args.NodeNames, pod_json)
+        if filtered.outcome is not Outcome.NONE and pod.metadata.uid:  # for its bind, moments later
+            self.state.remember_pod(pod, pod_json)
         self.metrics.count_filter_decision(filtered.outcome.value)
         result = filtered.result
         if self.decisions is not None:
@@ -107,6 +107,8 @@ class ExtenderVerbs:
         decision = (
             f"{filtered.outcome.value}: {len(result.NodeNames)} passed, {len(result.FailedNodes)} failed, "
             f"{len(result.FailedAndUnresolvableNodes)} unresolvable"
+            if not result.Error
+            else f"error: {result.Error}"
         )
         # Home placements are the bulk and say nothing new: logged at DEBUG, counted in metrics.
         level = logging.DEBUG if filtered.outcome is Outcome.HOME else logging.INFO
