@@ -26,13 +26,14 @@ from extender.capacity.model import PeerState
 from extender.capacity.tracker import Reservations
 from extender.config import Config
 from extender.delegation.delegator import Delegator
-from extender.delegation.virtual_node import VirtualNodes
 from extender.kube import client as kube_client
 from extender.kube.identity import kube_system_uid
 from extender.kube.raw import RawClient
 from extender.kube.reflector import Reflector
+from extender.kube.tasks import cancel_and_wait
 from extender.labels import HOME_CLUSTER
 from extender.peers.registry import PeerRegistry
+from extender.peers.virtual_node import VirtualNodes
 from extender.planner.live import LivePlanner
 from extender.runtime import HomeNamespaces, HomeNodes, HomeView, LiveState, Namespace
 from extender.scheduling.binder import Binder
@@ -44,7 +45,6 @@ from extender.server.kubelet_api import DelegatorLookup, client_verifying_contex
 from extender.server.metrics import Metrics
 from extender.server.operations import Operations
 from extender.server.webhook_app import make_webhook_app
-from extender.tasks import cancel_and_wait
 from extender.webhook.mutate import WebhookConfig
 from extender.wire.core import Node, Pod
 

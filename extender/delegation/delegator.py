@@ -24,8 +24,8 @@ from extender import hints, labels, pod_security
 from extender.capacity.model import PeerState
 from extender.config import Config
 from extender.delegation import delegate_spec
-from extender.delegation.events import EventRecorder
-from extender.delegation.leader import LeaderElector
+from extender.kube.events import EventRecorder
+from extender.kube.leader import LeaderElector
 from extender.kube.raw import ApiError, RawClient
 from extender.kube.reflector import Handler, Reflector
 from extender.peers.model import give_up_command

@@ -20,12 +20,12 @@ from kubernetes_asyncio import client as k8s
 
 from extender.capacity.model import PeerState
 from extender.capacity.tracker import PeerTracker, Reservations
-from extender.delegation.virtual_node import VirtualNodes, virtual_node_name
 from extender.kube import client as kube_client
 from extender.kube.raw import ApiError, RawClient
 from extender.kube.reflector import Handler, Reflector
+from extender.kube.tasks import cancel_and_wait
 from extender.peers.model import FINALIZER, GROUP, PATH, VERSION, PeerCluster
-from extender.tasks import cancel_and_wait
+from extender.peers.virtual_node import VirtualNodes, virtual_node_name
 from extender.wire.core import Node, Pod
 
 log = logging.getLogger("spillover.peers")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from extender.delegation import events
-from extender.delegation.events import EventRecorder
+from extender.kube import events
+from extender.kube.events import EventRecorder
 
 
 class RecordingHome:
