@@ -16,44 +16,47 @@ import logging
 import os
 import signal
 import ssl
-from collections.abc import Awaitable
 from typing import Any
 
-import msgspec
 from aiohttp import web
+from kubernetes_asyncio import client as k8s
 
-from extender.capacity.model import PeerState
 from extender.capacity.tracker import Reservations
 from extender.config import Config
-from extender.delegation.delegator import Delegator
+from extender.delegation.avoid import AvoidList
+from extender.delegation.creator import DelegateCreator
+from extender.delegation.evacuation import Evacuation
+from extender.delegation.lifecycle import Lifecycle
+from extender.delegation.mirror import StatusMirror
+from extender.delegation.sweep import OrphanSweeper
+from extender.delegation.view import Delegations
+from extender.delegation.watches import DelegationWatches
+from extender.delegation.writer import ProxyWriter
 from extender.kube import client as kube_client
+from extender.kube.events import EventRecorder
 from extender.kube.identity import kube_system_uid
+from extender.kube.leader import LeaderElector, LeaderGate
 from extender.kube.raw import RawClient
 from extender.kube.reflector import Reflector
-from extender.kube.tasks import cancel_and_wait
+from extender.kube.tasks import TaskSet
 from extender.labels import HOME_CLUSTER
+from extender.peers.detach import PeerDetacher
+from extender.peers.directory import PeerDirectory
 from extender.peers.registry import PeerRegistry
+from extender.peers.status import PeerStatusWriter
 from extender.peers.virtual_node import VirtualNodes
 from extender.planner.live import LivePlanner
-from extender.runtime import HomeNamespaces, HomeNodes, HomeView, LiveState, Namespace
+from extender.runtime import HomeNamespaces, HomeNodes, HomeView, LiveState, Namespace, NamespacePods, PlannerVeto
 from extender.scheduling.binder import Binder
-from extender.scheduling.filter import namespace_refusal
 from extender.server.decisions import Decisions
 from extender.server.extender_app import start_extender_server
 from extender.server.http_server import JsonPostServer
-from extender.server.kubelet_api import DelegatorLookup, client_verifying_context, kubelet_endpoint, start_kubelet_api
+from extender.server.kubelet_api import DelegateLookup, client_verifying_context, start_kubelet_api
 from extender.server.metrics import Metrics
 from extender.server.operations import Operations
 from extender.server.webhook_app import make_webhook_app
 from extender.webhook.mutate import WebhookConfig
-from extender.wire.core import Node, Pod
-
-
-class PodItems(msgspec.Struct):
-    """A pod list as the apiserver returns it (only what the planner reads)."""
-
-    items: list[Pod]
-
+from extender.wire.core import Node
 
 log = logging.getLogger("spillover")
 
@@ -99,60 +102,124 @@ def scheduler_only(cfg: Config) -> bool:
 
 
 class Spillover:
-    def __init__(self, config: Config) -> None:
-        self.config = config
+    """Every part of `spillover serve`, each built here with all it needs: no part is handed a
+    callback or a collaborator after it is built, so nothing that runs early can miss one.
+
+    What everyone reads is built first (the home caches, the peer directory, the delegation
+    state), then the controllers around them, then the registry that fills the directory.
+    The controllers that write on their own initiative run as one group under the leader gate.
+    """
+
+    def __init__(self, config: Config, home_api: k8s.ApiClient, home: RawClient, cluster_id: str) -> None:
+        cfg = self.config = config
+        self.home_api = home_api
+        self.home = home
         self.metrics = Metrics()
-        self.tasks: list[asyncio.Task[Any]] = []
+        self.events = EventRecorder(home)
+        self.tasks = TaskSet("spillover")
         self.runners: list[web.AppRunner] = []
         self.servers: list[JsonPostServer] = []
 
-    async def start(self) -> None:
-        cfg = self.config
-        self.home_api = await kube_client.from_file(cfg.kubeconfig)
-        home = RawClient(self.home_api, timeout=cfg.peer_timeout)
-        self.home = home
-        if not cfg.cluster_id:
-            cfg.cluster_id = await kube_system_uid(home)
-        log.info("home cluster id %s (label %s on what Spillover creates in peers)", cfg.cluster_id, HOME_CLUSTER)
-        self.reservations = Reservations(ttl=cfg.reservation_ttl)
-        self.virtual_nodes = VirtualNodes(home, kubelet_endpoint(cfg))
-        self.registry = PeerRegistry(home, self.virtual_nodes, self.reservations, peer_timeout=cfg.peer_timeout)
         self.home_nodes = HomeNodes()
         self.home_namespaces = HomeNamespaces()
-        node_reflector = Reflector(home, "/api/v1/nodes", Node, self.home_nodes, name="home/nodes")
-        ns_reflector = Reflector(home, "/api/v1/namespaces", Namespace, self.home_namespaces, name="home/namespaces")
-        self.delegator = self._delegator(home)
-        self.planner = self._planner()
+        self.home_reflectors: list[Reflector[Any]] = [
+            Reflector(home, "/api/v1/nodes", Node, self.home_nodes, name="home/nodes"),
+            Reflector(home, "/api/v1/namespaces", Namespace, self.home_namespaces, name="home/namespaces"),
+        ]
+        self.reservations = Reservations(ttl=cfg.reservation_ttl)
+        self.directory = PeerDirectory()
+        self.virtual_nodes = VirtualNodes(home, kubelet_endpoint(cfg))
+
+        self.delegations = Delegations()
+        avoid = AvoidList(cfg.avoid_peer_seconds)
+        writer = ProxyWriter(home, self.delegations, self.events, self.metrics)
+        mirror = StatusMirror(self.delegations, writer, self.events)
+        lifecycle = Lifecycle(
+            home,
+            self.delegations,
+            writer,
+            self.events,
+            self.metrics,
+            avoid,
+            self.directory,
+            cluster_id,
+            cfg.remote_pending_timeout,
+        )
+        sweeper = OrphanSweeper(self.delegations, writer, self.metrics, cluster_id, cfg.orphan_sweep_seconds)
+        watches = DelegationWatches(home, self.delegations, mirror, lifecycle, sweeper, cluster_id)
+        detacher = PeerDetacher(home, self.directory, self.virtual_nodes, Evacuation(self.delegations, writer, sweeper))
+        self.gate = LeaderGate(
+            LeaderElector(home, cfg.leader_election_namespace, cfg.leader_elect),
+            [mirror, lifecycle, sweeper, detacher],
+        )
+
+        self.planner = LivePlanner(
+            self.directory.states,
+            PlannerVeto(self.home_namespaces, avoid),
+            self.metrics,
+            in_flight=self.reservations.holds,
+            namespace_pods=NamespacePods(home),
+            peer_of_node=self.directory.peer_of_node,
+        )
+        # Gang members wait in the scheduler's unschedulable queue; a change to the virtual node
+        # moves them back at once. (The planner's constructor does not take this yet.)
+        self.planner.on_gangs_placed = self.directory.capacity_changed
+        self.peer_status = PeerStatusWriter(home, self.directory, detacher.progress, self.planner.advice_for)
+        self.registry = PeerRegistry(
+            home,
+            self.directory,
+            self.virtual_nodes,
+            self.reservations,
+            self.peer_status,
+            self.gate.recorder(self.events),
+            watchers=[watches],
+            peer_timeout=cfg.peer_timeout,
+        )
         binder = Binder(
             home,
-            self.registry.by_virtual_node,
+            self.directory.by_virtual_node,
             self.reservations,
             HomeView(self.home_nodes, self.home_namespaces),
-            delegation=self.delegator,
+            delegation=DelegateCreator(home, self.delegations, writer, self.events, avoid, cluster_id),
             on_peer_bound=self.planner.bound,
             trust_filtered=scheduler_only(cfg),
         )
-        self.state = LiveState(self.registry, self.home_nodes, self.home_namespaces, binder, planner=self.planner)
+        self.state = LiveState(
+            self.directory, self.home_nodes, self.home_namespaces, binder, avoid, planner=self.planner
+        )
+        self.metrics.watch(self.directory.states, self.delegations.delegate_phases)
         self.decisions = Decisions()
         self.operations = Operations(
-            home, self.state, self.registry, self.delegator, self.planner, self.decisions, self.reservations, self.ready
+            home,
+            self.state,
+            self.directory,
+            self.delegations,
+            self.planner,
+            self.decisions,
+            self.reservations,
+            self.ready,
         )
         self.metrics.watch_spend(self.operations.spend)
-        self._spawn(self.operations.history.run(), "spilled-history")
-        self.home_reflectors: list[Reflector[Any]] = [node_reflector, ns_reflector]
-        self._spawn(node_reflector.run(), "home-nodes")
-        self._spawn(ns_reflector.run(), "home-namespaces")
-        self._spawn(self.registry.reflector.run(), "peerclusters")
-        self._spawn(self.registry.run_status(), "peer-status")
-        self._spawn(self.virtual_nodes.run_flush(), "virtual-nodes")
-        self._spawn(self.virtual_nodes.run_leases(), "virtual-node-leases")
-        self._spawn(self._expire_reservations(), "reservations")
+
+    async def start(self) -> None:
+        cfg = self.config
+        for reflector in self.home_reflectors:
+            self.tasks.spawn(reflector.run(), reflector.name)
+        self.tasks.spawn(self.registry.reflector.run(), "peerclusters")
+        self.tasks.spawn(self.peer_status.run(), "peer-status")
+        self.tasks.spawn(self.virtual_nodes.run_flush(), "virtual-nodes")
+        self.tasks.spawn(self.virtual_nodes.run_leases(), "virtual-node-leases")
+        self.tasks.spawn(self._expire_reservations(), "reservations")
+        self.tasks.spawn(self.events.run(), "events")
+        self.tasks.spawn(self.gate.run(), "leader-gate")
+        self.tasks.spawn(self.planner.run(), "planner")
+        self.tasks.spawn(self.operations.history.run(), "spilled-history")
         self.servers.append(
             await start_extender_server(self.state, self.metrics, cfg.bind_address, cfg.extender_port, self.decisions)
         )
         if cfg.tls_cert_file and cfg.tls_key_file:
             reloader = CertReloader(cfg.tls_cert_file, cfg.tls_key_file)
-            self._spawn(reloader.run(), "cert-reloader")
+            self.tasks.spawn(reloader.run(), "cert-reloader")
             webhook = make_webhook_app(WebhookConfig(scheduler_name=cfg.scheduler_name), self.metrics)
             await self._serve(webhook, cfg.webhook_port, reloader.context)
             await self._serve_kubelet_api(cfg)
@@ -176,73 +243,9 @@ class Spillover:
             CertReloader(cfg.tls_cert_file, cfg.tls_key_file).context, cfg.kubelet_client_ca_file
         )
         names = frozenset(n.strip() for n in cfg.kubelet_client_allowed_names.split(",") if n.strip())
-        lookup = DelegatorLookup(self.delegator)
+        lookup = DelegateLookup(self.delegations)
         runner, _ = await start_kubelet_api(lookup, cfg.bind_address, cfg.kubelet_port, context, names)
         self.runners.append(runner)
-
-    def _delegator(self, home: RawClient) -> Delegator:
-        delegator = Delegator(home, self.registry, self.config, self.metrics)
-
-        def peer_event(ref: dict[str, str], reason: str, message: str, warning: bool) -> None:
-            if delegator.leader.leading:  # one replica tells, not each
-                delegator.events.record(ref, reason, message, warning=warning)
-
-        self.registry.record_event = peer_event
-        self.metrics.watch(lambda: [rt.state for rt in self.registry.peers.values()], delegator.delegate_phases)
-        self.registry.listeners.append(delegator.peer_started)
-        self._spawn(delegator.run(), "delegator")
-        return delegator
-
-    def _planner(self) -> LivePlanner:
-        namespaces = self.home_namespaces
-
-        def veto(pod: Pod, peer: PeerState) -> str | None:
-            namespace = pod.metadata.namespace
-            refused = namespace_refusal(peer, namespace, namespaces.labels.get(namespace, {}))
-            return refused or self.delegator.avoided(pod, peer.name)
-
-        home = self.home
-
-        async def namespace_pods(namespace: str) -> list[Pod]:
-            body = await home.get(f"/api/v1/namespaces/{namespace}/pods")
-            return msgspec.json.decode(body, type=PodItems).items
-
-        def peer_of_node(node_name: str) -> str | None:
-            peer = self.registry.by_virtual_node.get(node_name)
-            return peer.name if peer is not None else None
-
-        planner = LivePlanner(
-            lambda: [rt.state for rt in self.registry.peers.values()],
-            veto,
-            self.metrics,
-            in_flight=self.reservations.holds,
-            namespace_pods=namespace_pods,
-            peer_of_node=peer_of_node,
-        )
-        self.registry.advice_for = planner.advice_for
-
-        def nudge(peers: set[str]) -> None:
-            # Gang members wait in the scheduler's unschedulable queue; a change to the virtual
-            # node moves them back at once (kube-scheduler re-queues on node updates).
-            for name in peers:
-                runtime = self.registry.peers.get(name)
-                if runtime is not None:
-                    runtime.tracker.changed()
-
-        planner.on_gangs_placed = nudge
-        self._spawn(planner.run(), "planner")
-        return planner
-
-    def _spawn(self, coro: Awaitable[Any], name: str) -> None:
-        task = asyncio.ensure_future(coro)
-        task.set_name(name)
-        task.add_done_callback(self._task_done)
-        self.tasks.append(task)
-
-    @staticmethod
-    def _task_done(task: asyncio.Task[Any]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            log.error("background task %s died: %r", task.get_name(), task.exception())
 
     async def _expire_reservations(self) -> None:
         while True:
@@ -289,10 +292,17 @@ class Spillover:
             await server.close()
         for runner in self.runners:
             await runner.cleanup()
-        await cancel_and_wait(self.tasks)
+        await self.tasks.cancel()
         await self.registry.close()
         await self.home.close()
         await self.home_api.close()
+
+
+def kubelet_endpoint(config: Config) -> tuple[str, int] | None:
+    """The address and port to write on the virtual nodes, when the kubelet API is served."""
+    if not config.kubelet_client_ca_file or not config.tls_cert_file:
+        return None
+    return config.kubelet_address or config.bind_address, config.kubelet_port
 
 
 def _tune_gc() -> None:
@@ -305,7 +315,11 @@ def _tune_gc() -> None:
 
 
 async def serve_forever(config: Config) -> None:
-    app = Spillover(config)
+    home_api = await kube_client.from_file(config.kubeconfig)
+    home = RawClient(home_api, timeout=config.peer_timeout)
+    cluster_id = config.cluster_id or await kube_system_uid(home)
+    log.info("home cluster id %s (label %s on what Spillover creates in peers)", cluster_id, HOME_CLUSTER)
+    app = Spillover(config, home_api, home, cluster_id)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -15,10 +15,12 @@ import msgspec
 
 from extender import labels
 from extender.capacity.model import NodeCapacity, PeerState
-from extender.kube.raw import ApiError
+from extender.delegation.avoid import AvoidList
+from extender.kube.raw import ApiError, RawClient
 from extender.kube.reflector import Handler
-from extender.peers.registry import PeerRegistry
+from extender.peers.directory import PeerDirectory
 from extender.scheduling.binder import Binder
+from extender.scheduling.filter import namespace_refusal
 from extender.scheduling.state import BindError
 from extender.wire.core import Node, ObjectMeta, Pod
 
@@ -105,6 +107,35 @@ class HomeView:
         return self._nodes.nodes.get(name)
 
 
+class PlannerVeto:
+    """What keeps a pod off a peer besides room, for the planner: the rules filter applies too
+    (the peer's allowedNamespaces, a workload withdrawn from the peer recently)."""
+
+    def __init__(self, namespaces: HomeNamespaces, avoid: AvoidList) -> None:
+        self.namespaces = namespaces
+        self.avoid = avoid
+
+    def __call__(self, pod: Pod, peer: PeerState) -> str | None:
+        namespace = pod.metadata.namespace
+        refusal = namespace_refusal(peer, namespace, self.namespaces.labels.get(namespace, {}))
+        return refusal if refusal is not None else self.avoid.avoided(pod, peer.name)
+
+
+class _PodItems(msgspec.Struct):
+    items: list[Pod]
+
+
+class NamespacePods:
+    """The pods of a home namespace, read from the apiserver (by the planner, before a solve)."""
+
+    def __init__(self, home: RawClient) -> None:
+        self.home = home
+
+    async def __call__(self, namespace: str) -> list[Pod]:
+        body = await self.home.get(f"/api/v1/namespaces/{namespace}/pods")
+        return msgspec.json.decode(body, type=_PodItems).items
+
+
 class Planning(Protocol):
     def note_candidate(self, pod: Pod) -> None: ...
 
@@ -118,20 +149,22 @@ class Planning(Protocol):
 class LiveState:
     def __init__(
         self,
-        registry: PeerRegistry,
+        directory: PeerDirectory,
         nodes: HomeNodes,
         namespaces: HomeNamespaces,
         binder: Binder,
+        avoid: AvoidList,
         planner: Planning | None = None,
     ) -> None:
-        self.registry = registry
+        self.directory = directory
         self.nodes = nodes
         self.namespaces = namespaces
         self.binder = binder
+        self.avoid = avoid
         self.planner = planner
 
     def peer_for_node(self, node_name: str) -> PeerState | None:
-        return self.registry.by_virtual_node.get(node_name)
+        return self.directory.by_virtual_node.get(node_name)
 
     def is_virtual_node_name(self, node_name: str) -> bool:
         return node_name.startswith(labels.VIRTUAL_NODE_PREFIX) and node_name not in self.nodes.names
@@ -164,8 +197,7 @@ class LiveState:
     def avoided(self, pod: Pod, peer: PeerState) -> str | None:
         if (refused := self.binder.refused_before(pod, peer.name)) is not None:
             return refused
-        delegation = self.binder.delegation
-        return delegation.avoided(pod, peer.name) if delegation is not None else None
+        return self.avoid.avoided(pod, peer.name)
 
     def note_spill_candidate(self, pod: Pod) -> None:
         if self.planner is not None:

@@ -58,15 +58,21 @@ def node_capacity(node: Node, previous: NodeCapacity | None) -> NodeCapacity:
 class PeerTracker:
     """The watch handlers of one peer; ``on_change`` fires after every capacity change."""
 
-    def __init__(self, peer: PeerState, on_change: Callable[[PeerState], None]) -> None:
+    def __init__(
+        self,
+        peer: PeerState,
+        on_change: Callable[[PeerState], None],
+        on_delegate_seen: Callable[[str], None] | None = None,
+    ) -> None:
         self.peer = peer
         self.on_change = on_change
+        self.on_delegate_seen = on_delegate_seen
+        """Called with the proxy UID of each delegate first seen bound to a node here."""
         self._pods: dict[str, _Counted] = {}
         self._orphan_requests: dict[str, Resources] = {}
         """Requests of pods on nodes not (yet) seen, per node name: applied when it appears."""
         self.nodes = _NodeHandler(self)
         self.pods = _PodHandler(self)
-        self.on_delegate_seen: Callable[[str], None] | None = None
 
     def changed(self) -> None:
         self.peer.generation += 1

@@ -22,6 +22,18 @@ COPIES_ANNOTATION = "spillover.io/copies"
 PLURALS = {"ConfigMap": "configmaps", "Secret": "secrets"}
 """The kinds Spillover copies into peers, and their API collection names."""
 _SKIP_CONFIGMAPS = {"kube-root-ca.crt"}
+DELEGATES = f"{labels.MANAGED_BY}={labels.MANAGED_BY_VALUE},{labels.PROXY_UID}"
+"""Label selector of Spillover's delegate pods in a peer, of every home sharing it."""
+
+
+def delegates_selector(home_cluster: str) -> str:
+    """This home's delegates only: a peer may be shared, and another home's are not ours to touch."""
+    return DELEGATES + (f",{labels.HOME_CLUSTER}={home_cluster}" if home_cluster else "")
+
+
+def copies_selector(home_cluster: str) -> str:
+    """This home's copied ConfigMaps and Secrets only."""
+    return f"{COPY_LABEL}=true" + (f",{labels.HOME_CLUSTER}={home_cluster}" if home_cluster else "")
 
 
 def delegate_name(proxy_name: str, proxy_uid: str) -> str:

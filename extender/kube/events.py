@@ -7,7 +7,7 @@ import asyncio
 import datetime
 import logging
 import os
-from typing import Any
+from typing import Any, Protocol
 
 from extender.kube.raw import RawClient
 
@@ -17,6 +17,11 @@ COMPONENT = "spillover"
 
 QUEUE = 2000
 WRITERS = 4
+
+
+class EventSink(Protocol):
+    def record(self, ref: dict[str, Any], reason: str, message: str, warning: bool = False) -> None:
+        """Record an Event on the object ``ref`` names; never blocks or fails the caller."""
 
 
 class EventRecorder:
@@ -33,37 +38,37 @@ class EventRecorder:
         self._queue: asyncio.Queue[tuple[dict[str, Any], str, str, bool]] = asyncio.Queue(QUEUE)
         self.dropped = 0
 
-    def record(self, pod: dict[str, Any], reason: str, message: str, warning: bool = False) -> None:
+    def record(self, ref: dict[str, Any], reason: str, message: str, warning: bool = False) -> None:
         """Never blocks or fails the action it reports."""
         try:
-            self._queue.put_nowait((pod, reason, message, warning))
+            self._queue.put_nowait((ref, reason, message, warning))
         except asyncio.QueueFull:
             self.dropped += 1
-            log.warning("event queue full: %s on %s/%s dropped", reason, pod.get("namespace"), pod.get("name"))
+            log.warning("event queue full: %s on %s/%s dropped", reason, ref.get("namespace"), ref.get("name"))
 
     async def run(self) -> None:
         await asyncio.gather(*(self._write() for _ in range(WRITERS)))
 
     async def _write(self) -> None:
         while True:
-            pod, reason, message, warning = await self._queue.get()
-            await self._post(pod, reason, message, warning)
+            ref, reason, message, warning = await self._queue.get()
+            await self._post(ref, reason, message, warning)
 
-    async def _post(self, pod: dict[str, Any], reason: str, message: str, warning: bool) -> None:
-        """``pod`` is a reference: namespace, name, uid, and kind/apiVersion when not a Pod (an
+    async def _post(self, ref: dict[str, Any], reason: str, message: str, warning: bool) -> None:
+        """``ref`` is a reference: namespace, name, uid, and kind/apiVersion when not a Pod (an
         object without a namespace, such as a PeerCluster, gets its Events in ``default``)."""
-        namespace = pod.get("namespace") or "default"
+        namespace = ref.get("namespace") or "default"
         now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         body = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"generateName": f"{pod.get('name', 'pod')}.", "namespace": namespace},
+            "metadata": {"generateName": f"{ref.get('name', 'pod')}.", "namespace": namespace},
             "involvedObject": {
-                "apiVersion": pod.get("apiVersion", "v1"),
-                "kind": pod.get("kind", "Pod"),
-                "namespace": pod.get("namespace", ""),
-                "name": pod.get("name", ""),
-                "uid": pod.get("uid", ""),
+                "apiVersion": ref.get("apiVersion", "v1"),
+                "kind": ref.get("kind", "Pod"),
+                "namespace": ref.get("namespace", ""),
+                "name": ref.get("name", ""),
+                "uid": ref.get("uid", ""),
             },
             "reason": reason,
             "message": message[:1024],
@@ -78,4 +83,4 @@ class EventRecorder:
         try:
             await self.home.request("POST", f"/api/v1/namespaces/{namespace}/events", body)
         except Exception as exc:
-            log.debug("event %s on %s/%s not recorded: %s", reason, namespace, pod.get("name"), exc)
+            log.debug("event %s on %s/%s not recorded: %s", reason, namespace, ref.get("name"), exc)

@@ -1,8 +1,9 @@
 """Leader election on a coordination.k8s.io Lease, so two replicas never act twice.
 
 The extender and webhook answer on every replica (they only read caches, and bind is made safe
-by idempotent delegate names); the controllers that write on their own initiative (mirroring,
-deletion, failover, orphan sweeps) run only on the leader.
+by idempotent delegate names), and every replica keeps its watches; the controllers that write
+on their own initiative (mirroring, deletion, failover, orphan sweeps, detaching peers) run as
+one group under ``LeaderGate``, only on the leader.
 """
 
 from __future__ import annotations
@@ -12,9 +13,12 @@ import datetime
 import logging
 import os
 import uuid
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 import msgspec
 
+from extender.kube.events import EventSink
 from extender.kube.lease import lease_body, leases_path
 from extender.kube.raw import ApiError, RawClient
 
@@ -101,3 +105,65 @@ class LeaderElector:
                 return False
             raise
         return True
+
+
+class LeaderOnly(Protocol):
+    """A controller that writes on its own initiative, so runs on one replica only."""
+
+    async def lead(self) -> None:
+        """Do this controller's work until cancelled. Called each time this replica takes the lead,
+        so it starts by acting on everything its watches show: what they showed while another
+        replica led was that replica's to act on, and it may have stopped before it did."""
+
+
+class LeaderGate:
+    """Runs the leader-only controllers as one group while this replica holds the Lease, as
+    controller-runtime runs the runnables that NeedLeaderElection and admiralty's agent its
+    controllers: all started when the lead is taken, all cancelled when it is lost. Without
+    leader election the group starts at once. The controllers hold no leader checks of their own.
+    """
+
+    def __init__(self, elector: LeaderElector, controllers: Sequence[LeaderOnly]) -> None:
+        self.elector = elector
+        self.controllers = list(controllers)
+
+    async def run(self) -> None:
+        election = asyncio.create_task(self.elector.run(), name="leader-election")
+        group: list[asyncio.Task[None]] = []
+        try:
+            while True:
+                if self.elector.leading and not group:
+                    log.info("leading: starting %d controllers", len(self.controllers))
+                    group = [asyncio.create_task(c.lead(), name=f"lead-{type(c).__name__}") for c in self.controllers]
+                elif not self.elector.leading and group:
+                    log.info("not leading: stopping the controllers")
+                    await _stop(group)
+                    group = []
+                await self.elector.changed.wait()
+                self.elector.changed.clear()
+        finally:
+            await _stop([*group, election])
+
+    def recorder(self, events: EventSink) -> EventSink:
+        """``events``, recorded only while this replica leads: for what every replica sees (a
+        peer lost, a PeerCluster deleted), so that one replica tells, not each."""
+        return _WhileLeading(self.elector, events)
+
+
+class _WhileLeading:
+    def __init__(self, elector: LeaderElector, events: EventSink) -> None:
+        self.elector = elector
+        self.events = events
+
+    def record(self, ref: dict[str, Any], reason: str, message: str, warning: bool = False) -> None:
+        if self.elector.leading:
+            self.events.record(ref, reason, message, warning=warning)
+
+
+async def _stop(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    for task, result in zip(tasks, results, strict=True):
+        if isinstance(result, Exception):
+            log.error("leader-only task %s died: %r", task.get_name(), result)

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Generic, TypeVar
 
 import msgspec
@@ -93,7 +93,6 @@ class Reflector(Generic[T]):
         self._event_decoder = msgspec.json.Decoder(WatchEvent)
         self._bookmark_decoder = msgspec.json.Decoder(_Bookmark)
         self._status_decoder = msgspec.json.Decoder(_Status)
-        self.on_error: Callable[[str], None] | None = None
         self._wake = asyncio.Event()
 
     def wake(self) -> None:

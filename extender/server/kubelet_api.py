@@ -24,8 +24,7 @@ from typing import Any, Protocol
 import aiohttp
 from aiohttp import web
 
-from extender.config import Config
-from extender.delegation.delegator import Delegator, Proxy
+from extender.delegation.view import DelegationView, Proxy
 from extender.kube.raw import ApiError, RawClient
 
 log = logging.getLogger("spillover.kubelet")
@@ -102,15 +101,15 @@ class Delegates(Protocol):
         ...
 
 
-class DelegatorLookup:
-    """Finds delegates in the delegator's watch caches (every replica keeps them, leader or not)."""
+class DelegateLookup:
+    """Finds delegates in delegation's watch caches (every replica keeps them, leader or not)."""
 
-    def __init__(self, delegator: Delegator) -> None:
-        self.delegator = delegator
+    def __init__(self, view: DelegationView) -> None:
+        self.view = view
 
     def delegated(self, namespace: str, name: str) -> Delegated | str:
         candidates: Iterable[Proxy] = (
-            p for p in self.delegator.proxies.values() if p.namespace == namespace and p.name == name
+            p for p in self.view.proxies.values() if p.namespace == namespace and p.name == name
         )
         proxy = min(candidates, key=lambda p: p.deleting, default=None)  # a live one before a deleted namesake
         if proxy is None:
@@ -118,7 +117,7 @@ class DelegatorLookup:
                 f"pod {namespace}/{name} is not bound to a Spillover virtual node that this Spillover serves "
                 "(not spilled, or just bound: try again in a moment)"
             )
-        entry = self.delegator.peers.get(proxy.peer)
+        entry = self.view.peers.get(proxy.peer)
         if entry is None:
             return f"pod {namespace}/{name} runs in peer {proxy.peer}, which Spillover is not connected to now"
         delegate = entry.by_proxy.get(proxy.uid)
@@ -225,10 +224,3 @@ async def start_kubelet_api(
     site = web.TCPSite(runner, host, port, ssl_context=context)
     await site.start()
     return runner, int(runner.addresses[0][1])
-
-
-def kubelet_endpoint(config: Config) -> tuple[str, int] | None:
-    """The address and port to write on the virtual nodes, when the kubelet API is served."""
-    if not config.kubelet_client_ca_file or not config.tls_cert_file:
-        return None
-    return config.kubelet_address or config.bind_address, config.kubelet_port

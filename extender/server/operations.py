@@ -1,6 +1,6 @@
 """The operator's view of the running server: explain, the status page and spend, in one place.
 
-Reads the live objects the composition root built (peer registry, delegator, planner, decisions,
+Reads the live objects the composition root built (peer directory, delegations, planner, decisions,
 history); never on the scheduling path. Routes on the metrics port:
 ``/explain/{namespace}/{name}`` (JSON), ``/`` and ``/status`` (HTML), ``/status.json``.
 """
@@ -14,16 +14,16 @@ import msgspec
 from aiohttp import web
 
 from extender.capacity.model import PeerState
-from extender.delegation.delegator import Delegator
+from extender.delegation.view import DelegationView
 from extender.kube.raw import ApiError, RawClient
-from extender.peers.registry import PeerRegistry
+from extender.peers.directory import PeerDirectory
 from extender.planner.live import LivePlanner
 from extender.scheduling.state import SchedulingState
 from extender.server import status_page
 from extender.server.decisions import Decisions
 from extender.server.explain import NotFound, add_delegate, explain, read_pod
 from extender.server.history import SpilledHistory
-from extender.server.kubelet_api import Delegated, DelegatorLookup
+from extender.server.kubelet_api import Delegated, DelegateLookup
 from extender.spend import Spend, SpilledPod, spend_per_hour
 
 _NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
@@ -34,8 +34,8 @@ class Operations:
         self,
         home: RawClient,
         state: SchedulingState,
-        registry: PeerRegistry,
-        delegator: Delegator,
+        directory: PeerDirectory,
+        delegations: DelegationView,
         planner: LivePlanner,
         decisions: Decisions,
         reservations: Any,
@@ -43,27 +43,27 @@ class Operations:
     ) -> None:
         self.home = home
         self.state = state
-        self.registry = registry
-        self.delegator = delegator
+        self.directory = directory
+        self.delegations = delegations
         self.planner = planner
         self.decisions = decisions
         self.reservations = reservations
         self.ready = ready
         """() -> (ready, why): the server's readiness, shown on the page."""
         self.history = SpilledHistory(self.spilled_count)
-        self._lookup = DelegatorLookup(delegator)
+        self._lookup = DelegateLookup(delegations)
 
     def peers(self) -> list[PeerState]:
-        return [runtime.state for runtime in self.registry.peers.values()]
+        return self.directory.states()
 
     def spilled_pods(self) -> list[SpilledPod]:
         return [
-            SpilledPod(p.namespace, p.peer, p.requests, p.phase, p.deleting) for p in self.delegator.proxies.values()
+            SpilledPod(p.namespace, p.peer, p.requests, p.phase, p.deleting) for p in self.delegations.proxies.values()
         ]
 
     def spilled_count(self) -> int:
         return sum(
-            1 for p in self.delegator.proxies.values() if not p.deleting and p.phase not in ("Succeeded", "Failed")
+            1 for p in self.delegations.proxies.values() if not p.deleting and p.phase not in ("Succeeded", "Failed")
         )
 
     def spend(self) -> Spend:

@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 
 from extender.capacity.model import NodeCapacity, PeerState
-from extender.delegation.delegator import Proxy
+from extender.delegation.view import Proxy
 from extender.labels import opted_in
 from extender.scheduling.state import BindError
 from extender.wire.core import Pod, Taint

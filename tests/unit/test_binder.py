@@ -153,7 +153,7 @@ async def test_a_home_node_missing_from_the_cache_is_looked_up_in_the_apiserver(
     from extender.runtime import LiveState
 
     home = NodeLookup(answer)
-    state = LiveState(registry=None, nodes=None, namespaces=None, binder=type("B", (), {"home": home})())  # type: ignore[arg-type]
+    state = LiveState(None, None, None, type("B", (), {"home": home})(), None)  # type: ignore[arg-type]
     assert await state.confirm_home_node("home-node-9") is exists
     assert home.asked == ["/api/v1/nodes/home-node-9"]
 
@@ -164,7 +164,7 @@ async def test_a_node_lookup_the_apiserver_cannot_answer_fails_the_bind_for_a_re
     from extender.runtime import LiveState
 
     home = NodeLookup(503)
-    state = LiveState(registry=None, nodes=None, namespaces=None, binder=type("B", (), {"home": home})())  # type: ignore[arg-type]
+    state = LiveState(None, None, None, type("B", (), {"home": home})(), None)  # type: ignore[arg-type]
     with pytest.raises(BindError, match="cannot tell whether node home-node-9 exists"):
         await state.confirm_home_node("home-node-9")
     assert not await state.confirm_home_node("../secrets/x") and not await state.confirm_home_node("A" * 300)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from extender import labels
 from extender.capacity.model import PeerState
 from extender.capacity.tracker import PeerTracker, Reservations, virtual_allocatable
@@ -40,10 +42,10 @@ def pod(uid: str, node_name: str, cpu: str, phase: str = "Running", delegate: bo
     )
 
 
-def tracker() -> tuple[PeerState, PeerTracker, list[int]]:
+def tracker(on_delegate_seen: Callable[[str], None] | None = None) -> tuple[PeerState, PeerTracker, list[int]]:
     peer = PeerState(name="east", virtual_node="spillover-east")
     changes: list[int] = []
-    t = PeerTracker(peer, lambda p: changes.append(p.generation))
+    t = PeerTracker(peer, lambda p: changes.append(p.generation), on_delegate_seen)
     t.nodes.replace([node("n1"), node("n2")])
     return peer, t, changes
 
@@ -105,9 +107,8 @@ def test_expired_reservation_gives_capacity_back_even_when_expired_by_an_insert(
 
 
 def test_seeing_the_delegate_releases_its_reservation() -> None:
-    peer, t, _ = tracker()
     r = Reservations(ttl=30)
-    t.on_delegate_seen = r.release
+    peer, t, _ = tracker(on_delegate_seen=r.release)
     r.hold("p-a", peer, "n1", {"cpu": 2000, "pods": 1})
     t.pods.upsert(pod("a", "n1", "2", delegate=True))
     assert peer.nodes["n1"].free()["cpu"] == 2000  # counted once, not twice

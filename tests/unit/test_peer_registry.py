@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from extender.capacity.tracker import Reservations
+from extender.peers.directory import PeerDirectory
 from extender.peers.registry import PeerRegistry
+from extender.peers.status import PeerStatusWriter
 from tests.unit.fakes import peer
 
 
@@ -22,19 +24,44 @@ class FakeVirtualNodes:
         self.removed.append(name)
 
 
+class Told:
+    """Records the Events the registry tells."""
+
+    def __init__(self) -> None:
+        self.told: list[tuple[str, str, bool]] = []
+
+    def record(self, ref: dict[str, Any], reason: str, message: str, warning: bool = False) -> None:
+        self.told.append((ref["kind"], reason, warning))
+
+
+def registry_for(
+    virtual_nodes: FakeVirtualNodes, reservations: Reservations | None = None, told: Told | None = None
+) -> PeerRegistry:
+    directory = PeerDirectory()
+    status = PeerStatusWriter(None, directory, {}, lambda name: [])  # type: ignore[arg-type]
+    return PeerRegistry(
+        None,  # type: ignore[arg-type]
+        directory,
+        virtual_nodes,  # type: ignore[arg-type]
+        Reservations() if reservations is None else reservations,
+        status,
+        Told() if told is None else told,
+    )
+
+
 async def test_a_deleted_peer_is_dropped_from_what_filter_the_planner_and_the_status_page_see() -> None:
     reservations = Reservations()
     virtual_nodes = FakeVirtualNodes()
-    registry = PeerRegistry(home=None, virtual_nodes=virtual_nodes, reservations=reservations)  # type: ignore[arg-type]
+    registry = registry_for(virtual_nodes, reservations)
     east = peer("east")
     runtime: Any = type("Runtime", (), {"state": east, "tasks": [], "raw": Closable(), "api": Closable()})()
-    registry.peers["east"] = runtime
-    registry.by_virtual_node[east.virtual_node] = east
+    registry.directory.peers["east"] = runtime
+    registry.directory.by_virtual_node[east.virtual_node] = east
     reservations.peers["east"] = east
 
     await registry._remove("east")
 
-    assert "east" not in registry.peers and east.virtual_node not in registry.by_virtual_node
+    assert "east" not in registry.directory.peers and east.virtual_node not in registry.directory.by_virtual_node
     assert "east" not in reservations.peers and not east.healthy
     assert virtual_nodes.removed == ["east"]
 
@@ -61,10 +88,10 @@ async def test_a_peer_lost_and_back_is_told_once_each_way_on_its_peercluster(mon
     from extender.peers.model import PeerCluster
 
     monkeypatch.setattr(registry_module, "PROBE_EVERY", 0.001)
-    registry = PeerRegistry(home=None, virtual_nodes=FakeVirtualNodes(), reservations=Reservations())  # type: ignore[arg-type]
-    told: list[tuple[str, str, bool]] = []
-    registry.record_event = lambda ref, reason, message, warning: told.append((ref["kind"], reason, warning))
-    registry.specs["east"] = msgspec.convert({"metadata": {"name": "east", "uid": "pc-1"}}, PeerCluster)
+    events = Told()
+    registry = registry_for(FakeVirtualNodes(), told=events)
+    told = events.told
+    registry.directory.specs["east"] = msgspec.convert({"metadata": {"name": "east", "uid": "pc-1"}}, PeerCluster)
     east = peer("east")
     tracker: Any = type("Tracker", (), {"changed": lambda self: None})()
     runtime: Any = type(
@@ -89,14 +116,13 @@ async def test_a_deleted_peercluster_is_told_detaching_once() -> None:
 
     from extender.peers.model import PeerCluster
 
-    registry = PeerRegistry(home=None, virtual_nodes=FakeVirtualNodes(), reservations=Reservations())  # type: ignore[arg-type]
-    told: list[str] = []
-    registry.record_event = lambda ref, reason, message, warning: told.append(reason)
-    registry._spawn = lambda coro: coro.close()  # type: ignore[method-assign]  # no reconcile here
+    events = Told()
+    registry = registry_for(FakeVirtualNodes(), told=events)
+    registry._pending.accepting = False  # no reconcile here
     meta = {"name": "east", "uid": "pc-1", "deletionTimestamp": "2026-11-26T12:00:00Z"}
     for _ in range(3):  # the MODIFIED events of the detach
         registry.upsert(msgspec.convert({"metadata": meta}, PeerCluster))
-    assert told == ["Detaching"]
+    assert [reason for _, reason, _ in events.told] == ["Detaching"]
 
 
 class RecordingHome:
@@ -125,20 +151,22 @@ async def test_pausing_a_peer_tells_its_peercluster_at_once_and_never_says_placi
     import msgspec
 
     from extender.peers.model import PeerCluster
-    from extender.peers.registry import ready_message
+    from extender.peers.status import ready_message
 
     home = RecordingHome()
     virtual_nodes: Any = FakeVirtualNodes()
     virtual_nodes.touch = lambda state: None
-    registry = PeerRegistry(home=home, virtual_nodes=virtual_nodes, reservations=Reservations())  # type: ignore[arg-type]
+    directory = PeerDirectory()
+    status = PeerStatusWriter(home, directory, {}, lambda name: [])  # type: ignore[arg-type]
+    registry = PeerRegistry(home, directory, virtual_nodes, Reservations(), status, Told())  # type: ignore[arg-type]
     east = peer("east")
     assert east.healthy
     runtime: Any = type("Runtime", (), {"state": east, "kubeconfig_hash": hashlib.sha256(b"kc").hexdigest()})()
     runtime.last_seen = ""
-    registry.peers["east"] = runtime
+    directory.peers["east"] = runtime
     spec = {"kubeconfigSecretRef": {"name": "peer-east-kubeconfig"}, "paused": True}
     meta = {"name": "east", "uid": "pc-1", "finalizers": ["spillover.io/detach"]}
-    registry.specs["east"] = msgspec.convert({"metadata": meta, "spec": spec}, PeerCluster)
+    directory.specs["east"] = msgspec.convert({"metadata": meta, "spec": spec}, PeerCluster)
 
     await registry._reconcile("east")
 

@@ -9,12 +9,18 @@ from typing import Any
 import msgspec
 import pytest
 
-from extender.config import Config, ConfigError, load
+from extender.config import ConfigError, load
+from extender.delegation.adoption import adopt_unlabelled
+from extender.delegation.avoid import AvoidList
+from extender.delegation.creator import DelegateCreator
 from extender.delegation.delegate_spec import copy_body, delegate_body
-from extender.delegation.delegator import Delegator, PeerDelegates
+from extender.delegation.sweep import OrphanSweeper
+from extender.delegation.view import Delegations, PeerDelegates
+from extender.delegation.writer import ProxyWriter
 from extender.kube.identity import kube_system_uid
 from extender.kube.raw import ApiError
 from extender.scheduling.state import BindError
+from extender.server.metrics import Metrics
 from tests.unit.fakes import SyncedReflector, peer
 
 HOME = "spillover.io/home-cluster"
@@ -112,14 +118,25 @@ class HomePods:
         return msgspec.json.encode({"metadata": {"namespace": "shop", "name": name, "uid": self.uids[name]}})
 
 
-def _home_a(peer_api: SharedPeer, home: Any = None) -> tuple[Delegator, PeerDelegates]:
-    delegator = Delegator(home=home, registry=None, config=Config(cluster_id="home-a"))  # type: ignore[arg-type]
-    runtime: Any = type("Runtime", (), {"state": peer("east"), "raw": peer_api})()
-    entry = PeerDelegates(runtime=runtime)
-    entry.reflector = SyncedReflector()  # type: ignore[assignment]
-    entry.proxy_reflector = SyncedReflector()  # type: ignore[assignment]
-    delegator.peers["east"] = entry
-    return delegator, entry
+class Events:
+    def record(self, ref: dict[str, Any], reason: str, message: str, warning: bool = False) -> None:
+        pass
+
+
+class HomeA:
+    """Delegation of home "home-a", its peer east answered by ``peer_api``."""
+
+    def __init__(self, peer_api: SharedPeer, home: Any = None) -> None:
+        self.state = Delegations()
+        metrics = Metrics()
+        writer = ProxyWriter(home, self.state, Events(), metrics)
+        self.sweeper = OrphanSweeper(self.state, writer, metrics, "home-a", every=60)
+        self.creator = DelegateCreator(home, self.state, writer, Events(), AvoidList(300), "home-a")
+        runtime: Any = type("Runtime", (), {"state": peer("east"), "raw": peer_api})()
+        self.entry = PeerDelegates(runtime=runtime)
+        self.entry.reflector = SyncedReflector()  # type: ignore[assignment]
+        self.entry.proxy_reflector = SyncedReflector()  # type: ignore[assignment]
+        self.state.peers["east"] = self.entry
 
 
 def test_delegates_and_copies_name_the_home_that_made_them() -> None:
@@ -136,11 +153,11 @@ async def test_the_sweep_and_the_detach_never_touch_another_homes_delegates_or_c
             "configmaps": [_copy("ours", "home-a"), _copy("theirs", "home-b")],
         }
     )
-    delegator, _ = _home_a(peer_api)
+    home_a = HomeA(peer_api)
 
-    assert await delegator.sweep("east") == 2  # our orphaned delegate and unneeded copy
+    assert await home_a.sweeper.sweep("east") == 2  # our orphaned delegate and unneeded copy
     peer_api.objects["pods"].append(_delegate("ours-too", "home-a"))
-    assert await delegator.sweep("east", everything=True) == 1
+    assert await home_a.sweeper.sweep("east", everything=True) == 1
 
     assert [o["metadata"]["name"] for o in peer_api.objects["pods"]] == ["theirs"]
     assert [o["metadata"]["name"] for o in peer_api.objects["configmaps"]] == ["theirs"]
@@ -153,11 +170,11 @@ async def test_a_copy_another_home_made_under_the_same_name_fails_the_bind_with_
         async def get(self, path: str, query: Any = None) -> bytes:
             return msgspec.json.encode({"kind": "ConfigMap", "metadata": {"name": "settings"}, "data": {"a": "1"}})
 
-    delegator, _ = _home_a(peer_api, Home())
+    home_a = HomeA(peer_api, Home())
     spec = {"containers": [{"envFrom": [{"configMapRef": {"name": "settings"}}]}]}
 
     with pytest.raises(BindError, match=r"another home cluster \(home-b\).*spec.namespace"):
-        await delegator._copy_references(peer_api, {"spec": spec}, "shop", "shop", "east")  # type: ignore[arg-type]
+        await home_a.creator._copy_references(peer_api, {"spec": spec}, "shop", "shop", "east")  # type: ignore[arg-type]
     assert not [w for w in peer_api.writes if w[0] == "PATCH"], "their copy's data is left as it was"
 
 
@@ -172,9 +189,9 @@ async def test_unlabelled_delegates_whose_pod_is_here_are_adopted_with_their_cop
             "configmaps": [_copy("settings", None)],
         }
     )
-    delegator, entry = _home_a(peer_api, HomePods({"web-1": "u1", "web-2": "other-uid"}))
+    home = HomePods({"web-1": "u1", "web-2": "other-uid"})
 
-    assert await delegator.adopt_unlabelled(entry) == 1
+    assert await adopt_unlabelled(home, peer_api, "home-a") == 1  # type: ignore[arg-type]
 
     homes = {o["metadata"]["name"]: o["metadata"]["labels"].get(HOME) for o in peer_api.objects["pods"]}
     assert homes == {"web-1": "home-a", "web-2": None, "web-3": None}
@@ -218,12 +235,12 @@ async def test_a_bind_racing_the_peerclusters_deletion_creates_no_delegate_there
     from extender.wire.core import Pod
 
     peer_api = SharedPeer({})
-    delegator, entry = _home_a(peer_api)
-    state = entry.runtime.state
+    home_a = HomeA(peer_api)
+    state = home_a.entry.runtime.state
     state.detaching = "its PeerCluster is being deleted"  # seen after this bind's own checks passed
     raw_pod = {"metadata": {"name": "web-1", "namespace": "shop", "uid": "u1"}, "spec": {"containers": []}}
 
     with pytest.raises(BindError, match="being detached"):
-        await delegator.create_delegate(raw_pod, msgspec.convert(raw_pod, Pod), state, "east-node-1")
+        await home_a.creator.create_delegate(raw_pod, msgspec.convert(raw_pod, Pod), state, "east-node-1")
 
     assert not [w for w in peer_api.writes if w[0] == "POST" and w[1].endswith("/pods")]
