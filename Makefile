@@ -18,6 +18,7 @@ lab-down:
 lint: install
 	$(PYTHON) -m ruff check extender tests hack
 	$(PYTHON) -m mypy
+	lint-imports
 
 unit: install
 	$(PYTHON) -m pytest tests/unit -q
@@ -31,6 +32,7 @@ test: install
 	hack/ci/install-browser
 	$(PYTHON) -m ruff check extender tests hack
 	$(PYTHON) -m mypy
+	lint-imports
 	$(PYTHON) -m pytest -q -ra
 
 bench: install
