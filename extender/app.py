@@ -19,7 +19,6 @@ import ssl
 from typing import Any
 
 from aiohttp import web
-from kubernetes_asyncio import client as k8s
 
 from extender.capacity.tracker import Reservations
 from extender.config import Config
@@ -33,10 +32,10 @@ from extender.delegation.view import Delegations
 from extender.delegation.watches import DelegationWatches
 from extender.delegation.writer import ProxyWriter
 from extender.kube import client as kube_client
+from extender.kube.api import NAMESPACES, NODES, Client
 from extender.kube.events import EventRecorder
 from extender.kube.identity import kube_system_uid
 from extender.kube.leader import LeaderElector, LeaderGate
-from extender.kube.raw import RawClient
 from extender.kube.reflector import Reflector
 from extender.kube.tasks import TaskSet
 from extender.labels import HOME_CLUSTER
@@ -110,9 +109,8 @@ class Spillover:
     The controllers that write on their own initiative run as one group under the leader gate.
     """
 
-    def __init__(self, config: Config, home_api: k8s.ApiClient, home: RawClient, cluster_id: str) -> None:
+    def __init__(self, config: Config, home: Client, cluster_id: str) -> None:
         cfg = self.config = config
-        self.home_api = home_api
         self.home = home
         self.metrics = Metrics()
         self.events = EventRecorder(home)
@@ -123,8 +121,8 @@ class Spillover:
         self.home_nodes = HomeNodes()
         self.home_namespaces = HomeNamespaces()
         self.home_reflectors: list[Reflector[Any]] = [
-            Reflector(home, "/api/v1/nodes", Node, self.home_nodes, name="home/nodes"),
-            Reflector(home, "/api/v1/namespaces", Namespace, self.home_namespaces, name="home/namespaces"),
+            Reflector(home, NODES.collection(), Node, self.home_nodes, name="home/nodes"),
+            Reflector(home, NAMESPACES.collection(), Namespace, self.home_namespaces, name="home/namespaces"),
         ]
         self.reservations = Reservations(ttl=cfg.reservation_ttl)
         self.directory = PeerDirectory()
@@ -185,7 +183,7 @@ class Spillover:
             trust_filtered=scheduler_only(cfg),
         )
         self.state = LiveState(
-            self.directory, self.home_nodes, self.home_namespaces, binder, avoid, planner=self.planner
+            home, self.directory, self.home_nodes, self.home_namespaces, binder, avoid, planner=self.planner
         )
         self.metrics.watch(self.directory.states, self.delegations.delegate_phases)
         self.decisions = Decisions()
@@ -295,7 +293,6 @@ class Spillover:
         await self.tasks.cancel()
         await self.registry.close()
         await self.home.close()
-        await self.home_api.close()
 
 
 def kubelet_endpoint(config: Config) -> tuple[str, int] | None:
@@ -315,11 +312,10 @@ def _tune_gc() -> None:
 
 
 async def serve_forever(config: Config) -> None:
-    home_api = await kube_client.from_file(config.kubeconfig)
-    home = RawClient(home_api, timeout=config.peer_timeout)
+    home = await kube_client.connect(config.kubeconfig, timeout=config.peer_timeout)
     cluster_id = config.cluster_id or await kube_system_uid(home)
     log.info("home cluster id %s (label %s on what Spillover creates in peers)", cluster_id, HOME_CLUSTER)
-    app = Spillover(config, home_api, home, cluster_id)
+    app = Spillover(config, home, cluster_id)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -16,7 +16,8 @@ import msgspec
 from extender import labels
 from extender.capacity.model import NodeCapacity, PeerState
 from extender.delegation.avoid import AvoidList
-from extender.kube.raw import ApiError, RawClient
+from extender.kube.api import NODES, PODS, Api
+from extender.kube.raw import ApiError
 from extender.kube.reflector import Handler
 from extender.peers.directory import PeerDirectory
 from extender.scheduling.binder import Binder
@@ -128,11 +129,11 @@ class _PodItems(msgspec.Struct):
 class NamespacePods:
     """The pods of a home namespace, read from the apiserver (by the planner, before a solve)."""
 
-    def __init__(self, home: RawClient) -> None:
+    def __init__(self, home: Api) -> None:
         self.home = home
 
     async def __call__(self, namespace: str) -> list[Pod]:
-        body = await self.home.get(f"/api/v1/namespaces/{namespace}/pods")
+        body = await self.home.get(PODS.collection(namespace))
         return msgspec.json.decode(body, type=_PodItems).items
 
 
@@ -149,6 +150,7 @@ class Planning(Protocol):
 class LiveState:
     def __init__(
         self,
+        home: Api,
         directory: PeerDirectory,
         nodes: HomeNodes,
         namespaces: HomeNamespaces,
@@ -156,6 +158,7 @@ class LiveState:
         avoid: AvoidList,
         planner: Planning | None = None,
     ) -> None:
+        self.home = home
         self.directory = directory
         self.nodes = nodes
         self.namespaces = namespaces
@@ -176,7 +179,7 @@ class LiveState:
         if len(node_name) > 253 or not NODE_NAME.fullmatch(node_name):
             return False  # not a name any node can have: nothing to ask
         try:
-            payload = await self.binder.home.get(f"/api/v1/nodes/{node_name}")
+            payload = await self.home.get(NODES.item(node_name))
         except ApiError as exc:
             if exc.status == 404:
                 return False

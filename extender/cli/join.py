@@ -12,52 +12,47 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
 from extender.cli.errors import explain
 from extender.hints import _NAME, NAME_FORM
 from extender.kube import client as kube_client
-from extender.kube.raw import ApiError, RawClient
+from extender.kube.api import NAMESPACES, SECRETS, Api, PatchType, Resource, decode_object
+from extender.kube.raw import ApiError
 from extender.peers import access
-from extender.peers.model import PATH
+from extender.peers.model import PEERCLUSTERS
 from extender.pod_security import DEFAULT_LEVEL, Level
 
-MERGE = "application/merge-patch+json"
 
-
-async def _apply(raw: RawClient, collection: str, name: str, body: dict[str, Any]) -> str:
+async def _apply(raw: Api, resource: Resource, namespace: str | None, name: str, body: dict[str, Any]) -> str:
     try:
-        await raw.request("POST", collection, body)
+        await raw.request("POST", resource.collection(namespace), body)
         return "created"
     except ApiError as exc:
         if exc.status != 409:
             raise
-    await raw.request("PATCH", f"{collection}/{name}", body, content_type=MERGE)
+    await raw.request("PATCH", resource.item(name, namespace), body, content_type=PatchType.MERGE)
     return "updated"
 
 
-async def _being_deleted(raw: RawClient, name: str) -> bool:
+async def being_deleted(raw: Api, name: str) -> bool:
     """A PeerCluster still detaching: patching it would be lost when it goes a moment later."""
     try:
-        existing = msgspec.json.decode(await raw.get(f"{PATH}/{name}"))
+        existing = decode_object(await raw.get(PEERCLUSTERS.item(name)))
     except ApiError as exc:
         if exc.status == 404:
             return False
         raise
-    return bool(existing.get("metadata", {}).get("deletionTimestamp"))
+    return bool(existing.metadata.deletion_timestamp)
 
 
 async def _check_peer(text: str, source: str) -> str | None:
     """Why the peer cannot be used with this kubeconfig, or None: asked of the peer itself."""
-    api = await kube_client.from_text(text, source)  # fails early on a bad file
-    raw = RawClient(api, timeout=10)
+    raw = await kube_client.connect_text(text, source, timeout=10)  # fails early on a bad file
     try:
         lacking = await access.missing(raw)
     except (ApiError, OSError) as exc:
         return f"cannot ask the peer apiserver {raw.host} what this identity may do: {exc}"
     finally:
         await raw.close()
-        await api.close()
     if lacking:
         return (
             f"the identity in {source} cannot {', '.join(lacking)} in the peer; apply manifests/peer there "
@@ -74,10 +69,9 @@ async def join(args: argparse.Namespace) -> int:
     elif problem := await _check_peer(text, args.peer_kubeconfig):
         print(f"error: {problem}; nothing was changed (--skip-checks joins anyway)", file=sys.stderr)
         return 1
-    api = await kube_client.from_file(args.kubeconfig)
-    raw = RawClient(api)
+    raw = await kube_client.connect(args.kubeconfig)
     try:
-        if await _being_deleted(raw, args.name):
+        if await being_deleted(raw, args.name):
             print(
                 f"error: PeerCluster {args.name} is being deleted (Spillover is emptying the peer); "
                 f"wait for it to go (`spillover leave {args.name}` waits and shows progress), then join again",
@@ -85,7 +79,7 @@ async def join(args: argparse.Namespace) -> int:
             )
             return 1
         ns = args.secret_namespace
-        await _apply(raw, "/api/v1/namespaces", ns, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+        await _apply(raw, NAMESPACES, None, ns, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
         secret_name = f"peer-{args.name}-kubeconfig"
         secret = {
             "apiVersion": "v1",
@@ -94,7 +88,7 @@ async def join(args: argparse.Namespace) -> int:
             "type": "Opaque",
             "data": {"kubeconfig": base64.b64encode(text.encode()).decode()},
         }
-        print(f"secret/{secret_name} {await _apply(raw, f'/api/v1/namespaces/{ns}/secrets', secret_name, secret)}")
+        print(f"secret/{secret_name} {await _apply(raw, SECRETS, ns, secret_name, secret)}")
         spec: dict[str, Any] = {
             "kubeconfigSecretRef": {"name": secret_name, "namespace": ns, "key": "kubeconfig"},
             "cost": args.cost,
@@ -115,10 +109,9 @@ async def join(args: argparse.Namespace) -> int:
             "metadata": {"name": args.name},
             "spec": spec,
         }
-        print(f"peercluster/{args.name} {await _apply(raw, PATH, args.name, body)}")
+        print(f"peercluster/{args.name} {await _apply(raw, PEERCLUSTERS, None, args.name, body)}")
     finally:
         await raw.close()
-        await api.close()
     return 0
 
 

@@ -17,41 +17,44 @@ import msgspec
 
 from extender.cli.errors import explain
 from extender.kube import client as kube_client
-from extender.kube.raw import ApiError, RawClient
-from extender.peers.model import FINALIZER, PATH, give_up_command
+from extender.kube.api import SECRETS, Api
+from extender.kube.raw import ApiError
+from extender.peers.model import FINALIZER, PEERCLUSTERS, PeerClusterWithStatus, give_up_command
 
 
-def _progress(pc: dict[str, Any]) -> str:
+def _progress(pc: PeerClusterWithStatus) -> str:
     """What the detach is waiting for, from the Ready condition. A Ready=True condition was
     written before the deletion (it says the peer takes pods): not progress, so not shown."""
-    for condition in (pc.get("status") or {}).get("conditions") or ():
-        if condition.get("type") == "Ready" and condition.get("status") != "True":
-            return str(condition.get("message") or "")
-    return ""
+    ready = pc.status.condition("Ready")
+    return ready.message if ready is not None and ready.status != "True" else ""
 
 
-async def leave(raw: RawClient, name: str, timeout: float, keep_secret: bool) -> int:
+async def _read(home: Api, name: str) -> PeerClusterWithStatus:
+    return msgspec.json.decode(await home.get(PEERCLUSTERS.item(name)), type=PeerClusterWithStatus)
+
+
+async def leave(raw: Api, name: str, timeout: float, keep_secret: bool) -> int:
     try:
-        pc = msgspec.json.decode(await raw.get(f"{PATH}/{name}"))
+        pc = await _read(raw, name)
     except ApiError as exc:
         if exc.status == 404:
             print(f"error: there is no PeerCluster {name} (see `kubectl get peerclusters`)", file=sys.stderr)
             return 1
         raise
-    ref = pc.get("spec", {}).get("kubeconfigSecretRef") or {}
-    if FINALIZER not in (pc.get("metadata", {}).get("finalizers") or ()):
+    ref = pc.spec.kubeconfig_secret_ref
+    if FINALIZER not in (pc.metadata.finalizers or ()):
         print(
             f"warning: PeerCluster {name} has no {FINALIZER} finalizer (is `spillover serve` running?): "
             "it goes at once, and whatever Spillover made in the peer stays there",
             file=sys.stderr,
         )
-    await raw.request("DELETE", f"{PATH}/{name}")
+    await raw.request("DELETE", PEERCLUSTERS.item(name))
     print(f"peercluster/{name} deleting: its pods are failed over and what Spillover made in the peer is removed")
     deadline = time.monotonic() + timeout
     said = ""
     while True:
         try:
-            pc = msgspec.json.decode(await raw.get(f"{PATH}/{name}"))
+            pc = await _read(raw, name)
         except ApiError as exc:
             if exc.status != 404:
                 raise
@@ -69,25 +72,22 @@ async def leave(raw: RawClient, name: str, timeout: float, keep_secret: bool) ->
             return 1
         await asyncio.sleep(1)
     print(f"peercluster/{name} deleted: nothing of Spillover's is left in the peer")
-    if ref.get("name") and not keep_secret:
-        path = f"/api/v1/namespaces/{ref.get('namespace', 'spillover-system')}/secrets/{ref['name']}"
+    if ref.name and not keep_secret:
         try:
-            await raw.request("DELETE", path)
-            print(f"secret/{ref['name']} deleted")
+            await raw.request("DELETE", SECRETS.item(ref.name, ref.namespace))
+            print(f"secret/{ref.name} deleted")
         except ApiError as exc:
             if exc.status != 404:
-                print(f"warning: secret/{ref['name']} not deleted: {exc.message}", file=sys.stderr)
+                print(f"warning: secret/{ref.name} not deleted: {exc.message}", file=sys.stderr)
     return 0
 
 
 async def _run(args: argparse.Namespace) -> int:
-    api = await kube_client.from_file(args.kubeconfig)
-    raw = RawClient(api)
+    home = await kube_client.connect(args.kubeconfig)
     try:
-        return await leave(raw, args.name, args.timeout, args.keep_secret)
+        return await leave(home, args.name, args.timeout, args.keep_secret)
     finally:
-        await raw.close()
-        await api.close()
+        await home.close()
 
 
 def run(args: argparse.Namespace) -> int:

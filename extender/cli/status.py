@@ -11,41 +11,38 @@ import msgspec
 
 from extender.cli.errors import explain
 from extender.kube import client as kube_client
-from extender.kube.raw import ApiError, RawClient
-from extender.peers.model import PATH
+from extender.kube.raw import ApiError
+from extender.peers.model import PEERCLUSTERS, PeerClusterWithStatus
+
+NO_STATUS = "no status yet (is spillover serve running?)"
 
 
-def _condition(item: dict[str, Any], kind: str) -> tuple[str, str]:
-    for c in (item.get("status") or {}).get("conditions") or ():
-        if c.get("type") == kind:
-            return c.get("status", "?"), c.get("message", "")
-    return "Unknown", "no status yet (is spillover serve running?)"
+class _PeerClusters(msgspec.Struct):
+    items: list[PeerClusterWithStatus] = msgspec.field(default_factory=list)
 
 
-async def fetch(kubeconfig: str | None) -> list[dict[str, Any]]:
-    api = await kube_client.from_file(kubeconfig)
-    raw = RawClient(api)
+async def fetch(kubeconfig: str | None) -> list[PeerClusterWithStatus]:
+    home = await kube_client.connect(kubeconfig)
     try:
-        items: list[dict[str, Any]] = msgspec.json.decode(await raw.get(PATH)).get("items", [])
-        return items
+        return msgspec.json.decode(await home.get(PEERCLUSTERS.collection()), type=_PeerClusters).items
     finally:
-        await raw.close()
-        await api.close()
+        await home.close()
 
 
-def render(items: list[dict[str, Any]]) -> str:
+def render(items: list[PeerClusterWithStatus]) -> str:
     lines = [f"{'PEER':12} {'READY':6} {'COST':>6} {'TIER':>4} {'NODES':>5} {'FREE CPU':>10} {'FREE MEM':>10}  MESSAGE"]
-    for item in sorted(items, key=lambda i: i["metadata"]["name"]):
-        spec = item.get("spec") or {}
-        cap = (item.get("status") or {}).get("capacity") or {}
-        ready, message = _condition(item, "Ready")
-        if ready == "True" and (spec.get("paused") or item["metadata"].get("deletionTimestamp")):
+    for item in sorted(items, key=lambda i: i.metadata.name):
+        cap = item.status.capacity
+        ready = item.status.condition("Ready")
+        state, message = (ready.status, ready.message) if ready else ("Unknown", NO_STATUS)
+        deleting = bool(item.metadata.deletion_timestamp)
+        if state == "True" and (item.spec.paused or deleting):
             # The spec changed and Spillover has not written the status yet: the spec is the truth.
-            why = "being deleted" if item["metadata"].get("deletionTimestamp") else "paused (spec.paused)"
-            ready, message = "False", f"{why}: no new pods go there"
+            why = "being deleted" if deleting else "paused (spec.paused)"
+            state, message = "False", f"{why}: no new pods go there"
         free = cap.get("free") or {}
         lines.append(
-            f"{item['metadata']['name']:12} {ready:6} {spec.get('cost', 1):>6} {spec.get('tier', 0):>4} "
+            f"{item.metadata.name:12} {state:6} {item.spec.cost:>6g} {item.spec.tier:>4} "
             f"{cap.get('schedulableNodes', '-'):>5} {free.get('cpu', '-'):>10} {free.get('memory', '-'):>10}  {message}"
         )
     if not items:

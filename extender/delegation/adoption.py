@@ -12,19 +12,17 @@ import asyncio
 import contextlib
 import logging
 
-import msgspec
-
 from extender import labels
 from extender.delegation import delegate_spec
-from extender.delegation.writer import MERGE
-from extender.kube.raw import ApiError, RawClient
+from extender.kube.api import PODS, Api, PatchType, decode_list, decode_object
+from extender.kube.raw import ApiError
 from extender.peers.directory import PeerRuntime
-from extender.wire.core import Pod
+from extender.wire.core import pod_decoder
 
 log = logging.getLogger("spillover.delegator")
 
 
-async def adopt_until_done(home: RawClient, peer: PeerRuntime, home_cluster: str) -> None:
+async def adopt_until_done(home: Api, peer: PeerRuntime, home_cluster: str) -> None:
     """Adopt, retrying while the peer does not answer (it may not yet at start)."""
     while True:
         try:
@@ -38,34 +36,32 @@ async def adopt_until_done(home: RawClient, peer: PeerRuntime, home_cluster: str
         return
 
 
-async def adopt_unlabelled(home: RawClient, client: RawClient, home_cluster: str) -> int:
+async def adopt_unlabelled(home: Api, client: Api, home_cluster: str) -> int:
     """Label this home's unlabelled delegates and their copies; returns how many delegates."""
     mark = {"metadata": {"labels": delegate_spec.home_labels(home_cluster)}}
     query = [("labelSelector", f"{delegate_spec.DELEGATES},!{labels.HOME_CLUSTER}")]
     adopted = 0
-    for item in msgspec.json.decode(await client.get("/api/v1/pods", query=query)).get("items", []):
-        meta = item.get("metadata", {})
-        found = meta.get("labels") or {}
+    for item in decode_list(await client.get(PODS.collection(), query=query)):
+        meta = item.metadata
+        found = meta.labels or {}
         home_ns, home_name = found.get(labels.HOME_NAMESPACE), found.get(labels.HOME_NAME)
         if not home_ns or not home_name:
             continue
         try:
-            pod = msgspec.json.decode(await home.get(f"/api/v1/namespaces/{home_ns}/pods/{home_name}"), type=Pod)
+            pod = pod_decoder.decode(await home.get(PODS.item(home_name, home_ns)))
         except ApiError as exc:
             if exc.status == 404:
                 continue
             raise
         if pod.metadata.uid != found.get(labels.PROXY_UID):
             continue
-        namespace = meta.get("namespace", "")
-        await client.request(
-            "PATCH", f"/api/v1/namespaces/{namespace}/pods/{meta.get('name')}", mark, content_type=MERGE
-        )
+        namespace = meta.namespace
+        await client.request("PATCH", PODS.item(meta.name, namespace), mark, content_type=PatchType.MERGE)
         adopted += 1
-        for kind, name in delegate_spec.copies_of(meta.get("annotations")):
-            path = f"/api/v1/namespaces/{namespace}/{delegate_spec.PLURALS[kind]}/{name}"
+        for kind, name in delegate_spec.copies_of(meta.annotations):
+            path = delegate_spec.COPIED[kind].item(name, namespace)
             with contextlib.suppress(ApiError):
-                copied = (msgspec.json.decode(await client.get(path)).get("metadata", {}).get("labels")) or {}
+                copied = decode_object(await client.get(path)).metadata.labels or {}
                 if copied.get(delegate_spec.COPY_LABEL) == "true" and labels.HOME_CLUSTER not in copied:
-                    await client.request("PATCH", path, mark, content_type=MERGE)
+                    await client.request("PATCH", path, mark, content_type=PatchType.MERGE)
     return adopted

@@ -21,14 +21,22 @@ from extender.capacity.model import PeerState
 from extender.delegation import delegate_spec
 from extender.delegation.avoid import AvoidList
 from extender.delegation.view import DelegationView, PeerDelegates
-from extender.delegation.writer import MERGE, ProxyWriter
+from extender.delegation.writer import ProxyWriter
+from extender.kube.api import NAMESPACES, PODS, Api, PatchType, decode_object
 from extender.kube.events import EventSink
-from extender.kube.raw import ApiError, RawClient
+from extender.kube.raw import ApiError
 from extender.scheduling.state import BindError, BindRefused
-from extender.wire.core import Pod
+from extender.wire.core import ObjectMeta, Pod
 
 log = logging.getLogger("spillover.delegator")
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
+
+
+class _Copy(msgspec.Struct):
+    """A ConfigMap or Secret in a peer, read for whose copy it is."""
+
+    metadata: ObjectMeta = msgspec.field(default_factory=ObjectMeta)
+    immutable: bool | None = None
 
 
 class DelegateCreator:
@@ -36,7 +44,7 @@ class DelegateCreator:
 
     def __init__(
         self,
-        home: RawClient,
+        home: Api,
         view: DelegationView,
         writer: ProxyWriter,
         events: EventSink,
@@ -85,14 +93,14 @@ class DelegateCreator:
         if peer.detaching:  # its PeerCluster was deleted while this bind ran: nothing new goes there
             raise BindError(f"cannot bind {meta.namespace}/{meta.name} to peer {peer.name}: {peer.health_reason()}")
         try:
-            await client.request("POST", f"/api/v1/namespaces/{namespace}/pods", body)
+            await client.request("POST", PODS.collection(namespace), body)
         except ApiError as exc:
             if exc.status == 404:  # the namespace went meanwhile: the next bind looks at it again
                 entry.known_namespaces.pop(namespace, None)
             if exc.status != 409:
                 raise BindError(f"creating delegate {namespace}/{name} in {peer.name} failed: {exc.message}") from exc
-            existing = msgspec.json.decode(await client.get(f"/api/v1/namespaces/{namespace}/pods/{name}"))
-            owner = (existing.get("metadata", {}).get("labels") or {}).get(labels.PROXY_UID)
+            existing = decode_object(await client.get(PODS.item(name, namespace)))
+            owner = (existing.metadata.labels or {}).get(labels.PROXY_UID)
             if owner != meta.uid:
                 raise BindError(
                     f"pod {namespace}/{name} exists in {peer.name} but was not created for this pod; "
@@ -159,15 +167,15 @@ class DelegateCreator:
         wanted = {labels.MANAGED_BY: labels.MANAGED_BY_VALUE, **pod_security.namespace_labels(level)}
         body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": wanted}}
         try:
-            await client.request("POST", "/api/v1/namespaces", body)
+            await client.request("POST", NAMESPACES.collection(), body)
         except ApiError as exc:
             if exc.status != 409:
                 raise BindError(f"cannot create namespace {namespace} in {peer.name}: {exc.message}") from exc
             try:
-                existing = msgspec.json.decode(await client.get(f"/api/v1/namespaces/{namespace}"))
+                existing = decode_object(await client.get(NAMESPACES.item(namespace)))
             except ApiError as read:
                 raise BindError(f"cannot read namespace {namespace} in {peer.name}: {read.message}") from read
-            found = existing.get("metadata", {}).get("labels") or {}
+            found = existing.metadata.labels or {}
             if found.get(labels.MANAGED_BY) != labels.MANAGED_BY_VALUE:
                 if namespace != peer.remote_namespace:
                     raise BindRefused(
@@ -179,7 +187,7 @@ class DelegateCreator:
                 # Spillover's own, labelled before (or for another level): the peer enforces the level now set.
                 patch = {"metadata": {"labels": stale}}
                 try:
-                    await client.request("PATCH", f"/api/v1/namespaces/{namespace}", patch, content_type=MERGE)
+                    await client.request("PATCH", NAMESPACES.item(namespace), patch, content_type=PatchType.MERGE)
                 except ApiError as write:
                     raise BindError(
                         f"cannot label namespace {namespace} in {peer.name} with Pod Security {level}: {write.message}"
@@ -187,7 +195,7 @@ class DelegateCreator:
         entry.known_namespaces[namespace] = level
 
     async def _copy_references(
-        self, client: RawClient, raw_pod: dict[str, Any], home_ns: str, namespace: str, peer: str
+        self, client: Api, raw_pod: dict[str, Any], home_ns: str, namespace: str, peer: str
     ) -> list[tuple[str, str]]:
         """Copy what the pod references into the peer. A delegate mounts only what Spillover copied
         there from the pod's own home namespace: an object of that name that is the peer's own, or
@@ -195,15 +203,14 @@ class DelegateCreator:
         when home has no such object (the pod must not find the peer's instead)."""
         copies = []
         for kind, name in sorted(delegate_spec.references(raw_pod.get("spec") or {})):
-            plural = delegate_spec.PLURALS[kind]
-            collection = f"/api/v1/namespaces/{namespace}/{plural}"
+            resource = delegate_spec.COPIED[kind]
             try:
-                original = msgspec.json.decode(await self.home.get(f"/api/v1/namespaces/{home_ns}/{plural}/{name}"))
+                original = msgspec.json.decode(await self.home.get(resource.item(name, home_ns)))
             except ApiError as exc:
                 if exc.status != 404:
                     raise
                 try:
-                    existing = msgspec.json.decode(await client.get(f"{collection}/{name}"))
+                    existing = msgspec.json.decode(await client.get(resource.item(name, namespace)), type=_Copy)
                 except ApiError as peer_exc:
                     if peer_exc.status != 404:
                         raise BindError(f"cannot read {kind} {namespace}/{name} in {peer}: {peer_exc.message}") from exc
@@ -216,27 +223,26 @@ class DelegateCreator:
                 continue
             body = delegate_spec.copy_body(original, namespace, home_ns, self.home_cluster)
             try:
-                await client.request("POST", collection, body)
+                await client.request("POST", resource.collection(namespace), body)
             except ApiError as exc:
                 if exc.status != 409:
                     raise BindError(f"copying {kind} {name} to the peer failed: {exc.message}") from exc
-                existing = msgspec.json.decode(await client.get(f"{collection}/{name}"))
+                existing = msgspec.json.decode(await client.get(resource.item(name, namespace)), type=_Copy)
                 if why := self._not_ours(kind, existing, namespace, home_ns, peer):
                     raise BindRefused(f"the pod references {kind} {name} and {why}") from exc
-                if not existing.get("immutable"):
+                if not existing.immutable:
                     patch: dict[str, Any] = {k: body[k] for k in ("data", "binaryData") if k in body}
-                    found = existing.get("metadata", {}).get("labels") or {}
+                    found = existing.metadata.labels or {}
                     if self.home_cluster and not found.get(labels.HOME_CLUSTER):  # made before copies named their home
                         patch["metadata"] = {"labels": delegate_spec.home_labels(self.home_cluster)}
-                    await client.request("PATCH", f"{collection}/{name}", patch, content_type=MERGE)
+                    await client.request("PATCH", resource.item(name, namespace), patch, content_type=PatchType.MERGE)
             copies.append((kind, name))
         return copies
 
-    def _not_ours(self, kind: str, existing: dict[str, Any], namespace: str, home_ns: str, peer: str) -> str:
+    def _not_ours(self, kind: str, existing: _Copy, namespace: str, home_ns: str, peer: str) -> str:
         """Why a peer object may not serve this home namespace's pods ("" when it is its own copy)."""
-        meta = existing.get("metadata", {})
-        found = meta.get("labels") or {}
-        where = f"{kind} {namespace}/{meta.get('name', '')} in peer {peer}"
+        found = existing.metadata.labels or {}
+        where = f"{kind} {namespace}/{existing.metadata.name} in peer {peer}"
         if found.get(delegate_spec.COPY_LABEL) != "true":
             return (
                 f"{where} was not copied there by Spillover (it is the peer's own): a delegate mounts only what "

@@ -14,13 +14,14 @@ import hashlib
 from typing import Any
 
 from extender import labels
+from extender.kube.api import CONFIGMAPS, SECRETS
 from extender.resources import SPILLABLE
 
 COPY_LABEL = "spillover.io/copy"
 COPIES_ANNOTATION = "spillover.io/copies"
 """On a delegate: the ConfigMaps/Secrets copied for it (kind/name, comma-separated)."""
-PLURALS = {"ConfigMap": "configmaps", "Secret": "secrets"}
-"""The kinds Spillover copies into peers, and their API collection names."""
+COPIED = {"ConfigMap": CONFIGMAPS, "Secret": SECRETS}
+"""The kinds Spillover copies into peers, and where they live in the API."""
 _SKIP_CONFIGMAPS = {"kube-root-ca.crt"}
 DELEGATES = f"{labels.MANAGED_BY}={labels.MANAGED_BY_VALUE},{labels.PROXY_UID}"
 """Label selector of Spillover's delegate pods in a peer, of every home sharing it."""

@@ -16,18 +16,17 @@ import asyncio
 import logging
 import time
 
-import msgspec
-
 from extender import labels
 from extender.delegation import delegate_spec
 from extender.delegation.avoid import AvoidList
 from extender.delegation.view import DelegationView, PeerDelegates, Proxy
 from extender.delegation.writer import DelegationMetrics, ProxyWriter
+from extender.kube.api import PODS, Api, decode_list
 from extender.kube.events import EventSink
-from extender.kube.raw import ApiError, RawClient
+from extender.kube.raw import ApiError
 from extender.kube.tasks import TaskSet
 from extender.peers.directory import PeerDirectory
-from extender.wire.core import Pod
+from extender.wire.core import pod_decoder
 
 log = logging.getLogger("spillover.delegator")
 CHECK_EVERY = 1.0
@@ -41,7 +40,7 @@ controller owns it, recreated): a bind cut off at the wrong moment must not leav
 class Lifecycle:
     def __init__(
         self,
-        home: RawClient,
+        home: Api,
         view: DelegationView,
         writer: ProxyWriter,
         events: EventSink,
@@ -83,12 +82,16 @@ class Lifecycle:
             while True:
                 await asyncio.sleep(CHECK_EVERY)
                 try:
-                    await self._check_remote_pending()
-                    await self._check_missing_delegates()
-                    await self._check_lost_peers()
-                    await self._check_stuck_deletions()
+                    await self.check()
                 except Exception as exc:
                     log.warning("delegation check failed: %s", exc)
+
+    async def check(self) -> None:
+        """One pass of the periodic checks."""
+        await self._check_remote_pending()
+        await self._check_missing_delegates()
+        await self._check_lost_peers()
+        await self._check_stuck_deletions()
 
     async def _finalise_once(self, uid: str) -> None:
         proxy = self.view.proxies.get(uid)  # the latest: several events may have raced here
@@ -180,18 +183,15 @@ class Lifecycle:
         """Ask the peer itself before failing a pod on the watch's word (True when unsure)."""
         selector = f"{self.delegates_selector},{labels.PROXY_UID}={proxy_uid}"
         try:
-            payload = await entry.runtime.raw.get("/api/v1/pods", query=[("labelSelector", selector)])
-            listed = msgspec.json.decode(payload)
+            listed = decode_list(await entry.runtime.raw.get(PODS.collection(), query=[("labelSelector", selector)]))
         except Exception as exc:
             log.info("could not check for the delegate of %s: %s", proxy_uid, exc)
             return True
-        return bool(listed.get("items"))
+        return bool(listed)
 
     async def _owner_uids(self, proxy: Proxy) -> list[str]:
         try:
-            pod = msgspec.json.decode(
-                await self.home.get(f"/api/v1/namespaces/{proxy.namespace}/pods/{proxy.name}"), type=Pod
-            )
+            pod = pod_decoder.decode(await self.home.get(PODS.item(proxy.name, proxy.namespace)))
         except ApiError:
             return []
         return [ref.uid for ref in pod.metadata.owner_references or () if ref.controller]

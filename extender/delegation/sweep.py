@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import logging
-from typing import Any
-
-import msgspec
 
 from extender import labels
 from extender.delegation import delegate_spec
 from extender.delegation.view import DelegationView
 from extender.delegation.writer import DelegationMetrics, ProxyWriter
+from extender.kube.api import PODS, decode_list
 from extender.kube.raw import ApiError
 from extender.kube.tasks import TaskSet
+from extender.kube.times import age_seconds
+from extender.wire.core import ObjectMeta
 
 log = logging.getLogger("spillover.delegator")
 ORPHAN_MIN_AGE = 30.0
@@ -29,15 +28,9 @@ ORPHAN_MIN_AGE = 30.0
 becomes visible once bound to the virtual node)."""
 
 
-def _younger_than(meta: dict[str, Any], seconds: float) -> bool:
-    created = meta.get("creationTimestamp")
-    if not created:
-        return False
-    try:
-        when = datetime.datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
-    except ValueError:
-        return False
-    return (datetime.datetime.now(datetime.UTC) - when).total_seconds() < seconds
+def _younger_than(meta: ObjectMeta, seconds: float) -> bool:
+    age = age_seconds(meta.creation_timestamp)
+    return age is not None and age < seconds
 
 
 class OrphanSweeper:
@@ -86,52 +79,43 @@ class OrphanSweeper:
         unused = 0  # copies no delegate uses any more: the normal end of a copy, not an orphan
         too_young = False
         needed: set[tuple[str, str, str]] = set()
-        listed = msgspec.json.decode(
-            await client.get(
-                "/api/v1/pods",
-                query=[("labelSelector", self.delegates_selector)],
-            )
-        )
-        for item in listed.get("items", []):
-            meta = item.get("metadata", {})
-            uid = (meta.get("labels") or {}).get(labels.PROXY_UID, "")
+        listed = decode_list(await client.get(PODS.collection(), query=[("labelSelector", self.delegates_selector)]))
+        for item in listed:
+            meta = item.metadata
+            uid = (meta.labels or {}).get(labels.PROXY_UID, "")
             proxy = self.view.proxies.get(uid)
             # Its proxy is gone, or bound somewhere else (a bind cut off after creating this
             # delegate, then retried to another peer or home): nothing will ever use it.
             bound_elsewhere = proxy is not None and proxy.node_name not in (None, "", virtual_node)
             if everything:
-                if not meta.get("deletionTimestamp"):
-                    await self.writer.delete_delegate(
-                        client, meta.get("namespace", ""), meta.get("name", ""), grace=None
-                    )
+                if not meta.deletion_timestamp:
+                    await self.writer.delete_delegate(client, meta.namespace, meta.name, grace=None)
                 removed += 1
                 continue
-            terminating = bool(meta.get("deletionTimestamp"))  # its proxy's deletion deleted it: not an orphan
+            terminating = bool(meta.deletion_timestamp)  # its proxy's deletion deleted it: not an orphan
             if (proxy is None or bound_elsewhere) and not terminating:
                 if _younger_than(meta, ORPHAN_MIN_AGE):
                     too_young = True
                 else:
-                    await self.writer.delete_delegate(client, meta.get("namespace", ""), meta.get("name", ""), grace=0)
+                    await self.writer.delete_delegate(client, meta.namespace, meta.name, grace=0)
                     removed += 1
                     orphans += 1
                     continue
-            for kind, name in delegate_spec.copies_of(meta.get("annotations")):
-                needed.add((meta.get("namespace", ""), kind, name))
-        for kind, plural in delegate_spec.PLURALS.items():
-            copies = msgspec.json.decode(
-                await client.get(f"/api/v1/{plural}", query=[("labelSelector", self.copies_selector)])
+            for kind, name in delegate_spec.copies_of(meta.annotations):
+                needed.add((meta.namespace, kind, name))
+        for kind, resource in delegate_spec.COPIED.items():
+            copies = decode_list(
+                await client.get(resource.collection(), query=[("labelSelector", self.copies_selector)])
             )
-            for item in copies.get("items", []):
-                meta = item.get("metadata", {})
-                if (meta.get("namespace"), kind, meta.get("name")) in needed:
+            for item in copies:
+                meta = item.metadata
+                if (meta.namespace, kind, meta.name) in needed:
                     continue
                 if _younger_than(meta, ORPHAN_MIN_AGE) and not everything:
                     too_young = True
                     continue
                 with contextlib.suppress(ApiError):
-                    await client.request(
-                        "DELETE", f"/api/v1/namespaces/{meta.get('namespace')}/{plural}/{meta.get('name')}"
-                    )
+                    await client.request("DELETE", resource.item(meta.name, meta.namespace))
                     removed += 1
                     unused += 1
         if orphans and not everything:

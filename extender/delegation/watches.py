@@ -16,7 +16,7 @@ from extender.delegation.lifecycle import Lifecycle
 from extender.delegation.mirror import StatusMirror
 from extender.delegation.sweep import OrphanSweeper
 from extender.delegation.view import Delegate, DelegatePod, Delegations, PeerDelegates, Proxy, proxy_from
-from extender.kube.raw import RawClient
+from extender.kube.api import PODS, WatchApi
 from extender.kube.reflector import Handler, Reflector
 from extender.peers.directory import PeerRuntime
 from extender.peers.registry import PeerWork
@@ -28,7 +28,7 @@ class DelegationWatches:
 
     def __init__(
         self,
-        home: RawClient,
+        home: WatchApi,
         state: Delegations,
         mirror: StatusMirror,
         lifecycle: Lifecycle,
@@ -48,7 +48,7 @@ class DelegationWatches:
         entry = PeerDelegates(runtime)
         entry.reflector = Reflector(
             runtime.raw,
-            "/api/v1/pods",
+            PODS.collection(),
             DelegatePod,
             _DelegateHandler(self, name),
             query=[("labelSelector", self.delegates_selector)],
@@ -58,7 +58,7 @@ class DelegationWatches:
         # (one home write less per spilled pod), and the Binding carries their annotations.
         entry.proxy_reflector = Reflector(
             self.home,
-            "/api/v1/pods",
+            PODS.collection(),
             Pod,
             _ProxyHandler(self, name),
             query=[("fieldSelector", f"spec.nodeName={runtime.state.virtual_node}")],

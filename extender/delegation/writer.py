@@ -13,11 +13,11 @@ import logging
 from typing import Any, Protocol
 
 from extender.delegation.view import DelegationView, Proxy
+from extender.kube.api import PODS, Api, PatchType, delete_options
 from extender.kube.events import EventSink
-from extender.kube.raw import ApiError, RawClient
+from extender.kube.raw import ApiError
 
 log = logging.getLogger("spillover.delegator")
-MERGE = "application/merge-patch+json"
 
 
 class DelegationMetrics(Protocol):
@@ -32,7 +32,7 @@ class DelegationMetrics(Protocol):
 
 
 class ProxyWriter:
-    def __init__(self, home: RawClient, view: DelegationView, events: EventSink, metrics: DelegationMetrics) -> None:
+    def __init__(self, home: Api, view: DelegationView, events: EventSink, metrics: DelegationMetrics) -> None:
         self.home = home
         self.view = view
         self.events = events
@@ -50,8 +50,8 @@ class ProxyWriter:
 
     async def _write_status(self, proxy: Proxy, status: dict[str, Any]) -> None:
         """Under the proxy's lock: the mirror and the failures share this one writer."""
-        path = f"/api/v1/namespaces/{proxy.namespace}/pods/{proxy.name}/status"
-        await self.home.request("PATCH", path, {"status": status}, content_type=MERGE)
+        path = PODS.item(proxy.name, proxy.namespace, "status")
+        await self.home.request("PATCH", path, {"status": status}, content_type=PatchType.MERGE)
 
     async def delegate_lost(self, proxy: Proxy, reason: str, message: str, mirror: bool = True) -> None:
         """The proxy tells the truth (Failed, with why); a controller-owned one is recreated."""
@@ -68,27 +68,18 @@ class ProxyWriter:
             await self.force_delete_proxy(proxy, reason)
 
     async def force_delete_proxy(self, proxy: Proxy, why: str) -> None:
-        body = {
-            "apiVersion": "v1",
-            "kind": "DeleteOptions",
-            "gracePeriodSeconds": 0,
-            "preconditions": {"uid": proxy.uid},
-        }
+        body = delete_options(grace=0, uid=proxy.uid)
         try:
-            await self.home.request("DELETE", f"/api/v1/namespaces/{proxy.namespace}/pods/{proxy.name}", body)
+            await self.home.request("DELETE", PODS.item(proxy.name, proxy.namespace), body)
             log.info("proxy deleted", extra={"pod": f"{proxy.namespace}/{proxy.name}", "uid": proxy.uid, "why": why})
         except ApiError as exc:
             if exc.status not in (404, 409):
                 log.warning("could not delete proxy %s/%s: %s", proxy.namespace, proxy.name, exc)
 
-    async def delete_delegate(self, client: RawClient, namespace: str, name: str, grace: int | None) -> bool:
+    async def delete_delegate(self, client: Api, namespace: str, name: str, grace: int | None) -> bool:
         """Delete a delegate in its peer (``grace`` None: the pod's own); False if it was gone."""
-        query: list[tuple[str, str | int]] = []
-        body: dict[str, Any] | None = None
-        if grace is not None:
-            body = {"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": grace}
         try:
-            await client.request("DELETE", f"/api/v1/namespaces/{namespace}/pods/{name}", body, query=query)
+            await client.request("DELETE", PODS.item(name, namespace), delete_options(grace=grace))
         except ApiError as exc:
             if exc.status == 404:
                 return False

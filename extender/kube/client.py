@@ -1,4 +1,5 @@
-"""Build kubernetes_asyncio clients from a kubeconfig file, a kubeconfig text, or in-cluster."""
+"""Clients from a kubeconfig file, a kubeconfig text, or in-cluster: kubernetes_asyncio reads the
+kubeconfig (TLS material, credentials, exec plugins); ``RawClient`` sends the requests."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from typing import Any
 
 import yaml
 from kubernetes_asyncio import client, config
+
+from extender.kube.raw import RawClient
 
 
 class KubeconfigError(ValueError):
@@ -46,3 +49,13 @@ def _tuned(cfg: client.Configuration) -> client.ApiClient:
     # Watches and bursts of binds share one pool per cluster; the default (4) serialises them.
     cfg.connection_pool_maxsize = 64
     return client.ApiClient(configuration=cfg)
+
+
+async def connect(path: str | None, timeout: float = 10.0) -> RawClient:
+    """A client of the cluster ``path`` (see ``from_file``) names."""
+    return RawClient(await from_file(path), timeout=timeout, owns_api=True)
+
+
+async def connect_text(text: str, source: str, timeout: float = 10.0) -> RawClient:
+    """A client of the cluster a kubeconfig held in a Secret names (``source`` names it in errors)."""
+    return RawClient(await from_text(text, source), timeout=timeout, owns_api=True)

@@ -4,12 +4,12 @@ on PeerClusters (the peer lost and back, detaching), for `kubectl describe`."""
 from __future__ import annotations
 
 import asyncio
-import datetime
 import logging
 import os
 from typing import Any, Protocol
 
-from extender.kube.raw import RawClient
+from extender.kube.api import EVENTS, Api
+from extender.kube.times import rfc3339
 
 log = logging.getLogger("spillover.events")
 COMPONENT = "spillover"
@@ -32,7 +32,7 @@ class EventRecorder:
     behind by a moment; when the queue is full they are dropped (and counted in the log).
     """
 
-    def __init__(self, home: RawClient) -> None:
+    def __init__(self, home: Api) -> None:
         self.home = home
         self.instance = os.environ.get("POD_NAME") or os.uname().nodename
         self._queue: asyncio.Queue[tuple[dict[str, Any], str, str, bool]] = asyncio.Queue(QUEUE)
@@ -58,7 +58,7 @@ class EventRecorder:
         """``ref`` is a reference: namespace, name, uid, and kind/apiVersion when not a Pod (an
         object without a namespace, such as a PeerCluster, gets its Events in ``default``)."""
         namespace = ref.get("namespace") or "default"
-        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = rfc3339()
         body = {
             "apiVersion": "v1",
             "kind": "Event",
@@ -81,6 +81,6 @@ class EventRecorder:
             "count": 1,
         }
         try:
-            await self.home.request("POST", f"/api/v1/namespaces/{namespace}/events", body)
+            await self.home.request("POST", EVENTS.collection(namespace), body)
         except Exception as exc:
             log.debug("event %s on %s/%s not recorded: %s", reason, namespace, ref.get("name"), exc)

@@ -11,27 +11,18 @@ import asyncio
 import logging
 import time
 
-import msgspec
-
-from extender.kube.raw import ApiError, RawClient
+from extender.kube.api import NAMESPACES, Api, decode_object
+from extender.kube.raw import ApiError
 
 log = logging.getLogger("spillover.identity")
 
 
-class _Meta(msgspec.Struct):
-    uid: str = ""
-
-
-class _Namespace(msgspec.Struct):
-    metadata: _Meta = msgspec.field(default_factory=_Meta)
-
-
-async def kube_system_uid(home: RawClient, wait: float = 60.0) -> str:
+async def kube_system_uid(home: Api, wait: float = 60.0) -> str:
     """Retries while the apiserver cannot answer (Spillover may start before it), then says why."""
     deadline = time.monotonic() + wait
     while True:
         try:
-            uid = msgspec.json.decode(await home.get("/api/v1/namespaces/kube-system"), type=_Namespace).metadata.uid
+            uid = decode_object(await home.get(NAMESPACES.item("kube-system"))).metadata.uid
             if not uid:
                 raise RuntimeError("namespace kube-system has no uid")
             return uid

@@ -9,7 +9,6 @@ one group under ``LeaderGate``, only on the leader.
 from __future__ import annotations
 
 import asyncio
-import datetime
 import logging
 import os
 import uuid
@@ -18,24 +17,18 @@ from typing import Any, Protocol
 
 import msgspec
 
+from extender.kube.api import LEASES, Api, PatchType
 from extender.kube.events import EventSink
-from extender.kube.lease import lease_body, leases_path
-from extender.kube.raw import ApiError, RawClient
+from extender.kube.lease import Lease, LeaseSpec, lease_body
+from extender.kube.raw import ApiError
+from extender.kube.times import parse_rfc3339, rfc3339, utc_now
 
 log = logging.getLogger("spillover.leader")
 LEASE_NAME = "spillover-controller"
 
 
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
-
-
-def _fmt(t: datetime.datetime) -> str:
-    return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 class LeaderElector:
-    def __init__(self, home: RawClient, namespace: str, enabled: bool, duration: int = 15, renew: float = 5.0) -> None:
+    def __init__(self, home: Api, namespace: str, enabled: bool, duration: int = 15, renew: float = 5.0) -> None:
         self.home = home
         self.namespace = namespace
         self.enabled = enabled
@@ -47,7 +40,7 @@ class LeaderElector:
 
     @property
     def path(self) -> str:
-        return f"/apis/coordination.k8s.io/v1/namespaces/{self.namespace}/leases/{LEASE_NAME}"
+        return LEASES.item(LEASE_NAME, self.namespace)
 
     async def run(self) -> None:
         if not self.enabled:
@@ -65,41 +58,38 @@ class LeaderElector:
             await asyncio.sleep(self.renew)
 
     async def _try(self) -> bool:
-        now = _now()
-        spec = {
-            "holderIdentity": self.identity,
-            "leaseDurationSeconds": self.duration,
-            "renewTime": _fmt(now),
-        }
+        now = utc_now()
+        spec = LeaseSpec(
+            holder_identity=self.identity, lease_duration_seconds=self.duration, renew_time=rfc3339(now, micro=True)
+        )
         try:
-            lease = msgspec.json.decode(await self.home.get(self.path))
+            lease = msgspec.json.decode(await self.home.get(self.path), type=Lease)
         except ApiError as exc:
             if exc.status != 404:
                 raise
-            body = lease_body(LEASE_NAME, self.namespace, {**spec, "acquireTime": _fmt(now)})
+            spec.acquire_time = spec.renew_time
             try:
-                await self.home.request("POST", leases_path(self.namespace), body)
+                await self.home.request(
+                    "POST", LEASES.collection(self.namespace), lease_body(LEASE_NAME, self.namespace, spec)
+                )
                 return True
             except ApiError as exc2:
                 if exc2.status == 409:
                     return False
                 raise
-        holder = lease.get("spec", {}).get("holderIdentity")
-        renewed = lease.get("spec", {}).get("renewTime")
-        expired = True
-        if renewed:
-            try:
-                when = datetime.datetime.strptime(renewed, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.UTC)
-                expired = (now - when).total_seconds() > lease["spec"].get("leaseDurationSeconds", self.duration)
-            except ValueError:
-                expired = True
+        holder = lease.spec.holder_identity
+        renewed = parse_rfc3339(lease.spec.renew_time)
+        duration = lease.spec.lease_duration_seconds or self.duration
+        expired = renewed is None or (now - renewed).total_seconds() > duration
         if holder != self.identity and not expired:
             return False
-        lease["spec"].update(spec)
         if holder != self.identity:
-            lease["spec"]["acquireTime"] = _fmt(now)
+            spec.acquire_time = spec.renew_time
+        # The resourceVersion makes the patch conditional: another replica's write in between
+        # fails it with 409 (optimistic lock), as an update would.
+        patch = {"metadata": {"resourceVersion": lease.metadata.resource_version}, "spec": spec}
         try:
-            await self.home.request("PUT", self.path, lease)  # resourceVersion in body: optimistic lock
+            await self.home.request("PATCH", self.path, patch, content_type=PatchType.MERGE)
         except ApiError as exc:
             if exc.status == 409:
                 return False

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import ssl
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlencode
 
@@ -16,7 +16,15 @@ import aiohttp
 import msgspec
 from kubernetes_asyncio import client
 
+from extender.kube.api import Query
 from extender.kube.keepalive import KeepAliveClient
+
+
+class _Status(msgspec.Struct):
+    """meta/v1 Status, the body of an error answer."""
+
+    reason: str = ""
+    message: str | None = None
 
 
 class ApiError(Exception):
@@ -28,27 +36,27 @@ class ApiError(Exception):
         self.reason = ""
         self.message = body[:300].decode(errors="replace")
         try:
-            status_obj = msgspec.json.decode(body)
-            if isinstance(status_obj, dict):
-                self.reason = str(status_obj.get("reason", ""))
-                self.message = str(status_obj.get("message", self.message))
-        except msgspec.DecodeError:
+            answer = msgspec.json.decode(body, type=_Status)
+            self.reason = answer.reason
+            self.message = answer.message if answer.message is not None else self.message
+        except msgspec.DecodeError:  # not JSON, or not a Status (ValidationError is a DecodeError)
             pass
         super().__init__(f"{method} {path}: HTTP {status}: {self.message}")
 
 
 class RawClient:
-    """Requests built from the client's Configuration, without its REST layer.
+    """An ``Api`` (and ``WatchApi``) on the client's Configuration, without its REST layer.
 
     kubernetes_asyncio's REST layer runs aiohttp with ``trust_env``: every request looks up proxy
     variables and parses ~/.netrc in a worker thread, which was half the CPU of a bind. Short
     requests go through ``KeepAliveClient`` (see there for why); watches stream on an aiohttp
     session with no environment lookups. TLS material, host and credentials still come from
-    kubernetes_asyncio's kubeconfig handling.
+    kubernetes_asyncio's kubeconfig handling. With ``owns_api``, ``close`` closes ``api`` too.
     """
 
-    def __init__(self, api: client.ApiClient, timeout: float = 10.0, pool: int = 256) -> None:
+    def __init__(self, api: client.ApiClient, timeout: float = 10.0, pool: int = 256, owns_api: bool = False) -> None:
         self.api = api
+        self.owns_api = owns_api
         self.timeout = timeout
         cfg = api.configuration
         self.host = (cfg.host or "").rstrip("/")
@@ -105,7 +113,7 @@ class RawClient:
         method: str,
         path: str,
         body: Any = None,
-        query: Sequence[tuple[str, str | int]] = (),
+        query: Query = (),
         content_type: str = "application/json",
         timeout: float | None = None,
     ) -> bytes:
@@ -120,12 +128,10 @@ class RawClient:
             raise ApiError(status, payload, method, path)
         return payload
 
-    async def get(self, path: str, query: Sequence[tuple[str, str | int]] = ()) -> bytes:
+    async def get(self, path: str, query: Query = ()) -> bytes:
         return await self.request("GET", path, query=query)
 
-    async def stream_lines(
-        self, path: str, query: Sequence[tuple[str, str | int]], idle_timeout: float
-    ) -> AsyncIterator[bytes]:
+    async def stream_lines(self, path: str, query: Query, idle_timeout: float) -> AsyncIterator[bytes]:
         """A watch stream, line by line; the server closes it after timeoutSeconds."""
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.timeout, sock_read=idle_timeout)
         async with self.session().get(
@@ -142,9 +148,9 @@ class RawClient:
 
     @contextlib.asynccontextmanager
     async def open_stream(
-        self, path: str, query: Sequence[tuple[str, str | int]], idle_timeout: float | None = None
-    ) -> AsyncIterator[aiohttp.ClientResponse]:
-        """A streamed GET (a pod's log): the open response, read as it arrives; ApiError on a
+        self, path: str, query: Query, idle_timeout: float | None = None
+    ) -> AsyncIterator[AsyncIterator[bytes]]:
+        """A streamed GET (a pod's log): the body's chunks, read as they arrive; ApiError on a
         non-2xx status. ``idle_timeout`` None waits for the next byte for ever (``follow``)."""
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.timeout, sock_read=idle_timeout)
         headers = await self._headers(None)
@@ -154,13 +160,15 @@ class RawClient:
         ) as resp:
             if resp.status >= 300:
                 raise ApiError(resp.status, await resp.read(), "GET", path)
-            yield resp
+            yield resp.content.iter_any()
 
     async def close(self) -> None:
         if self._short is not None:
             self._short.close()
         if self._session is not None:
             await self._session.close()
+        if self.owns_api:
+            await self.api.close()
 
 
 _encoder = msgspec.json.Encoder()

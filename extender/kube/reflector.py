@@ -16,7 +16,8 @@ from typing import Generic, TypeVar
 
 import msgspec
 
-from extender.kube.raw import ApiError, RawClient
+from extender.kube.api import WatchApi
+from extender.kube.raw import ApiError
 
 T = TypeVar("T")
 log = logging.getLogger("spillover.reflector")
@@ -69,7 +70,7 @@ class Handler(Generic[T]):
 class Reflector(Generic[T]):
     def __init__(
         self,
-        raw: RawClient,
+        raw: WatchApi,
         path: str,
         item_type: type[T],
         handler: Handler[T],

@@ -10,9 +10,8 @@ import asyncio
 
 import msgspec
 
-from extender.kube.raw import RawClient
+from extender.kube.api import SELF_SUBJECT_ACCESS_REVIEWS, Api
 
-REVIEWS = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
 NEEDED: tuple[tuple[str, str], ...] = (
     ("nodes", "list"),
     ("nodes", "watch"),
@@ -31,7 +30,15 @@ NEEDED: tuple[tuple[str, str], ...] = (
 """(resource[/subresource], verb) in the core API group, cluster-wide."""
 
 
-async def missing(peer: RawClient) -> list[str]:
+class _Allowed(msgspec.Struct):
+    allowed: bool = False
+
+
+class _Review(msgspec.Struct):
+    status: _Allowed = msgspec.field(default_factory=_Allowed)
+
+
+async def missing(peer: Api) -> list[str]:
     """Each permission the peer's identity lacks, as "verb resource" (SelfSubjectAccessReviews,
     which every authenticated identity may create)."""
 
@@ -45,8 +52,8 @@ async def missing(peer: RawClient) -> list[str]:
             "kind": "SelfSubjectAccessReview",
             "spec": {"resourceAttributes": attributes},
         }
-        answer = msgspec.json.decode(await peer.request("POST", REVIEWS, body))
-        return bool((answer.get("status") or {}).get("allowed"))
+        answer = await peer.request("POST", SELF_SUBJECT_ACCESS_REVIEWS.collection(), body)
+        return msgspec.json.decode(answer, type=_Review).status.allowed
 
     results = await asyncio.gather(*(allowed(resource, verb) for resource, verb in NEEDED))
     return [f"{verb} {resource}" for (resource, verb), ok in zip(NEEDED, results, strict=True) if not ok]

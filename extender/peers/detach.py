@@ -14,9 +14,10 @@ import logging
 from collections.abc import Mapping
 from typing import Protocol
 
-from extender.kube.raw import ApiError, RawClient
+from extender.kube.api import Api, PatchType
+from extender.kube.raw import ApiError
 from extender.peers.directory import PeerDirectory
-from extender.peers.model import FINALIZER, PATH, give_up_command
+from extender.peers.model import FINALIZER, PEERCLUSTERS, give_up_command
 from extender.peers.virtual_node import VirtualNodes
 
 log = logging.getLogger("spillover.peers")
@@ -39,7 +40,7 @@ class PeerContents(Protocol):
 
 class PeerDetacher:
     def __init__(
-        self, home: RawClient, directory: PeerDirectory, virtual_nodes: VirtualNodes, contents: PeerContents
+        self, home: Api, directory: PeerDirectory, virtual_nodes: VirtualNodes, contents: PeerContents
     ) -> None:
         self.home = home
         self.directory = directory
@@ -112,7 +113,7 @@ class PeerDetacher:
         kept = [f for f in meta.finalizers or () if f != FINALIZER]
         patch = {"metadata": {"finalizers": kept or None, "resourceVersion": meta.resource_version}}
         try:
-            await self.home.request("PATCH", f"{PATH}/{name}", patch, content_type="application/merge-patch+json")
+            await self.home.request("PATCH", PEERCLUSTERS.item(name), patch, content_type=PatchType.MERGE)
         except ApiError as exc:
             if exc.status == 404:
                 return True

@@ -13,11 +13,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubernetes_asyncio import client as k8s
-
 from extender.capacity.model import PeerState
 from extender.capacity.tracker import PeerTracker
-from extender.kube.raw import RawClient
+from extender.kube.api import Client
 from extender.kube.reflector import Reflector
 from extender.peers.model import FINALIZER, PeerCluster
 from extender.wire.core import Node, Pod
@@ -28,8 +26,7 @@ DEFAULT_GRACE_PERIOD = 60.0
 @dataclass
 class PeerRuntime:
     state: PeerState
-    api: k8s.ApiClient
-    raw: RawClient
+    raw: Client
     tracker: PeerTracker
     kubeconfig_hash: str
     node_reflector: Reflector[Node]

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
+from extender.kube.api import Resource
 from extender.pod_security import DEFAULT_LEVEL, Level
 from extender.wire.core import ObjectMeta
 
 GROUP = "spillover.io"
 VERSION = "v1alpha1"
-PLURAL = "peerclusters"
-PATH = f"/apis/{GROUP}/{VERSION}/{PLURAL}"
+PEERCLUSTERS = Resource(GROUP, VERSION, "peerclusters", namespaced=False)
 FINALIZER = "spillover.io/detach"
 """Held on every PeerCluster until what Spillover made in that peer is gone (no orphans)."""
 
@@ -44,3 +46,28 @@ class PeerClusterSpec(msgspec.Struct, rename="camel", omit_defaults=True):
 class PeerCluster(msgspec.Struct, rename="camel"):
     metadata: ObjectMeta = msgspec.field(default_factory=ObjectMeta)
     spec: PeerClusterSpec = msgspec.field(default_factory=PeerClusterSpec)
+
+
+class Condition(msgspec.Struct, rename="camel", omit_defaults=True):
+    """A meta/v1 Condition, as PeerCluster status carries Ready and Reachable."""
+
+    type: str
+    status: str
+    reason: str = ""
+    message: str = ""
+    last_transition_time: str = ""
+
+
+class PeerClusterStatus(msgspec.Struct, rename="camel", omit_defaults=True):
+    """Only what `spillover leave` and `spillover status` read (the rest is written as data)."""
+
+    conditions: list[Condition] = msgspec.field(default_factory=list)
+    capacity: dict[str, Any] = msgspec.field(default_factory=dict)
+    last_seen: str = ""
+
+    def condition(self, kind: str) -> Condition | None:
+        return next((c for c in self.conditions if c.type == kind), None)
+
+
+class PeerClusterWithStatus(PeerCluster):
+    status: PeerClusterStatus = msgspec.field(default_factory=PeerClusterStatus)

@@ -9,10 +9,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import datetime
 import hashlib
 import logging
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -21,12 +20,14 @@ import msgspec
 from extender.capacity.model import PeerState
 from extender.capacity.tracker import PeerTracker, Reservations
 from extender.kube import client as kube_client
+from extender.kube.api import NODES, PODS, READYZ, SECRETS, Client, PatchType, WatchApi
 from extender.kube.events import EventSink
-from extender.kube.raw import ApiError, RawClient
+from extender.kube.raw import ApiError
 from extender.kube.reflector import Handler, Reflector
 from extender.kube.tasks import TaskSet, cancel_and_wait
+from extender.kube.times import rfc3339
 from extender.peers.directory import PeerDirectory, PeerRuntime
-from extender.peers.model import FINALIZER, GROUP, PATH, VERSION, PeerCluster
+from extender.peers.model import FINALIZER, GROUP, PEERCLUSTERS, VERSION, PeerCluster
 from extender.peers.status import PeerStatusWriter
 from extender.peers.virtual_node import VirtualNodes, virtual_node_name
 from extender.wire.core import Node, Pod
@@ -56,7 +57,7 @@ class PeerRegistry(Handler[PeerCluster]):
 
     def __init__(
         self,
-        home: RawClient,
+        home: WatchApi,
         directory: PeerDirectory,
         virtual_nodes: VirtualNodes,
         reservations: Reservations,
@@ -64,6 +65,7 @@ class PeerRegistry(Handler[PeerCluster]):
         events: EventSink,
         watchers: Sequence[PeerWatcher] = (),
         peer_timeout: float = 5.0,
+        connect: Callable[[str, str, float], Awaitable[Client]] = kube_client.connect_text,
     ) -> None:
         self.home = home
         self.directory = directory
@@ -74,9 +76,11 @@ class PeerRegistry(Handler[PeerCluster]):
         """Events on PeerClusters; every replica sees the same, so only the leader's are recorded."""
         self.watchers = list(watchers)
         self.peer_timeout = peer_timeout
+        self.connect = connect
+        """Opens a client of a peer from its kubeconfig text (unit tests open in-memory ones)."""
         self._pending = TaskSet("peer-registry")
         self._lock = asyncio.Lock()
-        self.reflector = Reflector(home, PATH, PeerCluster, self, name="peerclusters")
+        self.reflector = Reflector(home, PEERCLUSTERS.collection(), PeerCluster, self, name="peerclusters")
 
     # Reflector callbacks: schedule async reconciles, keep the event loop free.
     def replace(self, items: list[PeerCluster]) -> None:
@@ -118,9 +122,8 @@ class PeerRegistry(Handler[PeerCluster]):
 
     async def _read_kubeconfig(self, pc: PeerCluster) -> str:
         ref = pc.spec.kubeconfig_secret_ref
-        raw = await self.home.get(f"/api/v1/namespaces/{ref.namespace}/secrets/{ref.name}")
-        secret = msgspec.json.decode(raw)
-        data = (secret.get("data") or {}).get(ref.key)
+        secret = msgspec.json.decode(await self.home.get(SECRETS.item(ref.name, ref.namespace)), type=_Secret)
+        data = (secret.data or {}).get(ref.key)
         if not data:
             raise ValueError(f"Secret {ref.namespace}/{ref.name} has no key {ref.key!r}")
         return base64.b64decode(data).decode()
@@ -181,7 +184,7 @@ class PeerRegistry(Handler[PeerCluster]):
         finalizers = [*(meta.finalizers or ()), FINALIZER]
         patch = {"metadata": {"finalizers": finalizers, "resourceVersion": meta.resource_version}}
         try:
-            await self.home.request("PATCH", f"{PATH}/{meta.name}", patch, content_type="application/merge-patch+json")
+            await self.home.request("PATCH", PEERCLUSTERS.item(meta.name), patch, content_type=PatchType.MERGE)
         except ApiError as exc:
             if exc.status not in (404, 409):
                 log.warning("could not add finalizer %s to PeerCluster %s: %s", FINALIZER, meta.name, exc)
@@ -201,18 +204,18 @@ class PeerRegistry(Handler[PeerCluster]):
         state.generation += 1
 
     async def _start(self, name: str, kubeconfig_text: str, digest: str) -> PeerRuntime:
-        api = await kube_client.from_text(kubeconfig_text, f"PeerCluster {name}")
-        raw = RawClient(api, timeout=self.peer_timeout)
+        raw = await self.connect(kubeconfig_text, f"PeerCluster {name}", self.peer_timeout)
         state = PeerState(name=name, virtual_node=virtual_node_name(name))
         tracker = PeerTracker(state, self.virtual_nodes.touch, on_delegate_seen=self.reservations.release)
         runtime = PeerRuntime(
             state=state,
-            api=api,
             raw=raw,
             tracker=tracker,
             kubeconfig_hash=digest,
-            node_reflector=Reflector(raw, "/api/v1/nodes", Node, _Health(state, tracker.nodes), name=f"{name}/nodes"),
-            pod_reflector=Reflector(raw, "/api/v1/pods", Pod, _Health(state, tracker.pods), name=f"{name}/pods"),
+            node_reflector=Reflector(
+                raw, NODES.collection(), Node, _Health(state, tracker.nodes), name=f"{name}/nodes"
+            ),
+            pod_reflector=Reflector(raw, PODS.collection(), Pod, _Health(state, tracker.pods), name=f"{name}/pods"),
         )
         self.directory.peers[name] = runtime
         self.directory.by_virtual_node[state.virtual_node] = state
@@ -246,8 +249,8 @@ class PeerRegistry(Handler[PeerCluster]):
         state = runtime.state
         while True:
             try:
-                await runtime.raw.request("GET", "/readyz", timeout=PROBE_TIMEOUT)
-                runtime.last_seen = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                await runtime.raw.request("GET", READYZ, timeout=PROBE_TIMEOUT)
+                runtime.last_seen = rfc3339()
                 if runtime.told_unreachable:
                     runtime.told_unreachable = False
                     self._event(state.name, "PeerReachable", "the peer's apiserver answers again")
@@ -279,7 +282,6 @@ class PeerRegistry(Handler[PeerCluster]):
     async def _stop(self, runtime: PeerRuntime) -> None:
         await cancel_and_wait(runtime.tasks)
         await runtime.raw.close()
-        await runtime.api.close()
         self.directory.peers.pop(runtime.state.name, None)
         self.directory.by_virtual_node.pop(runtime.state.virtual_node, None)
 
@@ -306,6 +308,10 @@ class PeerRegistry(Handler[PeerCluster]):
     async def close(self) -> None:
         for runtime in list(self.directory.peers.values()):
             await self._stop(runtime)
+
+
+class _Secret(msgspec.Struct):
+    data: dict[str, str] | None = None
 
 
 class _Health(Handler[Any]):

@@ -7,15 +7,15 @@ kubeconfig cannot be used, so `kubectl get peerclusters` tells the truth soon.
 from __future__ import annotations
 
 import asyncio
-import datetime
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from extender.capacity.model import PeerState
-from extender.kube.raw import RawClient
+from extender.kube.api import Api, PatchType
+from extender.kube.times import rfc3339
 from extender.peers.directory import PeerDirectory, PeerRuntime
-from extender.peers.model import PATH
+from extender.peers.model import PEERCLUSTERS, Condition
 
 log = logging.getLogger("spillover.peers")
 STATUS_EVERY = 10.0
@@ -24,7 +24,7 @@ STATUS_EVERY = 10.0
 class PeerStatusWriter:
     def __init__(
         self,
-        home: RawClient,
+        home: Api,
         directory: PeerDirectory,
         detach_progress: Mapping[str, str],
         advice_for: Callable[[str], list[dict[str, Any]]],
@@ -49,7 +49,7 @@ class PeerStatusWriter:
                     log.debug("status of PeerCluster %s not written: %s", name, exc)
 
     async def write(self, name: str, runtime: PeerRuntime | None, message: str) -> None:
-        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = rfc3339()
         status: dict[str, Any] = {}
         if runtime is None:
             status["conditions"] = [
@@ -90,9 +90,8 @@ class PeerStatusWriter:
             if runtime.last_seen:
                 status["lastSeen"] = runtime.last_seen
             status["scaleUpAdvice"] = self.advice_for(name)
-        await self.home.request(
-            "PATCH", f"{PATH}/{name}/status", {"status": status}, content_type="application/merge-patch+json"
-        )
+        path = PEERCLUSTERS.item(name, subresource="status")
+        await self.home.request("PATCH", path, {"status": status}, content_type=PatchType.MERGE)
 
 
 def ready_message(state: PeerState, progress: str, message: str) -> str:
@@ -103,11 +102,5 @@ def ready_message(state: PeerState, progress: str, message: str) -> str:
     return progress or message or state.health_reason() or "not placing pods here"
 
 
-def _condition(kind: str, ok: bool, reason: str, message: str, now: str) -> dict[str, str]:
-    return {
-        "type": kind,
-        "status": "True" if ok else "False",
-        "reason": reason,
-        "message": message,
-        "lastTransitionTime": now,
-    }
+def _condition(kind: str, ok: bool, reason: str, message: str, now: str) -> Condition:
+    return Condition(kind, "True" if ok else "False", reason, message, now)

@@ -10,36 +10,30 @@ Lease in kube-node-lease renewed every 10 s, as a kubelet does; health flips are
 from __future__ import annotations
 
 import asyncio
-import datetime
 import logging
 from typing import Any
+
+import msgspec
 
 from extender import __version__, labels
 from extender.capacity.model import PeerState
 from extender.capacity.tracker import virtual_allocatable
-from extender.kube.lease import lease_body, leases_path
-from extender.kube.raw import ApiError, RawClient
+from extender.kube.api import LEASES, NODES, Api, PatchType
+from extender.kube.lease import LeaseSpec, lease_body
+from extender.kube.raw import ApiError
+from extender.kube.times import rfc3339
 from extender.resources import CPU, MEMORY, PODS, Resources
+from extender.wire.core import Node
 
 log = logging.getLogger("spillover.virtualnode")
 LEASE_SECONDS = 40
 NODE_LEASE_NS = "kube-node-lease"
 RENEW_EVERY = 10.0
 FLUSH_EVERY = 0.25
-MERGE = "application/merge-patch+json"
-STRATEGIC = "application/strategic-merge-patch+json"
 
 
 def virtual_node_name(peer: str) -> str:
     return labels.VIRTUAL_NODE_PREFIX + peer
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _micro_now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def quantities(res: Resources) -> dict[str, str]:
@@ -56,7 +50,7 @@ def quantities(res: Resources) -> dict[str, str]:
 
 
 def ready_condition(peer: PeerState) -> dict[str, str]:
-    now = _now()
+    now = rfc3339()
     if peer.healthy:
         return {
             "type": "Ready",
@@ -133,7 +127,7 @@ def node_body(peer: PeerState, kubelet: tuple[str, int] | None = None) -> dict[s
 class VirtualNodes:
     """Writes virtual nodes and their Leases; ``touch`` marks a peer for the next flush."""
 
-    def __init__(self, home: RawClient, kubelet: tuple[str, int] | None = None) -> None:
+    def __init__(self, home: Api, kubelet: tuple[str, int] | None = None) -> None:
         self.home = home
         self.kubelet = kubelet
         """Address and port of the kubelet API served for the virtual nodes (None: not served)."""
@@ -155,7 +149,7 @@ class VirtualNodes:
         self._dirty.discard(peer_name)
         self._written.pop(peer_name, None)
         name = virtual_node_name(peer_name)
-        for path in (f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{name}", f"/api/v1/nodes/{name}"):
+        for path in (LEASES.item(name, NODE_LEASE_NS), NODES.item(name)):
             try:
                 await self.home.request("DELETE", path)
             except ApiError as exc:
@@ -185,11 +179,11 @@ class VirtualNodes:
         if self._written.get(peer.name) == key:
             return
         name = virtual_node_name(peer.name)
-        path = f"/api/v1/nodes/{name}"
+        path = NODES.item(name)
         first = peer.name not in self._written
         if first:
             try:
-                await self.home.request("POST", "/api/v1/nodes", node_body(peer, self.kubelet))
+                await self.home.request("POST", NODES.collection(), node_body(peer, self.kubelet))
                 await self.renew_lease(peer.name)
                 self._written[peer.name] = key
                 log.info("created virtual node %s", name)
@@ -199,30 +193,32 @@ class VirtualNodes:
                     raise
             body = node_body(peer, self.kubelet)
             await self.home.request(
-                "PATCH", path, {"metadata": body["metadata"], "spec": body["spec"]}, content_type=STRATEGIC
+                "PATCH", path, {"metadata": body["metadata"], "spec": body["spec"]}, content_type=PatchType.STRATEGIC
             )
         else:
             await self.home.request(
                 "PATCH",
                 path,
                 {"metadata": {"annotations": {labels.CAPACITY_GENERATION: str(peer.generation)}}},
-                content_type=MERGE,
+                content_type=PatchType.MERGE,
             )
+        status = {"status": node_status(peer, self.kubelet)}
         await self.home.request(
-            "PATCH", path + "/status", {"status": node_status(peer, self.kubelet)}, content_type=STRATEGIC
+            "PATCH", NODES.item(name, subresource="status"), status, content_type=PatchType.STRATEGIC
         )
         self._written[peer.name] = key
 
     async def renew_lease(self, peer_name: str) -> None:
         name = virtual_node_name(peer_name)
-        path = f"{leases_path(NODE_LEASE_NS)}/{name}"
-        spec = {"holderIdentity": name, "leaseDurationSeconds": LEASE_SECONDS, "renewTime": _micro_now()}
+        spec = LeaseSpec(holder_identity=name, lease_duration_seconds=LEASE_SECONDS, renew_time=rfc3339(micro=True))
         try:
-            await self.home.request("PATCH", path, {"spec": spec}, content_type=MERGE)
+            await self.home.request(
+                "PATCH", LEASES.item(name, NODE_LEASE_NS), {"spec": spec}, content_type=PatchType.MERGE
+            )
         except ApiError as exc:
             if exc.status != 404:
                 raise
-            await self.home.request("POST", leases_path(NODE_LEASE_NS), lease_body(name, NODE_LEASE_NS, spec))
+            await self.home.request("POST", LEASES.collection(NODE_LEASE_NS), lease_body(name, NODE_LEASE_NS, spec))
 
     async def run_leases(self) -> None:
         """Renew every virtual node's Lease; a healthy peer's node also re-asserts Ready=True.
@@ -241,8 +237,8 @@ class VirtualNodes:
             await asyncio.sleep(RENEW_EVERY)
 
     async def _reassert_ready(self, peer: PeerState) -> None:
-        raw = await self.home.get(f"/api/v1/nodes/{virtual_node_name(peer.name)}")
-        if b'"type":"Ready","status":"True"' not in raw:
+        node = msgspec.json.decode(await self.home.get(NODES.item(virtual_node_name(peer.name))), type=Node)
+        if not any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or ()):
             self._written.pop(peer.name, None)
             self._written[peer.name] = (-1, False)
             self.touch(peer)

@@ -39,7 +39,8 @@ from extender.capacity.fit import find_node, placement_rejection, untolerated_ta
 from extender.capacity.model import NodeCapacity, PeerState
 from extender.capacity.tracker import Reservations
 from extender.hints import HintError, parse_hints
-from extender.kube.raw import ApiError, RawClient
+from extender.kube.api import PODS, Api
+from extender.kube.raw import ApiError
 from extender.pod_security import Level
 from extender.resources import SPILLABLE, pod_requests
 from extender.scheduling.filter import namespace_refusal, not_known, not_opted_in
@@ -110,7 +111,7 @@ def has_marker(pod: Pod) -> bool:
 class Binder:
     def __init__(
         self,
-        home: RawClient,
+        home: Api,
         peers_by_virtual_node: Mapping[str, PeerState],
         reservations: Reservations,
         home_view: HomeView,
@@ -241,7 +242,7 @@ class Binder:
             if pod.metadata.uid == uid and pod.metadata.name == name and pod.metadata.namespace == namespace:
                 return pod, body
         try:
-            payload = await self.home.get(f"/api/v1/namespaces/{namespace}/pods/{name}")
+            payload = await self.home.get(PODS.item(name, namespace))
         except ApiError as exc:
             raise BindError(f"cannot read pod {namespace}/{name}: {exc.message}") from exc
         pod = pod_decoder.decode(payload)
@@ -254,6 +255,6 @@ class Binder:
     ) -> None:
         body = binding_body(namespace, name, uid, node, annotations)
         try:
-            await self.home.request("POST", f"/api/v1/namespaces/{namespace}/pods/{name}/binding", body)
+            await self.home.request("POST", PODS.item(name, namespace, "binding"), body)
         except ApiError as exc:
             raise BindError(f"binding {namespace}/{name} to {node} failed: {exc.message}") from exc

@@ -19,7 +19,9 @@ import msgspec
 from extender import hints as hint_names
 from extender.capacity.model import PeerState
 from extender.hints import HintError, Hints, parse_hints, unknown_keys
-from extender.kube.raw import ApiError, RawClient
+from extender.kube.api import PODS, Api
+from extender.kube.raw import ApiError
+from extender.kube.times import rfc3339
 from extender.planner.pricing import cost_per_hour, prefer_factor
 from extender.resources import SPILLABLE, QuantityError, format_resources, pod_requests
 from extender.scheduling.filter import filter_nodes
@@ -81,7 +83,7 @@ class _WithoutSideEffects:
 class ExplainSource(Protocol):
     """What explain reads of the running server (the composition root provides it)."""
 
-    home: RawClient
+    home: Api
     state: SchedulingState
     decisions: Decisions
 
@@ -91,7 +93,7 @@ class ExplainSource(Protocol):
 
     def gang(self, namespace: str, gang: str) -> dict[str, Any]: ...
 
-    def spilled(self, namespace: str, name: str) -> tuple[str, str, str, RawClient] | None: ...
+    def spilled(self, namespace: str, name: str) -> tuple[str, str, str, Api] | None: ...
 
 
 class NotFound(LookupError):
@@ -125,7 +127,7 @@ def _decision(decision: Decision | None) -> dict[str, Any] | None:
 
 
 def _iso(at: float) -> str:
-    return datetime.datetime.fromtimestamp(at, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return rfc3339(datetime.datetime.fromtimestamp(at, datetime.UTC))
 
 
 def _peer_verdicts(
@@ -219,7 +221,7 @@ async def add_delegate(source: ExplainSource, out: dict[str, Any], namespace: st
     peer, delegate_ns, delegate_name, client = found
     spilled: dict[str, Any] = {"peer": peer, "delegate": f"{delegate_ns}/{delegate_name}"}
     try:
-        delegate = msgspec.json.decode(await client.get(f"/api/v1/namespaces/{delegate_ns}/pods/{delegate_name}"))
+        delegate = msgspec.json.decode(await client.get(PODS.item(delegate_name, delegate_ns)))
         spilled["peerNode"] = (delegate.get("spec") or {}).get("nodeName", "")
         status = delegate.get("status") or {}
         spilled["status"] = status.get("phase", "")
@@ -247,9 +249,9 @@ def _summary(out: dict[str, Any], annotations: Mapping[str, str]) -> str:
     return f"pending; last decision at {decision['at']}: {decision['reason']}"
 
 
-async def read_pod(home: RawClient, namespace: str, name: str) -> tuple[dict[str, Any], Pod]:
+async def read_pod(home: Api, namespace: str, name: str) -> tuple[dict[str, Any], Pod]:
     try:
-        body = await home.get(f"/api/v1/namespaces/{namespace}/pods/{name}")
+        body = await home.get(PODS.item(name, namespace))
     except ApiError as exc:
         if exc.status == 404:
             raise NotFound(f"pod {namespace}/{name} not found in the home cluster") from exc

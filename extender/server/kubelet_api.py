@@ -25,7 +25,8 @@ import aiohttp
 from aiohttp import web
 
 from extender.delegation.view import DelegationView, Proxy
-from extender.kube.raw import ApiError, RawClient
+from extender.kube.api import PODS, WatchApi
+from extender.kube.raw import ApiError
 
 log = logging.getLogger("spillover.kubelet")
 
@@ -92,7 +93,7 @@ class Delegated:
     peer: str
     namespace: str
     name: str
-    client: RawClient
+    client: WatchApi
 
 
 class Delegates(Protocol):
@@ -167,16 +168,16 @@ class KubeletApi:
         if isinstance(target, str):
             return _text(404, target)
         follow = ("follow", "true") in query
-        path = f"/api/v1/namespaces/{target.namespace}/pods/{target.name}/log"
+        path = PODS.item(target.name, target.namespace, "log")
         where = f"delegate {target.namespace}/{target.name} in peer {target.peer}"
         response: web.StreamResponse | None = None
         try:
             async with target.client.open_stream(
                 path, [("container", container), *query], idle_timeout=None if follow else 60.0
-            ) as upstream:
+            ) as chunks:
                 response = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
                 await response.prepare(request)
-                async for chunk in upstream.content.iter_any():
+                async for chunk in chunks:
                     await response.write(chunk)
                 await response.write_eof()
                 return response

@@ -15,7 +15,8 @@ from aiohttp import web
 
 from extender.capacity.model import PeerState
 from extender.delegation.view import DelegationView
-from extender.kube.raw import ApiError, RawClient
+from extender.kube.api import Api
+from extender.kube.raw import ApiError
 from extender.peers.directory import PeerDirectory
 from extender.planner.live import LivePlanner
 from extender.scheduling.state import SchedulingState
@@ -32,7 +33,7 @@ _NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
 class Operations:
     def __init__(
         self,
-        home: RawClient,
+        home: Api,
         state: SchedulingState,
         directory: PeerDirectory,
         delegations: DelegationView,
@@ -80,7 +81,7 @@ class Operations:
             "boundTo": planner.committed_gangs.get(key),
         }
 
-    def spilled(self, namespace: str, name: str) -> tuple[str, str, str, RawClient] | None:
+    def spilled(self, namespace: str, name: str) -> tuple[str, str, str, Api] | None:
         found = self._lookup.delegated(namespace, name)
         if not isinstance(found, Delegated):
             return None

@@ -15,6 +15,7 @@ import time
 from typing import Any, Protocol
 
 from extender.capacity.model import PeerState
+from extender.kube.times import rfc3339
 from extender.resources import CPU, MEMORY, PODS, Resources
 from extender.server.decisions import Decisions
 from extender.server.history import SpilledHistory
@@ -99,7 +100,7 @@ def snapshot(source: StatusSource) -> dict[str, Any]:
     return {
         "ready": ready,
         "readyReason": why,
-        "generatedAt": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "generatedAt": rfc3339(),
         "reservations": len(source.reservations),
         "peers": peers,
         # The samples, then the count as of now (so the line always reaches "now").

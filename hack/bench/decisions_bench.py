@@ -21,10 +21,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from extender.scheduling.memory import InMemoryState, node_capacity, peer, pod_dict  # noqa: E402
 from extender.server.decisions import Decisions  # noqa: E402
 from extender.server.extender_app import ExtenderVerbs  # noqa: E402
 from extender.server.metrics import Metrics  # noqa: E402
-from tests.unit.fakes import FakeState, node_capacity, peer, pod_dict  # noqa: E402
 
 
 def _body(node_names: list[str], annotations: dict[str, str]) -> bytes:
@@ -58,7 +58,7 @@ def main() -> int:
     peers = [
         peer(name, nodes=[node_capacity(f"{name}-{i}", cpu_m=8000) for i in range(100)]) for name in ("a", "b", "c")
     ]
-    state = FakeState(peers=peers, home_nodes=[f"home-{i}" for i in range(50)])
+    state = InMemoryState(peers=peers, home_nodes=[f"home-{i}" for i in range(50)])
     home = [f"home-{i}" for i in range(50)]
     virtual = [p.virtual_node for p in peers]
     cases = {
@@ -70,8 +70,8 @@ def main() -> int:
     print(f"{'case':52} {'filter us':>10} {'+record us':>11} {'ratio':>7}")
     for name, body in cases.items():
         bare, recorded = _compare(
-            ExtenderVerbs(state, Metrics()),  # type: ignore[arg-type]
-            ExtenderVerbs(state, Metrics(), Decisions()),  # type: ignore[arg-type]
+            ExtenderVerbs(state, Metrics()),
+            ExtenderVerbs(state, Metrics(), Decisions()),
             body,
             args.calls,
         )

@@ -31,13 +31,13 @@ sys.path.insert(0, str(ROOT))
 from aiohttp import web  # noqa: E402
 
 from extender.capacity.model import PeerState  # noqa: E402
+from extender.scheduling.memory import InMemoryState, node_capacity, peer, pod_dict  # noqa: E402
 from extender.server.extender_app import ExtenderVerbs  # noqa: E402
 from extender.server.http_server import Answer  # noqa: E402
 from extender.server.logs import JsonFormatter  # noqa: E402
 from extender.server.metrics import Metrics  # noqa: E402
 from extender.server.webhook_app import make_webhook_app  # noqa: E402
 from extender.webhook.mutate import WebhookConfig  # noqa: E402
-from tests.unit.fakes import FakeState, node_capacity, peer, pod_dict  # noqa: E402
 
 FILTER_GOAL_MS = 2.0
 WEBHOOK_GOAL_MS = 3.0
@@ -77,7 +77,7 @@ def verb_handler(verb: Callable[[bytes], Answer]) -> Handler:
 def handler_of(app: web.Application, path: str) -> Handler:
     for route in app.router.routes():
         if route.method == "POST" and route.resource is not None and route.resource.canonical == path:
-            return route.handler  # type: ignore[return-value]
+            return route.handler
     raise LookupError(path)
 
 
@@ -99,7 +99,7 @@ def pct(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-def state() -> FakeState:
+def state() -> InMemoryState:
     # "-full": every node has 100m CPU free, so a 500m pod fits none and the per-peer bound (most
     # free on one node) refuses it without a scan. "-cordoned": the same but one roomy node is
     # cordoned: the bound over open nodes leaves only that one to check, unless the pod has a node
@@ -115,7 +115,7 @@ def state() -> FakeState:
 
     peers = [full(f"{name}-full", False) for name, _ in PEERS] + [full(f"{name}-cordoned", True) for name, _ in PEERS]
     fitting = [peer(name + "-roomy", nodes=NODES_PER_PEER, cost=cost) for name, cost in PEERS]
-    return FakeState([*peers, *fitting], home_nodes=[f"home-{i}" for i in range(5000)])
+    return InMemoryState([*peers, *fitting], home_nodes=[f"home-{i}" for i in range(5000)])
 
 
 def args_body(names: list[str], **pod: Any) -> bytes:

@@ -1,218 +1,201 @@
-"""An in-memory SchedulingState and builders for pods and peers, shared by the unit tests and hack/bench."""
+"""Delegation wired as app.py wires it, on fake apiservers: a home and its peers, for unit tests."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+import base64
+import contextlib
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
-import msgspec
+from extender.capacity.model import PeerState
+from extender.capacity.tracker import PeerTracker, Reservations
+from extender.delegation.avoid import AvoidList
+from extender.delegation.creator import DelegateCreator
+from extender.delegation.evacuation import Evacuation
+from extender.delegation.lifecycle import Lifecycle
+from extender.delegation.mirror import StatusMirror
+from extender.delegation.sweep import OrphanSweeper
+from extender.delegation.view import Delegations
+from extender.delegation.watches import DelegationWatches
+from extender.delegation.writer import ProxyWriter
+from extender.kube.api import NODES, PODS
+from extender.kube.reflector import Reflector
+from extender.kube.tasks import TaskSet
+from extender.peers.directory import PeerDirectory, PeerRuntime
+from extender.peers.registry import PeerRegistry, PeerWatcher
+from extender.peers.status import PeerStatusWriter
+from extender.peers.virtual_node import VirtualNodes
+from extender.scheduling.memory import peer
+from extender.server.metrics import Metrics
+from extender.wire.core import Node, Pod
+from tests.unit.apiserver import FakeApiserver, Object
 
-from extender.capacity.model import NodeCapacity, PeerState
-from extender.delegation.view import Proxy
-from extender.labels import opted_in
-from extender.scheduling.state import BindError
-from extender.wire.core import Pod, Taint
-
-VIRTUAL_PREFIX = "spillover-"
-OPTED_IN = {"spillover.io/enabled": "true"}
-"""Labels of an opted-in home namespace."""
-GI = 2**30
-
-
-class FakeState:
-    """Dict lookups only, like the live state; records binds and can be told to fail them."""
-
-    def __init__(
-        self,
-        peers: Iterable[PeerState] = (),
-        home_nodes: Iterable[str] = (),
-        namespaces: Mapping[str, Mapping[str, str]] | None = None,
-        plan: Mapping[str, int] | None = None,
-    ) -> None:
-        self.peers = {peer.virtual_node: peer for peer in peers}
-        self.home_nodes = set(home_nodes)
-        self.namespaces = dict(namespaces if namespaces is not None else {"shop": OPTED_IN})
-        self.plan = dict(plan or {})
-        self.bound: list[tuple[str, str, str, str]] = []
-        self.bind_error: Exception | None = None
-        self.avoid: dict[str, str] = {}
-        self.candidates: list[str] = []
-        self.gangs: dict[str, str] = {}
-        self.gang_reasons: dict[str, str] = {}
-        self.remembered: dict[str, tuple[Pod, bytes]] = {}
-        self.late_nodes: set[str] = set()
-        """Home nodes the apiserver has and the cache has not seen yet."""
-        """peer name -> reason, as the delegator remembers peers a workload was withdrawn from."""
-
-    def peer_for_node(self, node_name: str) -> PeerState | None:
-        return self.peers.get(node_name)
-
-    def is_virtual_node_name(self, node_name: str) -> bool:
-        return node_name.startswith(VIRTUAL_PREFIX)
-
-    def home_node_exists(self, node_name: str) -> bool:
-        return node_name in self.home_nodes
-
-    async def confirm_home_node(self, node_name: str) -> bool:
-        return node_name in self.home_nodes or node_name in self.late_nodes
-
-    def namespace_labels(self, namespace: str) -> Mapping[str, str]:
-        return self.namespaces.get(namespace, {})
-
-    def namespace_opted_in(self, namespace: str) -> bool | None:
-        known = self.namespaces.get(namespace)
-        return None if known is None else opted_in(known)
-
-    def gang_peer(self, pod: Pod, gang: str) -> str | None:
-        return self.gangs.get(gang)
-
-    def gang_reason(self, pod: Pod, gang: str) -> str | None:
-        return self.gang_reasons.get(gang)
-
-    def remember_pod(self, pod: Pod, body: bytes) -> None:
-        self.remembered[pod.metadata.uid] = (pod, body)
-
-    def note_spill_candidate(self, pod: Pod) -> None:
-        self.candidates.append(pod.metadata.name)
-
-    def avoided(self, pod: Pod, peer: PeerState) -> str | None:
-        return self.avoid.get(peer.name)
-
-    def plan_score(self, pod: Pod, peer: PeerState) -> int | None:
-        return self.plan.get(peer.name)
-
-    async def bind(self, pod_namespace: str, pod_name: str, pod_uid: str, node_name: str) -> None:
-        if self.bind_error is not None:
-            raise self.bind_error
-        self.bound.append((pod_namespace, pod_name, pod_uid, node_name))
+OLD = "2020-01-01T00:00:00Z"
+"""A creation time long past: old enough for the orphan sweep."""
 
 
-class FakeHomeView:
-    """Home as the binder reads it: namespace labels and real nodes (shop opted in, home-1 and
-    home-2 plain nodes, unless told otherwise)."""
+class RecordedEvents:
+    """An EventSink that keeps (reason, message) of what it is told."""
 
-    def __init__(
-        self,
-        namespaces: Mapping[str, Mapping[str, str]] | None = None,
-        nodes: Iterable[NodeCapacity] | None = None,
-    ) -> None:
-        self.namespaces = dict(namespaces if namespaces is not None else {"shop": OPTED_IN})
-        chosen = nodes if nodes is not None else [NodeCapacity(name="home-1"), NodeCapacity(name="home-2")]
-        self.nodes = {n.name: n for n in chosen}
+    def __init__(self) -> None:
+        self.told: list[tuple[str, str]] = []
 
-    def opted_in(self, namespace: str) -> bool | None:
-        known = self.namespaces.get(namespace)
-        return None if known is None else opted_in(known)
+    def record(self, ref: dict[str, Any], reason: str, message: str, warning: bool = False) -> None:
+        self.told.append((reason, message))
 
-    def namespace_labels(self, namespace: str) -> Mapping[str, str]:
-        return self.namespaces.get(namespace, {})
-
-    def node(self, name: str) -> NodeCapacity | None:
-        return self.nodes.get(name)
+    def reasons(self) -> list[str]:
+        return [reason for reason, _ in self.told]
 
 
-def node_capacity(
-    name: str,
-    cpu_m: int = 4000,
-    memory: int = 16 * GI,
-    pods: int = 110,
-    used_cpu_m: int = 0,
-    used_memory: int = 0,
-    labels: Mapping[str, str] | None = None,
-    taints: Iterable[Taint] = (),
-    ready: bool = True,
-    unschedulable: bool = False,
-) -> NodeCapacity:
-    return NodeCapacity(
-        name=name,
-        allocatable={"cpu": cpu_m, "memory": memory, "pods": pods},
-        requested={"cpu": used_cpu_m, "memory": used_memory, "pods": 1 if used_cpu_m else 0},
-        labels=dict(labels or {}),
-        taints=tuple(taints),
-        ready=ready,
-        unschedulable=unschedulable,
+def peer_runtime(state: PeerState, api: FakeApiserver) -> PeerRuntime:
+    """A joined peer as the registry makes one (its own watches are not run here)."""
+    tracker = PeerTracker(state, lambda _: None)
+    return PeerRuntime(
+        state=state,
+        raw=api,
+        tracker=tracker,
+        kubeconfig_hash="",
+        node_reflector=Reflector(api, NODES.collection(), Node, tracker.nodes),
+        pod_reflector=Reflector(api, PODS.collection(), Pod, tracker.pods),
     )
 
 
-def peer(
-    name: str,
-    nodes: Iterable[NodeCapacity] | int = 3,
-    cost: float = 1.0,
-    healthy: bool = True,
-    allowed_namespaces: Mapping[str, object] | None = None,
-    **node_kwargs: Any,
-) -> PeerState:
-    """A healthy, synced peer; ``nodes`` is a list or a count of identical nodes named <peer>-<i>."""
-    if isinstance(nodes, int):
-        nodes = [node_capacity(f"{name}-{i}", **node_kwargs) for i in range(nodes)]
-    return PeerState(
-        name=name,
-        virtual_node=VIRTUAL_PREFIX + name,
-        cost=cost,
-        reachable=healthy,
-        synced=True,
-        unreachable_reason="" if healthy else "connection refused",
-        allowed_namespaces=allowed_namespaces,
-        nodes={n.name: n for n in nodes},
-    )
-
-
-def pod_dict(
-    name: str = "web-1",
-    namespace: str = "shop",
-    cpu: str = "500m",
-    memory: str = "256Mi",
-    annotations: Mapping[str, str] | None = None,
-    **spec: Any,
-) -> dict[str, Any]:
-    """A pod as kube-scheduler sends it after the webhook: marker resource and toleration present."""
-    resources = {
-        "requests": {"cpu": cpu, "memory": memory, "spillover.io/spillable": "1"},
-        "limits": {"spillover.io/spillable": "1"},
-    }
+def proxy_pod(name: str, peer_name: str = "east", **meta: Any) -> Object:
+    """A home pod bound to a peer's virtual node (a proxy)."""
     return {
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "uid": f"uid-{name}",
-            "annotations": dict(annotations or {}),
-        },
-        "spec": {
-            "containers": [{"name": "app", "image": "nginx", "resources": resources}],
-            "tolerations": [{"key": "spillover.io/virtual", "operator": "Exists", "effect": "NoSchedule"}],
-            **spec,
-        },
+        "metadata": {"namespace": "shop", "name": name, "uid": f"uid-{name}", **meta},
+        "spec": {"nodeName": f"spillover-{peer_name}", "containers": [{"name": "app", "image": "nginx"}]},
         "status": {"phase": "Pending"},
     }
 
 
-def make_pod(**kwargs: Any) -> Pod:
-    return msgspec.convert(pod_dict(**kwargs), Pod)
+def controlled(name: str = "web") -> dict[str, Any]:
+    """metadata.ownerReferences of a pod a ReplicaSet owns."""
+    return {"ownerReferences": [{"kind": "ReplicaSet", "name": name, "uid": f"rs-{name}", "controller": True}]}
 
 
-__all__ = ["GI", "VIRTUAL_PREFIX", "BindError", "FakeState", "make_pod", "node_capacity", "peer", "pod_dict"]
+def delegate_pod(proxy: Object, phase: str = "Running", home: str = "", **meta: Any) -> Object:
+    """The delegate of ``proxy`` in its peer, as Spillover creates it."""
+    labels = {"app.kubernetes.io/managed-by": "spillover", "spillover.io/proxy-uid": proxy["metadata"]["uid"]}
+    if home:
+        labels["spillover.io/home-cluster"] = home
+    metadata = {"namespace": "shop", "name": f"{proxy['metadata']['name']}-x", "labels": labels, **meta}
+    return {"metadata": metadata, "spec": {}, "status": {"phase": phase}}
 
 
-def spilled_proxy(uid: str, name: str, controlled: bool = False, phase: str = "") -> Proxy:
-    """A home pod bound to east's virtual node, as the delegator tracks it."""
-    return Proxy(
-        uid=uid,
-        namespace="shop",
-        name=name,
-        peer="east",
-        node_name="spillover-east",
-        deleting=False,
-        grace=None,
-        controlled=controlled,
-        failover_never=False,
-        phase=phase,
-    )
+class Delegation:
+    """Home and its peers as fake apiservers, and delegation's parts over them, not yet leading."""
+
+    def __init__(self, *peers: str, cluster_id: str = "", remote_pending_timeout: float = 60) -> None:
+        self.home = FakeApiserver()
+        self.peer_apis = {name: FakeApiserver() for name in peers or ("east",)}
+        self.directory = PeerDirectory()
+        self.state = Delegations()
+        self.events = RecordedEvents()
+        self.metrics = Metrics()
+        self.avoid = AvoidList(300)
+        self.writer = ProxyWriter(self.home, self.state, self.events, self.metrics)
+        self.mirror = StatusMirror(self.state, self.writer, self.events)
+        self.lifecycle = Lifecycle(
+            self.home,
+            self.state,
+            self.writer,
+            self.events,
+            self.metrics,
+            self.avoid,
+            self.directory,
+            cluster_id,
+            remote_pending_timeout,
+        )
+        self.sweeper = OrphanSweeper(self.state, self.writer, self.metrics, cluster_id, every=3600)
+        self.watches = DelegationWatches(self.home, self.state, self.mirror, self.lifecycle, self.sweeper, cluster_id)
+        self.creator = DelegateCreator(self.home, self.state, self.writer, self.events, self.avoid, cluster_id)
+        self.evacuation = Evacuation(self.state, self.writer, self.sweeper)
+        self.tasks = TaskSet("test")
+
+    def api(self, name: str = "east") -> FakeApiserver:
+        return self.peer_apis[name]
+
+    def join(self, name: str = "east", reachable: bool = True) -> PeerState:
+        """Join the peer ``name`` and start delegation's watches on it (see ``synced``)."""
+        state = peer(name, healthy=reachable)
+        runtime = peer_runtime(state, self.peer_apis[name])
+        self.directory.peers[name] = runtime
+        self.directory.by_virtual_node[state.virtual_node] = state
+        work = self.watches.peer_started(runtime)
+        for task, coro in work.tasks:
+            self.tasks.spawn(coro, f"{name}-{task}")
+        return state
+
+    async def synced(self) -> None:
+        """Until every joined peer's watches listed."""
+        await until(lambda: all(entry.synced() for entry in self.state.peers.values()))
+
+    @contextlib.asynccontextmanager
+    async def leading(self) -> AsyncIterator[None]:
+        """The leader-only controllers run inside the block (their periodic loops hardly tick)."""
+        leading = TaskSet("leading")
+        for controller in (self.mirror, self.lifecycle, self.sweeper):
+            leading.spawn(controller.lead())
+        await asyncio.sleep(0)
+        try:
+            yield
+        finally:
+            await leading.cancel()
+
+    async def close(self) -> None:
+        await self.tasks.cancel()
 
 
-class SyncedReflector:
-    """A reflector whose cache has synced (all the delegator asks of one)."""
+async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Poll ``condition`` until it holds; fail the test after ``timeout`` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"not within {timeout}s")
+        await asyncio.sleep(0.005)
 
-    def __init__(self) -> None:
-        self.synced = asyncio.Event()
-        self.synced.set()
+
+def peercluster(name: str = "east", finalizers: list[str] | None = None, deleting: bool = False) -> Object:
+    meta: dict[str, Any] = {"name": name, "finalizers": finalizers}
+    if deleting:
+        meta["deletionTimestamp"] = "2026-11-26T12:00:00Z"
+    ref = {"name": f"peer-{name}-kubeconfig", "namespace": "spillover-system"}
+    return {"metadata": meta, "spec": {"kubeconfigSecretRef": ref}}
+
+
+def kubeconfig_secret(name: str = "east") -> Object:
+    """The Secret `spillover join` makes; its "kubeconfig" is the peer's name (see ``Peers.connect``)."""
+    data = {"kubeconfig": base64.b64encode(name.encode()).decode()}
+    return {"metadata": {"namespace": "spillover-system", "name": f"peer-{name}-kubeconfig"}, "data": data}
+
+
+class Peers:
+    """The peer registry as app.py builds it, on a fake home; each peer's kubeconfig opens a fake."""
+
+    def __init__(self, *peers: str, watchers: Sequence[PeerWatcher] = ()) -> None:
+        self.home = FakeApiserver()
+        self.peer_apis = {name: FakeApiserver() for name in peers or ("east",)}
+        self.directory = PeerDirectory()
+        self.events = RecordedEvents()
+        self.reservations = Reservations()
+        self.virtual_nodes = VirtualNodes(self.home)
+        self.progress: dict[str, str] = {}
+        self.status = PeerStatusWriter(self.home, self.directory, self.progress, lambda name: [])
+        self.registry = PeerRegistry(
+            self.home,
+            self.directory,
+            self.virtual_nodes,
+            self.reservations,
+            self.status,
+            self.events,
+            watchers=watchers,
+            connect=self.connect,
+        )
+
+    async def connect(self, kubeconfig: str, source: str, timeout: float) -> FakeApiserver:
+        return self.peer_apis[kubeconfig]
+
+    def joined(self, name: str = "east") -> bool:
+        return name in self.directory.peers

@@ -13,11 +13,13 @@ import pytest
 
 from extender.capacity.model import NodeCapacity
 from extender.capacity.tracker import Reservations
+from extender.kube.api import PODS
 from extender.pod_security import Level
 from extender.scheduling.binder import Binder
+from extender.scheduling.memory import InMemoryHome, peer
 from extender.scheduling.state import BindError, BindRefused
 from extender.wire.core import Pod, Taint
-from tests.unit.fakes import FakeHomeView, peer
+from tests.unit.apiserver import FakeApiserver
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "extender" / "filter_args_virtual_only.json"
 PREPARED: dict[str, Any] = json.loads(FIXTURE.read_bytes())["Pod"]
@@ -38,22 +40,6 @@ def unprepared() -> dict[str, Any]:
     container["resources"] = {"requests": {"cpu": "500m"}}
     pod["spec"]["tolerations"] = [t for t in pod["spec"]["tolerations"] if t["key"] != "spillover.io/virtual"]
     return pod
-
-
-class Home:
-    """The home apiserver: answers a pod read with ``pod``, records every call."""
-
-    def __init__(self, pod: dict[str, Any]) -> None:
-        self.pod = pod
-        self.calls: list[tuple[str, str]] = []
-
-    async def get(self, path: str, query: Any = ()) -> bytes:
-        self.calls.append(("GET", path))
-        return json.dumps(self.pod).encode()
-
-    async def request(self, method: str, path: str, body: Any = None, **_: Any) -> bytes:
-        self.calls.append((method, path))
-        return b"{}"
 
 
 class Delegation:
@@ -88,14 +74,15 @@ def binder_for(
     trust_filtered: bool = True,
     delegation: Delegation | None = None,
     level: Level = Level.BASELINE,
-) -> tuple[Binder, Home, Delegation]:
+) -> tuple[Binder, FakeApiserver, Delegation]:
     east = peer("east")
     east.pod_security = level
-    home = Home(pod)
+    home = FakeApiserver((PODS, pod))
+    home.calls.clear()
     delegation = delegation or Delegation()
-    view = FakeHomeView(NAMESPACES, nodes)
+    view = InMemoryHome(NAMESPACES, nodes)
     binder = Binder(
-        home,  # type: ignore[arg-type]
+        home,
         {east.virtual_node: east},
         Reservations(),
         view,
@@ -110,8 +97,8 @@ def meta(pod: dict[str, Any]) -> tuple[str, str, str]:
     return m["namespace"], m["name"], m["uid"]
 
 
-def bindings(home: Home) -> list[str]:
-    return [path for method, path in home.calls if method == "POST"]
+def bindings(home: FakeApiserver) -> list[str]:
+    return [c.path for c in home.writes("POST")]
 
 
 @pytest.mark.parametrize("node", ["home-1", "spillover-east"])
@@ -159,7 +146,7 @@ async def test_a_bind_to_a_home_node_the_pod_fits_is_one_binding_and_no_read() -
     binder, home, _ = binder_for(pod, nodes=[NodeCapacity("home-1", labels={"disk": "ssd"})])
     binder.filtered_pods[pod["metadata"]["uid"]] = (msgspec.convert(pod, Pod), json.dumps(pod).encode())
     await binder.bind(*meta(pod), "home-1")
-    assert [method for method, _ in home.calls] == ["POST"]
+    assert [c.method for c in home.calls] == ["POST"]
 
 
 async def test_a_bind_to_a_home_node_not_in_the_cache_is_refused_for_a_retry() -> None:
@@ -234,4 +221,4 @@ async def test_when_the_caller_may_not_be_the_scheduler_the_pod_filter_saw_is_no
     binder.filtered_pods[claimed["metadata"]["uid"]] = (msgspec.convert(claimed, Pod), json.dumps(claimed).encode())
     with pytest.raises(BindError, match="does not tolerate the virtual node's taint"):
         await binder.bind(*meta(truth), "spillover-east")
-    assert home.calls[0][0] == "GET" and delegation.created == []
+    assert home.calls[0].method == "GET" and delegation.created == []

@@ -10,37 +10,30 @@ import msgspec
 import pytest
 
 from extender.capacity.tracker import Reservations
-from extender.kube.raw import ApiError
+from extender.delegation.avoid import AvoidList
+from extender.kube.api import NODES, PODS
+from extender.peers.directory import PeerDirectory
+from extender.runtime import HomeNamespaces, HomeNodes, LiveState
 from extender.scheduling.binder import Binder
+from extender.scheduling.memory import InMemoryHome, InMemoryState, peer
 from extender.scheduling.state import BindError
 from extender.server.extender_app import ExtenderVerbs
 from extender.server.metrics import Metrics
 from extender.wire.core import Pod
-from tests.unit.fakes import FakeHomeView, FakeState, peer
+from tests.unit.apiserver import FakeApiserver
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "extender" / "filter_args_virtual_only.json"
 
 
-class RecordingHome:
-    """The home apiserver as the binder sees it: answers reads with the pod, records every call."""
-
-    def __init__(self, pod: dict[str, Any]) -> None:
-        self.pod = json.dumps(pod).encode()
-        self.calls: list[tuple[str, str]] = []
-
-    async def get(self, path: str, query: Any = ()) -> bytes:
-        self.calls.append(("GET", path))
-        return self.pod
-
-    async def request(self, method: str, path: str, body: Any = None, **_: Any) -> bytes:
-        self.calls.append((method, path))
-        return b"{}"
-
-
-def binder_for(pod: dict[str, Any]) -> tuple[Binder, RecordingHome]:
+def binder_for(pod: dict[str, Any]) -> tuple[Binder, FakeApiserver]:
     east = peer("east")
-    home = RecordingHome(pod)
-    return Binder(home, {east.virtual_node: east}, Reservations(), FakeHomeView()), home  # type: ignore[arg-type]
+    home = FakeApiserver((PODS, pod))
+    home.calls.clear()
+    return Binder(home, {east.virtual_node: east}, Reservations(), InMemoryHome()), home
+
+
+def calls(home: FakeApiserver) -> list[tuple[str, str]]:
+    return [(c.method, c.path) for c in home.calls]
 
 
 async def test_a_pod_filter_sent_to_a_peer_is_bound_without_reading_it_back() -> None:
@@ -48,7 +41,7 @@ async def test_a_pod_filter_sent_to_a_peer_is_bound_without_reading_it_back() ->
     pod = args["Pod"]
     meta = pod["metadata"]
     binder, home = binder_for(pod)
-    state = FakeState([peer("east")], home_nodes=["home-1"])
+    state = InMemoryState([peer("east")], home_nodes=["home-1"])
     status, _ = ExtenderVerbs(state, Metrics()).filter(FIXTURE.read_bytes())
     assert status == 200
     remembered_pod, remembered_body = state.remembered[meta["uid"]]
@@ -58,7 +51,7 @@ async def test_a_pod_filter_sent_to_a_peer_is_bound_without_reading_it_back() ->
 
     await binder.bind(meta["namespace"], meta["name"], meta["uid"], "spillover-east")
 
-    assert home.calls == [("POST", f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/binding")]
+    assert calls(home) == [("POST", PODS.item(meta["name"], meta["namespace"], "binding"))]
 
 
 async def test_a_pod_not_seen_by_filter_is_read_from_the_apiserver_first() -> None:
@@ -68,8 +61,8 @@ async def test_a_pod_not_seen_by_filter_is_read_from_the_apiserver_first() -> No
 
     await binder.bind(meta["namespace"], meta["name"], meta["uid"], "spillover-east")
 
-    path = f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}"
-    assert home.calls == [("GET", path), ("POST", path + "/binding")]
+    path = PODS.item(meta["name"], meta["namespace"])
+    assert calls(home) == [("GET", path), ("POST", path + "/binding")]
 
 
 async def test_a_remembered_pod_of_another_uid_is_not_trusted() -> None:
@@ -82,7 +75,7 @@ async def test_a_remembered_pod_of_another_uid_is_not_trusted() -> None:
 
     await binder.bind(meta["namespace"], meta["name"], meta["uid"], "spillover-east")
 
-    assert home.calls[0][0] == "GET"
+    assert calls(home)[0][0] == "GET"
 
 
 class RecordingDelegation:
@@ -111,21 +104,16 @@ async def test_a_spilled_pods_annotations_ride_on_its_binding_so_the_proxy_gets_
     pod = json.loads(FIXTURE.read_bytes())["Pod"]
     meta = pod["metadata"]
     east = peer("east")
-    bodies: list[Any] = []
-
-    class Home(RecordingHome):
-        async def request(self, method: str, path: str, body: Any = None, **_: Any) -> bytes:
-            bodies.append(body)
-            return await super().request(method, path, body)
-
-    home = Home(pod)
+    home = FakeApiserver((PODS, pod))
+    home.calls.clear()
     delegation = RecordingDelegation()
-    binder = Binder(home, {east.virtual_node: east}, Reservations(), FakeHomeView(), delegation)  # type: ignore[arg-type]
+    binder = Binder(home, {east.virtual_node: east}, Reservations(), InMemoryHome(), delegation)
 
     await binder.bind(meta["namespace"], meta["name"], meta["uid"], "spillover-east")
 
-    path = f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}"
-    assert home.calls == [("GET", path), ("POST", path + "/binding")]  # no PATCH of the proxy
+    path = PODS.item(meta["name"], meta["namespace"])
+    assert calls(home) == [("GET", path), ("POST", path + "/binding")]  # no PATCH of the proxy
+    bodies = [c.body for c in home.writes()]
     assert bodies[0]["metadata"]["annotations"] == {
         "spillover.io/cluster": "east",
         "spillover.io/delegate": f"shop/{meta['name']}-x",
@@ -134,38 +122,26 @@ async def test_a_spilled_pods_annotations_ride_on_its_binding_so_the_proxy_gets_
     assert delegation.undone == []
 
 
-class NodeLookup:
-    """The home apiserver as a node lookup sees it."""
-
-    def __init__(self, answer: int) -> None:
-        self.answer = answer
-        self.asked: list[str] = []
-
-    async def get(self, path: str, query: object = None) -> bytes:
-        self.asked.append(path)
-        if self.answer != 200:
-            raise ApiError(self.answer, b'{"message": "nope"}', "GET", path)
-        return b"{}"
+def live_state(home: FakeApiserver) -> LiveState:
+    binder = Binder(home, {}, Reservations(), InMemoryHome())
+    return LiveState(home, PeerDirectory(), HomeNodes(), HomeNamespaces(), binder, AvoidList(300))
 
 
-@pytest.mark.parametrize(("answer", "exists"), [(200, True), (404, False)])
-async def test_a_home_node_missing_from_the_cache_is_looked_up_in_the_apiserver(answer: int, exists: bool) -> None:
-    from extender.runtime import LiveState
-
-    home = NodeLookup(answer)
-    state = LiveState(None, None, None, type("B", (), {"home": home})(), None)  # type: ignore[arg-type]
-    assert await state.confirm_home_node("home-node-9") is exists
-    assert home.asked == ["/api/v1/nodes/home-node-9"]
+async def test_a_home_node_missing_from_the_cache_is_looked_up_in_the_apiserver() -> None:
+    home = FakeApiserver((NODES, {"metadata": {"name": "home-node-9"}}))
+    state = live_state(home)
+    assert await state.confirm_home_node("home-node-9")
+    assert not await state.confirm_home_node("home-node-10")
+    assert [c.path for c in home.calls] == [NODES.item("home-node-9"), NODES.item("home-node-10")]
 
 
 async def test_a_node_lookup_the_apiserver_cannot_answer_fails_the_bind_for_a_retry_and_odd_names_are_not_asked() -> (
     None
 ):
-    from extender.runtime import LiveState
-
-    home = NodeLookup(503)
-    state = LiveState(None, None, None, type("B", (), {"home": home})(), None)  # type: ignore[arg-type]
+    home = FakeApiserver()
+    home.fail("GET", NODES.item("home-node-9"), 503)
+    state = live_state(home)
     with pytest.raises(BindError, match="cannot tell whether node home-node-9 exists"):
         await state.confirm_home_node("home-node-9")
     assert not await state.confirm_home_node("../secrets/x") and not await state.confirm_home_node("A" * 300)
-    assert home.asked == ["/api/v1/nodes/home-node-9"]
+    assert [c.path for c in home.calls] == [NODES.item("home-node-9")]

@@ -8,44 +8,50 @@ from typing import Any
 import msgspec
 import pytest
 
-from extender.cli.join import _being_deleted
+from extender.cli.join import being_deleted
 from extender.cli.leave import leave
+from extender.cli.status import render
+from extender.kube.api import SECRETS
 from extender.kube.raw import ApiError
+from extender.peers.model import PEERCLUSTERS, PeerClusterWithStatus
+from tests.unit.apiserver import FakeApiserver, Object
 
-PC = "/apis/spillover.io/v1alpha1/peerclusters/east"
+PC = PEERCLUSTERS.item("east")
+SECRET = SECRETS.item("peer-east-kubeconfig", "spillover-system")
 
 
-def _peercluster(message: str, deleting: bool = True, ready: str = "False") -> bytes:
+def _peercluster(message: str, deleting: bool = True, ready: str = "False") -> Object:
     meta: dict[str, Any] = {"name": "east", "finalizers": ["spillover.io/detach"]}
     if deleting:
         meta["deletionTimestamp"] = "2026-11-26T12:00:00Z"
     status = {"conditions": [{"type": "Ready", "status": ready, "message": message}]}
     spec = {"kubeconfigSecretRef": {"name": "peer-east-kubeconfig", "namespace": "spillover-system"}}
-    return msgspec.json.encode({"metadata": meta, "spec": spec, "status": status})
+    return {"metadata": meta, "spec": spec, "status": status}
 
 
-class Home:
+def home_reading(reads: list[Object | None]) -> FakeApiserver:
     """The home apiserver: the PeerCluster reads in turn from ``reads`` (None: gone)."""
+    home = FakeApiserver((SECRETS, {"metadata": {"namespace": "spillover-system", "name": "peer-east-kubeconfig"}}))
 
-    def __init__(self, reads: list[bytes | None]) -> None:
-        self.reads = reads
-        self.writes: list[tuple[str, str]] = []
-
-    async def get(self, path: str, query: Any = None) -> bytes:
-        answer = self.reads.pop(0) if len(self.reads) > 1 else self.reads[0]
+    def read(_: Any) -> Any:
+        answer = reads.pop(0) if len(reads) > 1 else reads[0]
         if answer is None:
-            raise ApiError(404, b"{}", "GET", path)
+            raise ApiError(404, b"{}", "GET", PC)
         return answer
 
-    async def request(self, method: str, path: str, body: Any = None, **_: Any) -> bytes:
-        self.writes.append((method, path))
-        return b"{}"
+    home.answer("GET", PC, read)
+    home.answer("DELETE", PC, lambda _: {"kind": "Status", "status": "Success"})
+    return home
+
+
+def deletes(home: FakeApiserver) -> list[str]:
+    return [c.path for c in home.writes("DELETE")]
 
 
 async def test_join_sees_a_peercluster_still_being_deleted() -> None:
-    assert await _being_deleted(Home([_peercluster("detaching")]), "east")  # type: ignore[arg-type]
-    assert not await _being_deleted(Home([_peercluster("ok", deleting=False)]), "east")  # type: ignore[arg-type]
-    assert not await _being_deleted(Home([None]), "east")  # type: ignore[arg-type]
+    assert await being_deleted(FakeApiserver((PEERCLUSTERS, _peercluster("detaching"))), "east")
+    assert not await being_deleted(FakeApiserver((PEERCLUSTERS, _peercluster("ok", deleting=False))), "east")
+    assert not await being_deleted(FakeApiserver(), "east")
 
 
 async def test_leave_shows_each_new_progress_once_then_removes_the_secret(
@@ -59,36 +65,33 @@ async def test_leave_shows_each_new_progress_once_then_removes_the_secret(
         "deleting 3 objects Spillover created in peer east",
         "deleting 1 objects Spillover created in peer east",
     )
-    home = Home(
+    home = home_reading(
         [_peercluster("", deleting=False), _peercluster(first), _peercluster(first), _peercluster(second), None]
     )
 
-    assert await leave(home, "east", timeout=60, keep_secret=False) == 0  # type: ignore[arg-type]
+    assert await leave(home, "east", timeout=60, keep_secret=False) == 0
 
     out = capsys.readouterr().out
     assert out.count(first) == 1 and out.count(second) == 1
     assert "peercluster/east deleted: nothing of Spillover's is left in the peer" in out
-    assert home.writes == [
-        ("DELETE", PC),
-        ("DELETE", "/api/v1/namespaces/spillover-system/secrets/peer-east-kubeconfig"),
-    ]
+    assert deletes(home) == [PC, SECRET]
 
 
 async def test_leave_names_a_missing_peercluster(capsys: pytest.CaptureFixture[str]) -> None:
-    assert await leave(Home([None]), "east", timeout=1, keep_secret=False) == 1  # type: ignore[arg-type]
+    assert await leave(home_reading([None]), "east", timeout=1, keep_secret=False) == 1
     assert "there is no PeerCluster east" in capsys.readouterr().err
 
 
 async def test_leave_that_times_out_says_detaching_goes_on_and_how_to_give_up(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    home = Home([_peercluster("", deleting=False), _peercluster("waiting for peer east to be reachable")])
+    home = home_reading([_peercluster("", deleting=False), _peercluster("waiting for peer east to be reachable")])
 
-    assert await leave(home, "east", timeout=0, keep_secret=False) == 1  # type: ignore[arg-type]
+    assert await leave(home, "east", timeout=0, keep_secret=False) == 1
 
     err = capsys.readouterr().err
     assert "still detaching" in err and "waiting for peer east to be reachable" in err and "finalizers" in err
-    assert home.writes == [("DELETE", PC)], "the Secret stays while the PeerCluster does"
+    assert deletes(home) == [PC], "the Secret stays while the PeerCluster does"
 
 
 async def test_leave_never_shows_the_status_written_before_the_deletion_as_progress(
@@ -102,9 +105,9 @@ async def test_leave_never_shows_the_status_written_before_the_deletion_as_progr
 
     monkeypatch.setattr("extender.cli.leave.asyncio.sleep", no_wait)
     stale = _peercluster("placing pods here", ready="True")
-    home = Home([_peercluster("", deleting=False), stale, stale, _peercluster("deleting 2 objects"), None])
+    home = home_reading([_peercluster("", deleting=False), stale, stale, _peercluster("deleting 2 objects"), None])
 
-    assert await leave(home, "east", timeout=60, keep_secret=True) == 0  # type: ignore[arg-type]
+    assert await leave(home, "east", timeout=60, keep_secret=True) == 0
 
     out = capsys.readouterr().out
     assert "placing pods here" not in out
@@ -112,14 +115,15 @@ async def test_leave_never_shows_the_status_written_before_the_deletion_as_progr
 
 
 def test_status_shows_a_pause_before_spillover_has_written_it() -> None:
-    from extender.cli.status import render
-
-    def item(paused: bool, ready: str, message: str) -> dict[str, Any]:
-        return {
-            "metadata": {"name": "east"},
-            "spec": {"cost": 1, "tier": 0, "paused": paused},
-            "status": {"conditions": [{"type": "Ready", "status": ready, "message": message}]},
-        }
+    def item(paused: bool, ready: str, message: str) -> PeerClusterWithStatus:
+        return msgspec.convert(
+            {
+                "metadata": {"name": "east"},
+                "spec": {"cost": 1, "tier": 0, "paused": paused},
+                "status": {"conditions": [{"type": "Ready", "status": ready, "message": message}]},
+            },
+            PeerClusterWithStatus,
+        )
 
     stale = render([item(True, "True", "placing pods here")])
     assert "placing pods here" not in stale

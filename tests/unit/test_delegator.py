@@ -1,17 +1,24 @@
-"""Delegation's writes: one status writer per proxy, the latest word last, no bind held up by a peer that is down."""
+"""Delegation's writes: one status writer per proxy, the latest word last, no bind held up by a
+peer that is down, and a replica that takes the lead acting on what it saw while following."""
 
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
-from extender.delegation.mirror import StatusMirror
-from extender.delegation.view import Delegate, Delegations, PeerDelegates, Proxy
-from extender.delegation.writer import ProxyWriter
+import msgspec
+import pytest
+
+from extender.delegation import mirror
+from extender.kube.api import LEASES, PODS
+from extender.kube.leader import LeaderElector, LeaderGate
+from extender.kube.times import rfc3339
 from extender.kube.workqueue import WorkQueue
-from extender.server.metrics import Metrics
-from tests.unit.fakes import spilled_proxy
+from extender.wire.core import Pod
+from tests.unit.apiserver import FakeApiserver
+from tests.unit.fakes import Delegation, controlled, delegate_pod, proxy_pod, until
+
+STATUS = PODS.item("web-1", "shop", "status")
 
 
 async def test_a_key_is_never_worked_by_two_workers_at_once_and_one_added_meanwhile_is_worked_after() -> None:
@@ -32,16 +39,13 @@ async def test_a_key_is_never_worked_by_two_workers_at_once_and_one_added_meanwh
 
     workers = asyncio.create_task(queue.run(sync, workers=4, first=["uid-1"]))
     try:
-        await asyncio.sleep(0.01)  # a worker is now writing uid-1
+        await until(lambda: writes == ["uid-1"])  # a worker is now writing uid-1
         queue.add("uid-1")  # Running arrives while Pending is being written
         queue.add("uid-1")
         await asyncio.sleep(0.01)
         assert writes == ["uid-1"] and not overlaps  # the other workers did not take it
         release.set()
-        for _ in range(100):
-            if len(writes) == 2 and not writing:
-                break
-            await asyncio.sleep(0.01)
+        await until(lambda: len(writes) == 2 and not writing)
         assert writes == ["uid-1", "uid-1"]  # written once more, after the first write: the latest wins
         assert not overlaps
     finally:
@@ -55,154 +59,136 @@ def test_a_queue_not_running_takes_nothing() -> None:
     assert len(queue) == 0
 
 
-class Events:
-    def __init__(self) -> None:
-        self.reasons: list[str] = []
-
-    def record(self, ref: dict[str, Any], reason: str, message: str, warning: bool = False) -> None:
-        self.reasons.append(reason)
+def status_writes(home: FakeApiserver) -> list[str]:
+    return [c.body["status"]["phase"] for c in home.writes("PATCH") if c.path == STATUS]
 
 
-class SlowHome:
-    """The home apiserver: records status writes; the first one takes until ``release`` is set."""
-
-    def __init__(self) -> None:
-        self.writes: list[str] = []
-        self.deleted: list[str] = []
-        self.release = asyncio.Event()
-
-    async def request(self, method: str, path: str, body: Any = None, **_: Any) -> bytes:
-        if method == "DELETE":
-            self.deleted.append(path)
-            return b"{}"
-        phase = body["status"]["phase"]
-        if not self.writes and phase == "Running":
-            await self.release.wait()
-        self.writes.append(phase)
-        return b"{}"
-
-
-def _running_delegate() -> tuple[Delegations, ProxyWriter, StatusMirror, SlowHome, Proxy]:
-    home = SlowHome()
-    state = Delegations()
-    events = Events()
-    writer = ProxyWriter(home, state, events, Metrics())  # type: ignore[arg-type]
-    mirror = StatusMirror(state, writer, events)
-    proxy = spilled_proxy("uid-1", "web-1")
-    state.proxies[proxy.uid] = proxy
-    entry = PeerDelegates(runtime=None)  # type: ignore[arg-type]
-    entry.by_proxy[proxy.uid] = Delegate("shop", "web-1-x", proxy.uid, {"phase": "Running"}, seen_at=0.0)
-    state.peers["east"] = entry
-    return state, writer, mirror, home, proxy
+async def running_delegate() -> Delegation:
+    """web-1 spilled to east, its delegate Running there; watches synced, not leading."""
+    world = Delegation()
+    proxy = world.home.add(PODS, proxy_pod("web-1"))
+    world.api().add(PODS, delegate_pod(proxy, "Running"))
+    world.join()
+    await world.synced()
+    return world
 
 
 async def test_a_proxy_failed_while_its_running_status_is_being_written_ends_failed() -> None:
-    _, writer, mirror, home, proxy = _running_delegate()
-    mirrored = asyncio.create_task(mirror.sync(("east", proxy.uid)))
-    await asyncio.sleep(0.01)  # the Running write is in flight
-    lost = asyncio.create_task(writer.delegate_lost(proxy, "DelegateDeleted", "deleted in peer east"))
+    world = await running_delegate()
+    release = world.home.hold("PATCH", STATUS)
+    proxy = world.state.proxies["uid-web-1"]
+    mirrored = asyncio.create_task(world.mirror.sync(("east", proxy.uid)))
+    await until(lambda: len(world.home.writes()) == 1)  # the Running write is in flight
+    lost = asyncio.create_task(world.writer.delegate_lost(proxy, "DelegateDeleted", "deleted in peer east"))
     await asyncio.sleep(0.01)
-    home.release.set()
+    release.set()
     await asyncio.gather(mirrored, lost)
-    assert home.writes == ["Running", "Failed"]  # the failure is the last word
+    assert status_writes(world.home) == ["Running", "Failed"]  # the failure is the last word
+    await world.close()
 
 
 async def test_a_status_read_before_a_failure_is_not_written_after_it() -> None:
-    _, writer, mirror, home, proxy = _running_delegate()
-    home.release.set()
-    await writer.delegate_lost(proxy, "DelegateMissing", "no delegate")
-    await mirror.sync(("east", proxy.uid))  # a Running event queued before the failure
-    assert home.writes == ["Failed"]
+    world = await running_delegate()
+    proxy = world.state.proxies["uid-web-1"]
+    await world.writer.delegate_lost(proxy, "DelegateMissing", "no delegate")
+    await world.mirror.sync(("east", proxy.uid))  # a Running event queued before the failure
+    assert status_writes(world.home) == ["Failed"]
+    await world.close()
 
 
 async def test_a_delegate_pending_only_briefly_has_only_its_running_status_written() -> None:
-    state, _, mirror, home, proxy = _running_delegate()
-    home.release.set()
-    delegate = state.peers["east"].by_proxy[proxy.uid]
-    delegate.status, delegate.seen_at = {"phase": "Pending"}, time.monotonic()
-    await mirror.sync(("east", proxy.uid))  # just created in the peer: not written yet
-    delegate.status = {"phase": "Running"}
-    await mirror.sync(("east", proxy.uid))
-    assert home.writes == ["Running"]
+    world = Delegation()
+    proxy = world.home.add(PODS, proxy_pod("web-1"))
+    world.api().add(PODS, delegate_pod(proxy, "Pending"))
+    world.join()
+    await world.synced()
+    await world.mirror.sync(("east", "uid-web-1"))  # just created in the peer: not written yet
+    await world.api().request("PATCH", PODS.item("web-1-x", "shop", "status"), {"status": {"phase": "Running"}})
+    await until(lambda: world.state.peers["east"].by_proxy["uid-web-1"].status.get("phase") == "Running")
+    await world.mirror.sync(("east", "uid-web-1"))
+    assert status_writes(world.home) == ["Running"]
+    await world.close()
 
 
-async def test_a_delegate_pending_for_a_while_has_its_pending_status_written() -> None:
-    state, _, mirror, home, proxy = _running_delegate()
-    home.release.set()
-    delegate = state.peers["east"].by_proxy[proxy.uid]
-    delegate.status, delegate.seen_at = {"phase": "Pending"}, time.monotonic() - 5
-    await mirror.sync(("east", proxy.uid))
-    assert home.writes == ["Pending"]
-
-
-async def test_a_replica_that_becomes_leader_acts_on_what_it_saw_while_following() -> None:
-    from extender.delegation.avoid import AvoidList
-    from extender.delegation.lifecycle import Lifecycle
-    from extender.delegation.sweep import OrphanSweeper
-    from extender.delegation.watches import DelegationWatches
-    from extender.kube.leader import LeaderElector, LeaderGate
-    from extender.peers.directory import PeerDirectory
-
-    state, writer, mirror, home, proxy = _running_delegate()
-    home.release.set()
-    metrics = Metrics()
-    lifecycle = Lifecycle(
-        home,  # type: ignore[arg-type]
-        state,
-        writer,
-        Events(),
-        metrics,
-        AvoidList(300),
-        PeerDirectory(),
-        "",
-        remote_pending_timeout=60,
-    )
-    sweeper = OrphanSweeper(state, writer, metrics, "", every=60)
-    watches = DelegationWatches(home, state, mirror, lifecycle, sweeper, "")  # type: ignore[arg-type]
-    deleting = Proxy("uid-2", "shop", "web-2", "east", "spillover-east", True, 0, False, False)
-    state.proxies[deleting.uid] = deleting
-    watches.proxy_changed(proxy)  # seen while another replica leads: let go
-    watches.proxy_changed(deleting)
-    await asyncio.sleep(0.05)
-    assert home.writes == [] and home.deleted == []
-
-    elector = LeaderElector(home, "spillover-system", enabled=False)  # type: ignore[arg-type]
-    gate = asyncio.create_task(LeaderGate(elector, [mirror, lifecycle, sweeper]).run())
-    try:
-        for _ in range(100):
-            if home.writes and home.deleted:
-                break
-            await asyncio.sleep(0.01)
-        assert home.writes == ["Running"] and home.deleted == ["/api/v1/namespaces/shop/pods/web-2"]
-    finally:
-        gate.cancel()
-        await asyncio.gather(gate, return_exceptions=True)
-
-
-class Refusing:
-    """A peer's client while its apiserver is down."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    async def request(self, *args: Any, **kwargs: Any) -> bytes:
-        self.calls += 1
-        raise ConnectionRefusedError("connection refused")
+async def test_a_delegate_pending_for_a_while_has_its_pending_status_written(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(mirror, "PENDING_MIRROR_DELAY", 0.05)
+    world = Delegation()
+    proxy = world.home.add(PODS, proxy_pod("web-1"))
+    world.api().add(PODS, delegate_pod(proxy, "Pending"))
+    world.join()
+    await world.synced()
+    async with world.leading():
+        await until(lambda: status_writes(world.home) == ["Pending"])  # after PENDING_MIRROR_DELAY
+    await world.close()
 
 
 async def test_a_leftover_delegate_in_an_unreachable_peer_does_not_block_the_bind_elsewhere() -> None:
-    from extender.capacity.model import PeerState
-    from extender.delegation.avoid import AvoidList
-    from extender.delegation.creator import DelegateCreator
+    world = Delegation("east", "west")
+    raw = proxy_pod("web-1")
+    world.api("east").add(PODS, delegate_pod(raw, "Running"))  # an earlier bind of it, cut off
+    world.join("east")
+    west = world.join("west")
+    await world.synced()
+    world.directory.peers["east"].state.set_reachable(False, "connection refused")
+    world.api("east").down = True
 
-    state, writer, _, _, _ = _running_delegate()
-    down = Refusing()
-    runtime = type("Runtime", (), {"raw": down, "state": PeerState(name="east", virtual_node="spillover-east")})()
-    entry = PeerDelegates(runtime=runtime)  # type: ignore[arg-type]
-    entry.by_proxy["uid-1"] = Delegate("shop", "web-1-x", "uid-1", {"phase": "Running"}, seen_at=0.0)
-    state.peers["east"] = entry  # east is unreachable (PeerState starts so)
-    creator = DelegateCreator(None, state, writer, Events(), AvoidList(300), "")  # type: ignore[arg-type]
+    pod = msgspec.convert(raw, Pod)
+    await world.creator.create_delegate(raw, pod, west, "west-0")  # the bind to west goes on
 
-    await creator._remove_leftovers("uid-1", keep="west")  # the bind to west goes on
+    assert not world.api("east").writes() and world.api("west").objects(PODS)
+    await world.close()
 
-    assert down.calls == 0
+
+async def test_a_replica_that_becomes_leader_acts_on_what_it_saw_while_following() -> None:
+    world = Delegation()
+    running = world.home.add(PODS, proxy_pod("web-1"))
+    world.api().add(PODS, delegate_pod(running, "Running"))
+    deleting = proxy_pod("web-2", deletionTimestamp=rfc3339(), deletionGracePeriodSeconds=0, **controlled())
+    world.home.add(PODS, deleting)
+    lease: dict[str, Any] = {"metadata": {"namespace": "spillover-system", "name": "spillover-controller"}}
+    lease["spec"] = {"holderIdentity": "other-replica", "leaseDurationSeconds": 15, "renewTime": rfc3339(micro=True)}
+    world.home.add(LEASES, lease)
+    world.join()
+    await world.synced()  # the watches showed both proxies while another replica led
+    elector = LeaderElector(world.home, "spillover-system", enabled=True, renew=0.01)
+    gate = asyncio.create_task(LeaderGate(elector, [world.mirror, world.lifecycle, world.sweeper]).run())
+    try:
+        await asyncio.sleep(0.05)
+        assert not status_writes(world.home) and not world.home.writes("DELETE")  # following: let go
+
+        patch = {"spec": {"renewTime": "2020-01-01T00:00:00.000000Z"}}  # the other replica stopped renewing
+        await world.home.request("PATCH", LEASES.item("spillover-controller", "spillover-system"), patch)
+        await until(lambda: elector.leading)
+
+        await until(lambda: bool(status_writes(world.home)) and bool(world.home.writes("DELETE")))
+        assert status_writes(world.home) == ["Running"]
+        assert [c.path for c in world.home.writes("DELETE")] == [PODS.item("web-2", "shop")]
+    finally:
+        gate.cancel()
+        await asyncio.gather(gate, return_exceptions=True)
+        await world.close()
+
+
+async def test_a_replica_that_loses_the_lead_stops_its_controllers() -> None:
+    world = Delegation()
+    world.join()
+    await world.synced()
+    elector = LeaderElector(world.home, "spillover-system", enabled=True, renew=0.01)
+    gate = asyncio.create_task(LeaderGate(elector, [world.mirror]).run())
+    try:
+        await until(lambda: elector.leading)
+        proxy = world.home.add(PODS, proxy_pod("web-1"))
+        world.api().add(PODS, delegate_pod(proxy, "Running"))
+        await until(lambda: status_writes(world.home) == ["Running"])  # leading: mirrored
+
+        taken = {"spec": {"holderIdentity": "other-replica", "renewTime": rfc3339(micro=True)}}
+        await world.home.request("PATCH", LEASES.item("spillover-controller", "spillover-system"), taken)
+        await until(lambda: not elector.leading)
+        await world.api().request("PATCH", PODS.item("web-1-x", "shop", "status"), {"status": {"phase": "Failed"}})
+        await asyncio.sleep(0.05)
+        assert status_writes(world.home) == ["Running"]  # the new leader mirrors it, not this replica
+    finally:
+        gate.cancel()
+        await asyncio.gather(gate, return_exceptions=True)
+        await world.close()
+

@@ -12,24 +12,29 @@ from extender import pod_security
 from extender.app import scheduler_only
 from extender.capacity.tracker import Reservations
 from extender.config import Config
+from extender.delegation.avoid import AvoidList
+from extender.peers.directory import PeerDirectory
 from extender.pod_security import Level
 from extender.runtime import HomeNamespaces, HomeNodes, LiveState
 from extender.scheduling.binder import Binder
 from extender.scheduling.filter import Outcome, filter_nodes
-from tests.unit.fakes import OPTED_IN, FakeHomeView, FakeState, make_pod, peer, pod_dict
+from extender.scheduling.memory import OPTED_IN, InMemoryHome, InMemoryState, make_pod, peer, pod_dict
+from tests.unit.apiserver import FakeApiserver
 
 EAST, WEST, NORTH = "spillover-east", "spillover-west", "spillover-north"
 
 
-def levels(east: Level = Level.BASELINE, west: Level = Level.BASELINE, north: Level = Level.PRIVILEGED) -> FakeState:
+def levels(
+    east: Level = Level.BASELINE, west: Level = Level.BASELINE, north: Level = Level.PRIVILEGED
+) -> InMemoryState:
     peers = [peer("east"), peer("west", cost=2.0), peer("north", cost=3.0)]
     for p, level in zip(peers, (east, west, north), strict=True):
         p.pod_security = level
-    return FakeState(peers, home_nodes=["home-1"])
+    return InMemoryState(peers, home_nodes=["home-1"])
 
 
 def test_a_pod_of_a_namespace_not_opted_in_never_passes_a_virtual_node_and_is_not_planned() -> None:
-    state = FakeState([peer("east")], home_nodes=["home-1"], namespaces={"plain": {"team": "web"}})
+    state = InMemoryState([peer("east")], home_nodes=["home-1"], namespaces={"plain": {"team": "web"}})
     pod = make_pod(namespace="plain", annotations={"spillover.io/policy": "remote-only"})
     out = filter_nodes(state, pod, ["home-1", EAST])
     assert out.outcome is Outcome.HOME and out.result.NodeNames == ["home-1"]
@@ -41,7 +46,7 @@ def test_a_pod_of_a_namespace_not_opted_in_never_passes_a_virtual_node_and_is_no
 
 
 def test_a_namespace_the_cache_has_not_seen_yet_is_an_error_the_scheduler_retries() -> None:
-    state = FakeState([peer("east")], home_nodes=["home-1"], namespaces={})
+    state = InMemoryState([peer("east")], home_nodes=["home-1"], namespaces={})
     out = filter_nodes(state, make_pod(), [EAST])
     assert out.outcome is Outcome.NONE and out.result.NodeNames == []
     assert "namespace shop is not in Spillover's namespace cache yet" in out.result.Error
@@ -76,11 +81,13 @@ def test_the_pod_is_judged_once_per_level_in_a_call_not_per_peer(monkeypatch: py
 
 def test_a_lasting_bind_refusal_keeps_that_peer_off_the_pod_in_filter() -> None:
     east = peer("east")
-    binder = Binder(None, {east.virtual_node: east}, Reservations(), FakeHomeView())  # type: ignore[arg-type]
+    home = FakeApiserver()
+    binder = Binder(home, {east.virtual_node: east}, Reservations(), InMemoryHome())
     namespaces = HomeNamespaces()
     namespaces.labels = {"shop": dict(OPTED_IN)}
-    registry: Any = type("Registry", (), {"by_virtual_node": {east.virtual_node: east}})()
-    state = LiveState(registry, HomeNodes(), namespaces, binder)
+    directory = PeerDirectory()
+    directory.by_virtual_node[east.virtual_node] = east
+    state = LiveState(home, directory, HomeNodes(), namespaces, binder, AvoidList(300))
     pod = make_pod()
     why = "the pod references Secret db and Secret shop/db in peer east was not copied there by Spillover"
     binder.refused[(pod.metadata.uid, "east")] = why

@@ -11,8 +11,8 @@ from extender.capacity.fit import (
     tolerates,
 )
 from extender.resources import pod_requests
+from extender.scheduling.memory import GI, make_pod, node_capacity, peer
 from extender.wire.core import Taint, Toleration
-from tests.unit.fakes import GI, make_pod, node_capacity, peer
 
 
 def affinity(*terms: dict[str, Any]) -> dict[str, Any]:

@@ -12,12 +12,12 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from extender.scheduling.memory import InMemoryState, peer
 from extender.scheduling.state import BindError
 from extender.server.logs import JsonFormatter
 from extender.server.metrics import Metrics
 from extender.server.webhook_app import make_webhook_app
 from extender.webhook.mutate import WebhookConfig
-from tests.unit.fakes import FakeState, peer
 from tests.unit.served import served_extender
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
@@ -33,8 +33,8 @@ def sample(metrics: Metrics, name: str, **labels: str) -> float | None:
 
 
 @pytest.fixture
-def fake() -> FakeState:
-    return FakeState([peer("east", cost=1.0), peer("west", cost=2.0)], home_nodes=["home-1", "home-2"])
+def fake() -> InMemoryState:
+    return InMemoryState([peer("east", cost=1.0), peer("west", cost=2.0)], home_nodes=["home-1", "home-2"])
 
 
 @pytest.fixture
@@ -49,7 +49,7 @@ async def serve(app: web.Application) -> TestClient[web.Request, web.Application
 
 
 @pytest.fixture
-async def extender(fake: FakeState, metrics: Metrics) -> AsyncIterator[aiohttp.ClientSession]:
+async def extender(fake: InMemoryState, metrics: Metrics) -> AsyncIterator[aiohttp.ClientSession]:
     async with served_extender(fake, metrics) as client:
         yield client
 
@@ -99,7 +99,7 @@ async def test_preempt_drops_virtual_nodes(extender: Extender) -> None:
     }
 
 
-async def test_bind_calls_the_state_and_answers_an_empty_error(extender: Extender, fake: FakeState) -> None:
+async def test_bind_calls_the_state_and_answers_an_empty_error(extender: Extender, fake: InMemoryState) -> None:
     response = await extender.post("/bind", json=body("extender/bind_args.json"))
     assert response.status == 200
     assert await response.json() == {}
@@ -107,7 +107,7 @@ async def test_bind_calls_the_state_and_answers_an_empty_error(extender: Extende
 
 
 async def test_a_bind_error_is_a_200_with_error_set_so_the_scheduler_retries(
-    extender: Extender, fake: FakeState
+    extender: Extender, fake: InMemoryState
 ) -> None:
     fake.bind_error = BindError("peer east refused the delegate: quota exceeded")
     response = await extender.post("/bind", json=body("extender/bind_args.json"))
@@ -115,7 +115,7 @@ async def test_a_bind_error_is_a_200_with_error_set_so_the_scheduler_retries(
     assert await response.json() == {"Error": "peer east refused the delegate: quota exceeded"}
 
 
-async def test_an_unexpected_bind_failure_is_still_a_200_with_error(extender: Extender, fake: FakeState) -> None:
+async def test_an_unexpected_bind_failure_is_still_a_200_with_error(extender: Extender, fake: InMemoryState) -> None:
     fake.bind_error = RuntimeError("boom")
     response = await extender.post("/bind", json=body("extender/bind_args.json"))
     assert response.status == 200
@@ -123,7 +123,7 @@ async def test_an_unexpected_bind_failure_is_still_a_200_with_error(extender: Ex
 
 
 async def test_a_bind_to_a_home_node_the_cache_has_not_seen_yet_binds_once_the_apiserver_has_it(
-    extender: Extender, fake: FakeState
+    extender: Extender, fake: InMemoryState
 ) -> None:
     fake.late_nodes.add("home-3")  # joined a moment ago: the scheduler's watch saw it first
     payload = {"PodName": "p", "PodNamespace": "n", "PodUID": "u", "Node": "home-3"}

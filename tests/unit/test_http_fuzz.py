@@ -16,11 +16,11 @@ from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from extender.scheduling.memory import InMemoryState, node_capacity, peer
 from extender.server.metrics import Metrics
 from extender.server.webhook_app import make_webhook_app
 from extender.webhook.mutate import WebhookConfig
 from extender.wire.core import Taint
-from tests.unit.fakes import FakeState, node_capacity, peer
 from tests.unit.served import served_extender
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
@@ -179,7 +179,7 @@ def clients(loop: asyncio.AbstractEventLoop) -> Iterator[dict[str, Client | aioh
         node_capacity("east-1", taints=[Taint(key="gpu", effect="NoSchedule")], labels={"zone": "a"}),
         node_capacity("east-2", ready=False),
     ]
-    fake = FakeState(
+    fake = InMemoryState(
         [peer("east", nodes=nodes), peer("west", cost=2.0, allowed_namespaces={"matchLabels": {"team": "web"}})],
         home_nodes=["home-1", "home-2"],
         namespaces={"shop": {"team": "web", "spillover.io/enabled": "true"}},

@@ -11,7 +11,6 @@ import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -20,17 +19,19 @@ from aiohttp import web
 from kubernetes_asyncio import client as k8s
 from spillover_lab import pki
 
-from extender.delegation.delegator import Delegate, PeerDelegates
+from extender.delegation.view import Delegate, Delegations, PeerDelegates, proxy_from
 from extender.kube.raw import RawClient
+from extender.scheduling.memory import make_pod, peer
 from extender.server.kubelet_api import (
     Delegated,
-    DelegatorLookup,
+    DelegateLookup,
     LogOptionError,
     client_verifying_context,
     log_query,
     start_kubelet_api,
 )
-from tests.unit.fakes import spilled_proxy
+from tests.unit.apiserver import FakeApiserver
+from tests.unit.fakes import peer_runtime
 
 
 def test_log_options_pass_through_as_the_kubelet_reads_them() -> None:
@@ -62,29 +63,19 @@ def test_bad_log_options_are_refused_naming_the_parameter(query: dict[str, str],
 # ---- the delegate behind a home pod ------------------------------------------------------------
 
 
-@dataclass
-class _Runtime:
-    raw: Any = None
-
-
-@dataclass
-class _Delegator:
-    proxies: dict[str, Any] = field(default_factory=dict)
-    peers: dict[str, PeerDelegates] = field(default_factory=dict)
-
-
 def test_lookup_finds_the_delegate_of_a_spilled_pod_and_says_why_not_otherwise() -> None:
-    delegator = _Delegator()
-    lookup = DelegatorLookup(delegator)  # type: ignore[arg-type]
+    state = Delegations()
+    lookup = DelegateLookup(state)
     assert "is not bound to a Spillover virtual node" in str(lookup.delegated("shop", "web-1"))
-    delegator.proxies["u1"] = spilled_proxy("u1", "web-1")
+    state.proxies["uid-web-1"] = proxy_from(make_pod(name="web-1", nodeName="spillover-east"), "east")
     assert "not connected to now" in str(lookup.delegated("shop", "web-1"))
-    entry = PeerDelegates(runtime=_Runtime(raw="client"))  # type: ignore[arg-type]
-    delegator.peers["east"] = entry
+    client = FakeApiserver()
+    entry = PeerDelegates(runtime=peer_runtime(peer("east"), client))
+    state.peers["east"] = entry
     assert "has no delegate in peer east" in str(lookup.delegated("shop", "web-1"))
-    entry.by_proxy["u1"] = Delegate("remote", "web-1-abc", "u1", {}, 0.0)
+    entry.by_proxy["uid-web-1"] = Delegate("remote", "web-1-abc", "uid-web-1", {}, 0.0)
     found = lookup.delegated("shop", "web-1")
-    assert found == Delegated("east", "remote", "web-1-abc", "client")  # type: ignore[arg-type]
+    assert found == Delegated("east", "remote", "web-1-abc", client)
 
 
 # ---- the served API ------------------------------------------------------------------------------

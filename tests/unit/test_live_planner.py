@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 from extender.planner.live import LivePlanner
+from extender.scheduling.memory import make_pod, peer
 from extender.wire.core import OwnerReference, Pod
-from tests.unit.fakes import make_pod, peer
 
 
 async def test_candidates_seen_by_filter_get_a_plan_that_prefers_the_cheaper_peer() -> None:

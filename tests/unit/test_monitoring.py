@@ -11,9 +11,9 @@ from typing import Any
 import yaml
 from prometheus_client import generate_latest
 
+from extender.scheduling.memory import peer
 from extender.server.metrics import Metrics
 from extender.spend import Spend
-from tests.unit.fakes import peer
 
 MONITORING = Path(__file__).resolve().parents[2] / "manifests" / "monitoring"
 BASE = Path(__file__).resolve().parents[2] / "manifests" / "base"
@@ -25,7 +25,7 @@ def exposed_names() -> set[str]:
     metrics = Metrics()
     metrics.watch(lambda: [peer("east")], lambda: [("east", "Running")])
     metrics.watch_spend(lambda: Spend({("shop", "east"): 0.5}, {("shop", "east"): 1}))
-    names = set()
+    names: set[str] = set()
     for line in generate_latest(metrics.registry).decode().splitlines():
         if line.startswith("# TYPE "):
             _, _, name, kind = line.split()

@@ -8,13 +8,14 @@ from typing import Any
 
 from extender.capacity.model import PeerState
 from extender.resources import pod_requests
+from extender.scheduling.memory import GI, InMemoryState, make_pod, node_capacity, peer
+from extender.scheduling.state import SchedulingState
 from extender.server import status_page
 from extender.server.decisions import MAX_NAMES, Decisions
 from extender.server.explain import BUDGET, explain
 from extender.server.history import SpilledHistory
 from extender.spend import Spend, SpilledPod, spend_per_hour
 from extender.wire.extender import ExtenderFilterResult
-from tests.unit.fakes import GI, FakeState, make_pod, node_capacity, peer
 
 # ---- decisions ------------------------------------------------------------------------------------
 
@@ -125,9 +126,9 @@ def test_the_status_page_draws_each_bar_part_in_proportion_to_its_number() -> No
 
 
 class _ExplainSource:
-    def __init__(self, state: FakeState, peers: list[PeerState]) -> None:
+    def __init__(self, state: InMemoryState, peers: list[PeerState]) -> None:
         self.home: Any = None
-        self.state = state
+        self.state: SchedulingState = state
         self.decisions = Decisions()
         self._peers = peers
 
@@ -147,11 +148,9 @@ class _ExplainSource:
 def test_explain_gives_each_peers_verdict_the_ranking_by_price_and_leaves_the_backlog_alone() -> None:
     cheap, dear = peer("east", cost=1.0), peer("west", cost=3.0)
     small = peer("tiny", nodes=[node_capacity("t1", cpu_m=100)])
-    state = FakeState(peers=[cheap, dear, small])
-    noted: list[Any] = []
-    state.note_spill_candidate = noted.append  # type: ignore[method-assign]
+    state = InMemoryState(peers=[cheap, dear, small])
     pod = make_pod(cpu="500m", annotations={"spillover.io/policy": "remote-only", "spillover.io/max-cost": "2"})
-    out = explain(_ExplainSource(state, [cheap, dear, small]), {}, pod)  # type: ignore[arg-type]
+    out = explain(_ExplainSource(state, [cheap, dear, small]), {}, pod)
 
     rows = {row["peer"]: row for row in out["peers"]}
     assert rows["east"]["verdict"] == "passes" and rows["east"]["rank"] == 1
@@ -161,16 +160,16 @@ def test_explain_gives_each_peers_verdict_the_ranking_by_price_and_leaves_the_ba
     assert out["hints"]["policy"] == "remote-only" and out["hints"]["maxCost"] == 2
     assert out["spend"]["budget"] == BUDGET
     assert out["summary"].startswith("pending; no filter decision recorded")
-    assert noted == [], "explaining a pod must not put it in the planner's backlog"
+    assert state.candidates == [], "explaining a pod must not put it in the planner's backlog"
     assert pod_requests(pod)["cpu"] == 500
 
 
 def test_explain_names_a_misspelled_hint_and_a_hint_that_does_not_parse() -> None:
-    state = FakeState(peers=[peer("east")])
+    state = InMemoryState(peers=[peer("east")])
     pod = make_pod(annotations={"spillover.io/polciy": "remote-only"})
-    out = explain(_ExplainSource(state, [peer("east")]), {}, pod)  # type: ignore[arg-type]
+    out = explain(_ExplainSource(state, [peer("east")]), {}, pod)
     assert "did you mean spillover.io/policy?" in out["warnings"][0]
     bad = make_pod(annotations={"spillover.io/policy": "sometimes"})
-    out = explain(_ExplainSource(state, [peer("east")]), {}, bad)  # type: ignore[arg-type]
+    out = explain(_ExplainSource(state, [peer("east")]), {}, bad)
     assert out["summary"].startswith("its hints do not parse, so it never spills")
     assert out["peers"][0]["verdict"] == "excluded"

@@ -3,206 +3,136 @@ that peer (no orphans), its pods failed over; never held for a peer no kubeconfi
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 
-from extender.capacity.tracker import Reservations
-from extender.delegation.evacuation import Evacuation
-from extender.delegation.sweep import OrphanSweeper
-from extender.delegation.view import Delegations, PeerDelegates, Proxy
-from extender.delegation.writer import ProxyWriter
+from extender.kube.api import CONFIGMAPS, LEASES, NODES, PODS, SECRETS
 from extender.peers.detach import PeerDetacher
-from extender.peers.directory import PeerDirectory
-from extender.peers.model import FINALIZER, PeerCluster
-from extender.peers.registry import PeerRegistry
-from extender.peers.status import PeerStatusWriter
-from extender.server.metrics import Metrics
-from tests.unit.fakes import SyncedReflector, peer, spilled_proxy
+from extender.peers.model import FINALIZER, PEERCLUSTERS, PeerCluster
+from extender.peers.virtual_node import VirtualNodes
+from extender.scheduling.memory import peer
+from tests.unit.fakes import (
+    Delegation,
+    Peers,
+    controlled,
+    delegate_pod,
+    kubeconfig_secret,
+    peercluster,
+    proxy_pod,
+    until,
+)
 
 
-class Recorder:
-    """An apiserver that answers every write with {} and records it."""
+class Detaching(Delegation):
+    """East's PeerCluster deleted; a, b and c spilled there (a controlled, c finished)."""
 
     def __init__(self) -> None:
-        self.calls: list[tuple[str, str, Any]] = []
-
-    async def request(self, method: str, path: str, body: Any = None, **_: Any) -> bytes:
-        self.calls.append((method, path, body))
-        return b"{}"
-
-
-class PeerApi(Recorder):
-    """A peer apiserver holding Spillover's delegates and copies; DELETE removes them."""
-
-    def __init__(self, objects: dict[str, list[dict[str, Any]]]) -> None:
         super().__init__()
-        self.objects = objects
-
-    async def get(self, path: str, query: Any = None) -> bytes:
-        plural = path.rsplit("/", 1)[-1]
-        return msgspec.json.encode({"items": self.objects.get(plural, [])})
-
-    async def request(self, method: str, path: str, body: Any = None, **kw: Any) -> bytes:
-        await super().request(method, path, body, **kw)
-        if method == "DELETE":
-            parts = path.split("/")  # /api/v1/namespaces/<ns>/<plural>/<name>
-            ns, plural, name = parts[4], parts[5], parts[6]
-            kept = [
-                o
-                for o in self.objects.get(plural, [])
-                if (o["metadata"]["namespace"], o["metadata"]["name"]) != (ns, name)
-            ]
-            self.objects[plural] = kept
-        return b"{}"
-
-
-def _obj(name: str, labels: dict[str, str]) -> dict[str, Any]:
-    return {
-        "metadata": {"namespace": "shop", "name": name, "labels": labels, "creationTimestamp": "2099-01-01T00:00:00Z"}
-    }
-
-
-class FakeVirtualNodes:
-    def __init__(self) -> None:
-        self.removed: list[str] = []
-
-    async def remove(self, name: str) -> None:
-        self.removed.append(name)
-
-
-def _peercluster(finalizers: list[str] | None, deleting: bool = False) -> PeerCluster:
-    meta: dict[str, Any] = {"name": "east", "resourceVersion": "41", "finalizers": finalizers}
-    if deleting:
-        meta["deletionTimestamp"] = "2026-11-26T12:00:00Z"
-    return msgspec.convert({"metadata": meta, "spec": {"kubeconfigSecretRef": {"name": "east"}}}, PeerCluster)
-
-
-def _proxy(uid: str, controlled: bool, phase: str = "Running") -> Proxy:
-    return spilled_proxy(uid, f"web-{uid}", controlled, phase)
-
-
-class Detaching:
-    """East's PeerCluster deleted: the detacher and delegation's side of it, on recording apiservers."""
-
-    def __init__(self, reachable: bool = True, unusable: str = "") -> None:
-        self.home = Recorder()
-        self.metrics = Metrics()
-        self.directory = PeerDirectory()
-        self.directory.specs["east"] = _peercluster([FINALIZER], deleting=True)
-        self.state = Delegations()
-        self.virtual_nodes = FakeVirtualNodes()
-        writer = ProxyWriter(self.home, self.state, Events(), self.metrics)  # type: ignore[arg-type]
-        sweeper = OrphanSweeper(self.state, writer, self.metrics, "", every=60)
-        self.detacher = PeerDetacher(
-            self.home,  # type: ignore[arg-type]
-            self.directory,
-            self.virtual_nodes,  # type: ignore[arg-type]
-            Evacuation(self.state, writer, sweeper),
-        )
-        pods = [
-            _obj(f"web-{uid}-x", {"app.kubernetes.io/managed-by": "spillover", "spillover.io/proxy-uid": uid})
-            for uid in ("a", "b", "c")
-        ]
-        self.peer_api = PeerApi({"pods": pods, "configmaps": [_obj("settings", {"spillover.io/copy": "true"})]})
-        if unusable:
-            self.directory.unusable["east"] = unusable
-            return
-        self.east = peer("east")
-        self.east.detaching = "its PeerCluster is being deleted"
-        self.east.set_reachable(reachable, "" if reachable else "connection refused")
-        runtime: Any = type("Runtime", (), {"state": self.east, "raw": self.peer_api})()
-        self.directory.peers["east"] = runtime
-        entry = PeerDelegates(runtime=runtime)
-        entry.reflector = SyncedReflector()  # type: ignore[assignment]
-        entry.proxy_reflector = SyncedReflector()  # type: ignore[assignment]
-        self.state.peers["east"] = entry
-        for proxy in (_proxy("a", controlled=True), _proxy("b", controlled=False), _proxy("c", False, "Succeeded")):
-            self.state.proxies[proxy.uid] = proxy
+        self.detacher = PeerDetacher(self.home, self.directory, VirtualNodes(self.home), self.evacuation)
+        self.directory.specs["east"] = msgspec.convert(peercluster(finalizers=[FINALIZER], deleting=True), PeerCluster)
+        for name, meta in (("a", controlled()), ("b", {}), ("c", {})):
+            proxy = self.home.add(PODS, proxy_pod(f"web-{name}", **meta))
+            phase = "Succeeded" if name == "c" else "Running"
+            self.home.add(PODS, {**proxy, "status": {"phase": phase}})
+            self.api().add(PODS, delegate_pod(proxy, phase))
+        copy = {"namespace": "shop", "name": "settings", "labels": {"spillover.io/copy": "true"}}
+        self.api().add(CONFIGMAPS, {"metadata": copy})
 
     def released(self) -> bool:
-        return any(m == "PATCH" and p == "/apis/spillover.io/v1alpha1/peerclusters/east" for m, p, _ in self.home.calls)
+        return any(c.path == PEERCLUSTERS.item("east") for c in self.home.writes("PATCH"))
+
+    def failed(self) -> list[str]:
+        patches = self.home.writes("PATCH")
+        return [c.path for c in patches if c.path.endswith("/status") and c.body["status"]["phase"] == "Failed"]
 
 
-class Events:
-    def record(self, ref: dict[str, Any], reason: str, message: str, warning: bool = False) -> None:
-        pass
+async def detaching(reachable: bool = True) -> Detaching:
+    world = Detaching()
+    east = world.join()
+    east.detaching = "its PeerCluster is being deleted"
+    await world.synced()
+    east.set_reachable(reachable, "" if reachable else "connection refused")
+    return world
 
 
 async def test_a_deleted_peerclusters_pods_are_failed_over_and_its_peer_emptied_before_the_finalizer_goes() -> None:
-    east = Detaching()
+    world = await detaching()
 
-    await east.detacher.detach_deleted()
+    await world.detacher.detach_deleted()
 
-    home, peer_api = east.home, east.peer_api
-    failed = [
-        path for method, path, body in home.calls if path.endswith("/status") and body["status"]["phase"] == "Failed"
-    ]
-    assert failed == ["/api/v1/namespaces/shop/pods/web-a/status", "/api/v1/namespaces/shop/pods/web-b/status"]
-    deleted_proxies = [path for method, path, _ in home.calls if method == "DELETE"]
-    assert deleted_proxies == ["/api/v1/namespaces/shop/pods/web-a"]  # its Deployment recreates it elsewhere
-    assert not peer_api.objects["pods"] and not peer_api.objects["configmaps"]
-    assert not east.released()  # this pass still found objects: the next one confirms
-    assert "deleting" in east.detacher.progress["east"]
+    assert world.failed() == [PODS.item("web-a", "shop", "status"), PODS.item("web-b", "shop", "status")]
+    assert [c.path for c in world.home.writes("DELETE")] == [PODS.item("web-a", "shop")]  # its Deployment recreates it
+    assert not world.api().objects(PODS) and not world.api().objects(CONFIGMAPS)
+    assert not world.released()  # this pass still found objects: the next one confirms
+    assert "deleting" in world.detacher.progress["east"]
 
-    await east.detacher.detach_deleted()
+    await world.detacher.detach_deleted()
 
-    assert east.released() and east.virtual_nodes.removed == ["east"]
-    assert len(failed) == 2 and sum(1 for m, p, _ in home.calls if p.endswith("/status")) == 2  # no pod failed twice
-    assert "east" not in east.state.peers and not east.state.proxies  # nothing left to remember
+    assert world.released() and len(world.failed()) == 2  # no pod failed twice
+    assert "east" not in world.state.peers and not world.state.proxies_on("east")  # nothing left to remember
+    await world.close()
 
 
 async def test_a_deleted_peercluster_whose_peer_is_unreachable_is_held_and_says_how_to_let_it_go() -> None:
-    east = Detaching(reachable=False)
+    world = await detaching(reachable=False)
 
-    await east.detacher.detach_deleted()
+    await world.detacher.detach_deleted()
 
-    assert not east.home.calls and not [c for c in east.peer_api.calls if c[0] == "DELETE"]
-    progress = east.detacher.progress["east"]
+    assert not world.home.writes() and not world.api().writes()
+    progress = world.detacher.progress["east"]
     assert "connection refused" in progress and "remove the finalizer" in progress
+    await world.close()
 
 
 async def test_a_deleted_peercluster_with_an_unusable_kubeconfig_is_let_go() -> None:
-    east = Detaching(unusable="cannot read the kubeconfig Secret: 404")
+    world = Detaching()
+    world.directory.unusable["east"] = "cannot read the kubeconfig Secret: 404"
 
-    await east.detacher.detach_deleted()
+    await world.detacher.detach_deleted()
 
-    assert east.released()
-
-
-def _registry(home: Recorder) -> PeerRegistry:
-    directory = PeerDirectory()
-    status = PeerStatusWriter(home, directory, {}, lambda name: [])  # type: ignore[arg-type]
-    return PeerRegistry(home, directory, FakeVirtualNodes(), Reservations(), status, Events())  # type: ignore[arg-type]
-
-
-async def test_a_live_peercluster_gets_the_finalizer_without_losing_anothers() -> None:
-    home = Recorder()
-    registry = _registry(home)
-
-    await registry._ensure_finalizer(_peercluster(["example.com/keep"]))
-    await registry._ensure_finalizer(_peercluster(["example.com/keep", FINALIZER]))
-    await registry._ensure_finalizer(_peercluster(None, deleting=True))
-
-    assert home.calls == [
-        (
-            "PATCH",
-            "/apis/spillover.io/v1alpha1/peerclusters/east",
-            {"metadata": {"finalizers": ["example.com/keep", FINALIZER], "resourceVersion": "41"}},
-        )
-    ]
+    assert world.released()
+    await world.close()
 
 
 async def test_releasing_a_detached_peer_removes_its_virtual_node_and_only_spillovers_finalizer() -> None:
-    east = Detaching(unusable="n/a")
-    east.directory.specs["east"] = _peercluster(["example.com/keep", FINALIZER], deleting=True)
-    home = east.home
+    world = Detaching()
+    world.directory.specs["east"] = msgspec.convert(
+        peercluster(finalizers=["example.com/keep", FINALIZER], deleting=True), PeerCluster
+    )
+    world.home.add(NODES, {"metadata": {"name": "spillover-east"}})
+    world.home.add(LEASES, {"metadata": {"namespace": "kube-node-lease", "name": "spillover-east"}})
 
-    assert east.directory.deleting() == ["east"]
-    assert await east.detacher.release("east")
+    assert world.directory.deleting() == ["east"]
+    assert await world.detacher.release("east")
 
-    assert east.virtual_nodes.removed == ["east"]
-    assert home.calls[-1][2] == {"metadata": {"finalizers": ["example.com/keep"], "resourceVersion": "41"}}
+    assert not world.home.objects(NODES) and not world.home.objects(LEASES)
+    finalizers = [c.body["metadata"]["finalizers"] for c in world.home.writes("PATCH")]
+    assert finalizers == [["example.com/keep"]]
+    await world.close()
+
+
+async def test_a_live_peercluster_gets_the_finalizer_without_losing_anothers() -> None:
+    peers = Peers()
+    peers.home.add(SECRETS, kubeconfig_secret())
+    live = peers.home.add(PEERCLUSTERS, peercluster(finalizers=["example.com/keep"]))
+    gone = peers.home.add(PEERCLUSTERS, peercluster("west", deleting=True))
+
+    peers.registry.upsert(msgspec.convert(live, PeerCluster))
+    peers.registry.upsert(msgspec.convert(gone, PeerCluster))  # being deleted: no finalizer added
+    await until(lambda: bool(peers.home.writes("PATCH")))
+
+    patches = [c for c in peers.home.writes("PATCH") if c.path.startswith(PEERCLUSTERS.collection())]
+    assert [(c.path, c.body) for c in patches if not c.path.endswith("/status")] == [
+        (
+            PEERCLUSTERS.item("east"),
+            {
+                "metadata": {
+                    "finalizers": ["example.com/keep", FINALIZER],
+                    "resourceVersion": live["metadata"]["resourceVersion"],
+                }
+            },
+        )
+    ]
+    await peers.registry.close()
 
 
 async def test_a_detaching_peer_takes_no_pods_and_says_why() -> None:
@@ -214,15 +144,16 @@ async def test_a_detaching_peer_takes_no_pods_and_says_why() -> None:
 
 
 async def test_failures_and_peer_state_show_in_the_metrics() -> None:
-    detaching = Detaching()
-    metrics = detaching.metrics
-    east = detaching.east
-    metrics.watch(lambda: [east], lambda: [("east", "Running"), ("east", "Running"), ("east", "Pending")])
+    world = await detaching()
+    east = world.directory.peers["east"].state
+    world.metrics.watch(world.directory.states, world.state.delegate_phases)
 
-    await detaching.detacher.detach_deleted()
+    value = world.metrics.registry.get_sample_value
+    assert value("spillover_delegates", {"peer": "east", "phase": "Running"}) == 2
 
-    value = metrics.registry.get_sample_value
+    await world.detacher.detach_deleted()
+
     assert value("spillover_delegates_lost_total", {"peer": "east", "reason": "PeerDetached"}) == 2
     assert value("spillover_peer_ready", {"peer": "east"}) == 0  # being detached
     assert value("spillover_peer_free", {"peer": "east", "resource": "cpu"}) == east.free_total()["cpu"] / 1000 > 0
-    assert value("spillover_delegates", {"peer": "east", "phase": "Running"}) == 2
+    await world.close()

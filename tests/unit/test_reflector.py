@@ -4,31 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+from functools import partial
 
-import msgspec
-
+from extender.kube.api import NODES
 from extender.kube.reflector import Handler, Reflector
 from extender.wire.core import Node
-
-
-class FlakyServer:
-    """Refuses the first ``failures`` lists, then lists one node and holds the watch open."""
-
-    def __init__(self, failures: int) -> None:
-        self.failures = failures
-        self.lists: list[float] = []
-
-    async def get(self, path: str, query: Any = ()) -> bytes:
-        self.lists.append(time.monotonic())
-        if len(self.lists) <= self.failures:
-            raise ConnectionRefusedError("connection refused")
-        return msgspec.json.encode({"metadata": {"resourceVersion": "1"}, "items": [{"metadata": {"name": "n1"}}]})
-
-    async def stream_lines(self, path: str, query: Any, idle_timeout: float = 0) -> AsyncIterator[bytes]:
-        await asyncio.sleep(3600)
-        yield b""
+from tests.unit.apiserver import FakeApiserver
+from tests.unit.fakes import until
 
 
 class Recorder(Handler[Node]):
@@ -44,23 +26,24 @@ class Recorder(Handler[Node]):
 
 
 async def test_a_reflector_in_backoff_retries_at_once_when_woken() -> None:
-    server = FlakyServer(failures=4)  # the backoff is 8 s or more after four failures
+    server = FakeApiserver((NODES, {"metadata": {"name": "n1"}}))
+    for _ in range(4):  # the backoff is 8 s or more after four failures
+        server.fail("GET", NODES.collection(), 503)
     handler = Recorder()
-    reflector = Reflector(server, "/api/v1/nodes", Node, handler, name="peer/nodes")  # type: ignore[arg-type]
+    reflector = Reflector(server, NODES.collection(), Node, handler, name="peer/nodes")
     reflector.max_backoff = 30.0
     task = asyncio.create_task(reflector.run())
     try:
-        for _ in range(4):  # let it fail four times, waking it through the short early backoffs
-            while len(server.lists) < _ + 1:
-                await asyncio.sleep(0.01)
-            if _ < 3:
+        for failed in range(1, 5):  # let it fail four times, waking it through the short early backoffs
+            await until(partial(lambda n: len(handler.errors) == n, failed))
+            if failed < 4:
                 reflector.wake()
         await asyncio.sleep(0.2)
         assert not reflector.synced.is_set() and len(handler.errors) == 4  # sleeping in backoff now
         woken = time.monotonic()
         reflector.wake()  # a probe got through: the peer is back
         await asyncio.wait_for(reflector.synced.wait(), 2)
-        assert handler.items == ["n1"] and server.lists[-1] - woken < 1.0
+        assert handler.items == ["n1"] and time.monotonic() - woken < 1.0
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

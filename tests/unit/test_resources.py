@@ -6,14 +6,19 @@ from extender.resources import QuantityError, canonical, parse_quantity, pod_req
 from extender.wire.core import Container, Pod, PodSpec, ResourceRequirements
 
 
-def _pod(*containers: Container, init: list[Container] | None = None, overhead: dict[str, str] | None = None) -> Pod:
+def _pod(
+    *containers: Container, init: list[Container] | None = None, overhead: dict[str, str | int | float] | None = None
+) -> Pod:
     return Pod(spec=PodSpec(containers=list(containers), init_containers=init, overhead=overhead))
 
 
 def _c(
-    cpu: str | None = None, mem: str | None = None, limits: dict[str, str] | None = None, restart: str | None = None
+    cpu: str | None = None,
+    mem: str | None = None,
+    limits: dict[str, str | int | float] | None = None,
+    restart: str | None = None,
 ) -> Container:
-    requests = {k: v for k, v in (("cpu", cpu), ("memory", mem)) if v is not None}
+    requests: dict[str, str | int | float] = {k: v for k, v in (("cpu", cpu), ("memory", mem)) if v is not None}
     return Container(resources=ResourceRequirements(requests=requests or None, limits=limits), restart_policy=restart)
 
 

@@ -4,19 +4,19 @@ import pytest
 
 from extender.capacity.model import PeerState
 from extender.scheduling.filter import Outcome, SelectorError, filter_nodes, selector_matches
+from extender.scheduling.memory import OPTED_IN, InMemoryState, make_pod, node_capacity, peer
 from extender.scheduling.preempt import UnknownNode, preempt
 from extender.scheduling.prioritize import prioritize
 from extender.wire.core import Pod, PodSpec
 from extender.wire.extender import ExtenderPreemptionArgs, MetaPod, MetaVictims, Victims
-from tests.unit.fakes import OPTED_IN, FakeState, make_pod, node_capacity, peer
 
 HOME = ["home-1", "home-2"]
 EAST, WEST = "spillover-east", "spillover-west"
 
 
-def state(*peers: PeerState, **kwargs: object) -> FakeState:
+def state(*peers: PeerState, plan: dict[str, int] | None = None) -> InMemoryState:
     chosen = peers or (peer("east", cost=1.0), peer("west", cost=2.0))
-    return FakeState(chosen, home_nodes=HOME, namespaces={"shop": {"team": "web", **OPTED_IN}}, **kwargs)  # type: ignore[arg-type]
+    return InMemoryState(chosen, home_nodes=HOME, namespaces={"shop": {"team": "web", **OPTED_IN}}, plan=plan)
 
 
 def policy(name: str, **more: str) -> Pod:
@@ -232,7 +232,7 @@ def test_requests_that_do_not_parse_are_unresolvable_not_a_crash() -> None:
 # --- prioritize -----------------------------------------------------------------------------
 
 
-def scores(st: FakeState, pod: Pod, names: list[str]) -> dict[str, int]:
+def scores(st: InMemoryState, pod: Pod, names: list[str]) -> dict[str, int]:
     return {hp.Host: hp.Score for hp in prioritize(st, pod, names)}
 
 

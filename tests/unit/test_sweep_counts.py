@@ -7,21 +7,17 @@ import logging
 
 import pytest
 
-from extender.config import Config
-from extender.delegation.delegator import Delegator, PeerDelegates
+from extender.kube.api import CONFIGMAPS, PODS, SECRETS
 from extender.server.metrics import Metrics
-from tests.unit.fakes import SyncedReflector, peer
-from tests.unit.test_shared_peer import SharedPeer, _copy, _delegate
+from tests.unit.fakes import Delegation
+from tests.unit.test_shared_peer import _copy, _delegate
 
 
-def _delegator(peer_api: SharedPeer, metrics: Metrics) -> Delegator:
-    delegator = Delegator(home=None, registry=None, config=Config(cluster_id="home-a"), metrics=metrics)  # type: ignore[arg-type]
-    runtime = type("Runtime", (), {"state": peer("east"), "raw": peer_api})()
-    entry = PeerDelegates(runtime=runtime)  # type: ignore[arg-type]
-    entry.reflector = SyncedReflector()  # type: ignore[assignment]
-    entry.proxy_reflector = SyncedReflector()  # type: ignore[assignment]
-    delegator.peers["east"] = entry
-    return delegator
+async def home_a() -> Delegation:
+    world = Delegation(cluster_id="home-a")
+    world.join()
+    await world.synced()
+    return world
 
 
 def _value(metrics: Metrics, name: str) -> float:
@@ -31,20 +27,17 @@ def _value(metrics: Metrics, name: str) -> float:
 async def test_copies_left_by_a_deleted_deployment_are_cleanup_not_orphans(caplog: pytest.LogCaptureFixture) -> None:
     terminating = _delegate("web-1", "home-a", proxy_uid="gone-1", copies="ConfigMap/settings")
     terminating["metadata"]["deletionTimestamp"] = "2026-11-26T12:00:00Z"
-    peer_api = SharedPeer(
-        {
-            "pods": [terminating],
-            "configmaps": [_copy("settings", "home-a"), _copy("other", "home-a")],
-            "secrets": [_copy("token", "home-a") | {"kind": "Secret"}],
-        }
-    )
-    metrics = Metrics()
-    delegator = _delegator(peer_api, metrics)
+    world = await home_a()
+    east, metrics = world.api(), world.metrics
+    east.add(PODS, terminating)
+    east.add(CONFIGMAPS, _copy("settings", "home-a"))
+    east.add(CONFIGMAPS, _copy("other", "home-a"))
+    east.add(SECRETS, _copy("token", "home-a") | {"kind": "Secret"})
 
     with caplog.at_level(logging.INFO, logger="spillover.delegator"):
-        assert await delegator.sweep("east") == 2
+        assert await world.sweeper.sweep("east") == 2
 
-    deleted = [path.rsplit("/", 1)[-1] for method, path, _ in peer_api.writes if method == "DELETE"]
+    deleted = [c.path.rsplit("/", 1)[-1] for c in east.writes("DELETE")]
     assert deleted == ["other", "token"], "the terminating delegate and the copy it still mounts are left be"
     assert _value(metrics, "spillover_orphans_removed_total") == 0
     assert _value(metrics, "spillover_copies_removed_total") == 2
@@ -53,11 +46,12 @@ async def test_copies_left_by_a_deleted_deployment_are_cleanup_not_orphans(caplo
 
 
 async def test_a_delegate_whose_pod_is_gone_unnoticed_is_an_orphan(caplog: pytest.LogCaptureFixture) -> None:
-    peer_api = SharedPeer({"pods": [_delegate("web-1", "home-a", proxy_uid="gone-1")]})
-    metrics = Metrics()
+    world = await home_a()
+    metrics = world.metrics
+    world.api().add(PODS, _delegate("web-1", "home-a", proxy_uid="gone-1"))
 
     with caplog.at_level(logging.INFO, logger="spillover.delegator"):
-        assert await _delegator(peer_api, metrics).sweep("east") == 1
+        assert await world.sweeper.sweep("east") == 1
 
     assert _value(metrics, "spillover_orphans_removed_total") == 1
     assert _value(metrics, "spillover_copies_removed_total") == 0

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import pytest
 
+from extender.capacity.model import PeerState
 from extender.planner import PendingPod, PlanInput, Solver, plan
 from extender.planner.live import LivePlanner
 from extender.scheduling.filter import filter_nodes
+from extender.scheduling.memory import InMemoryState, make_pod, peer
 from extender.scheduling.prioritize import prioritize
-from tests.unit.fakes import FakeState, make_pod, peer
 
 PREFER = {"spillover.io/prefer": "west=3,east=1"}
 
@@ -25,7 +26,7 @@ PREFER = {"spillover.io/prefer": "west=3,east=1"}
 async def test_live_ranking_plan_and_simulate_agree_on_prefer_against_price(
     east_cost: float, west_cost: float, expected: str
 ) -> None:
-    def peers() -> list:  # type: ignore[type-arg]
+    def peers() -> list[PeerState]:
         return [peer("east", cost=east_cost), peer("west", cost=west_cost)]
 
     pod = make_pod(name=f"web-{east_cost}-{west_cost}", cpu="500m", annotations=PREFER)
@@ -34,7 +35,7 @@ async def test_live_ranking_plan_and_simulate_agree_on_prefer_against_price(
     simulated = plan(PlanInput(peers(), [PendingPod.from_pod(pod)]), Solver.AUTO)
     assert [p.cluster for p in simulated.placements] == [expected]
 
-    no_plan = FakeState(peers())
+    no_plan = InMemoryState(peers())
     assert filter_nodes(no_plan, pod, nodes).result.NodeNames == [f"spillover-{expected}"]
     scores = {h.Host: h.Score for h in prioritize(no_plan, pod, nodes)}
     assert max(scores, key=lambda h: scores[h]) == f"spillover-{expected}"
@@ -44,5 +45,5 @@ async def test_live_ranking_plan_and_simulate_agree_on_prefer_against_price(
     planner.note_candidate(pod)
     result = await planner.solve()
     assert [p.cluster for p in result.placements] == [expected]
-    planned = FakeState(live_peers, plan={p.name: planner.score(pod, p) or 0 for p in live_peers})
+    planned = InMemoryState(live_peers, plan={p.name: planner.score(pod, p) or 0 for p in live_peers})
     assert filter_nodes(planned, pod, nodes).result.NodeNames == [f"spillover-{expected}"]
