@@ -1,51 +1,137 @@
-"""`spillover serve` settings: a YAML file (optional) overridden by command-line flags."""
+"""`spillover serve` settings, each declared once: name, type, default and help text.
+
+``Config`` is the declaration: a field's name is its config-file key and (as ``--key``) its flag,
+its annotation's ``description`` its help text, its default the default. The YAML ``--config``
+file takes the same keys; flags override the file; `spillover serve --help` lists them all.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
+import msgspec.inspect as inspect
 import yaml
 
 LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
 """A Kubernetes label value (the cluster id is one, on everything Spillover makes in peers)."""
 
 
+def _help(text: str) -> msgspec.Meta:
+    return msgspec.Meta(description=text)
+
+
 class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, rename="kebab"):
-    kubeconfig: str | None = None
-    """Home cluster kubeconfig; None: in-cluster or $KUBECONFIG."""
-    bind_address: str = "127.0.0.1"
-    extender_port: int = 8888
-    webhook_port: int = 8443
-    metrics_port: int = 9090
-    tls_cert_file: str | None = None
-    tls_key_file: str | None = None
-    kubelet_port: int = 10250
-    kubelet_address: str = ""
-    """Where kube-apiserver reaches the virtual nodes' kubelet API (written on them as their
-    InternalIP); "": the --bind-address. In a cluster: the pod's IP."""
-    kubelet_client_ca_file: str | None = None
-    """The CA that signed kube-apiserver's --kubelet-client-certificate. Set, the kubelet API
-    (`kubectl logs` on spilled pods) is served on --kubelet-port with the --tls-cert-file
-    certificate, to callers presenting a certificate that CA signed and no one else."""
-    kubelet_client_allowed_names: str = ""
-    """Comma-separated common names accepted on the kubelet API's client certificates (""
-    accepts any the CA signed); like kube-apiserver's --requestheader-allowed-names. Set it when
-    that CA signs other clients too (kubeadm: kube-apiserver-kubelet-client)."""
-    scheduler_name: str | None = None
-    """If set, the webhook sets spec.schedulerName on opted-in pods."""
-    peer_timeout: float = 5.0
-    reservation_ttl: float = 30.0
-    remote_pending_timeout: float = 60.0
-    avoid_peer_seconds: float = 300.0
-    orphan_sweep_seconds: float = 60.0
-    cluster_id: Annotated[str, msgspec.Meta(pattern=LABEL_VALUE, max_length=63)] = ""
-    """This home's name in the peers it shares with other homes; "": the UID of its kube-system
-    namespace (stable for the cluster's life, unique without configuration)."""
-    leader_elect: bool = False
-    leader_election_namespace: str = "spillover-system"
-    log_level: str = "INFO"
+    kubeconfig: Annotated[str | None, _help("home cluster kubeconfig (default: in-cluster, else $KUBECONFIG)")] = None
+    bind_address: Annotated[str, _help("listen address of the extender, webhook and metrics servers")] = "127.0.0.1"
+    extender_port: Annotated[int, _help("extender HTTP port")] = 8888
+    webhook_port: Annotated[int, _help("webhook HTTPS port")] = 8443
+    metrics_port: Annotated[int, _help("port of /metrics, /healthz, /readyz and the status page")] = 9090
+    tls_cert_file: Annotated[
+        str | None, _help("webhook serving certificate (PEM), reloaded when it changes; with --tls-key-file")
+    ] = None
+    tls_key_file: Annotated[str | None, _help("webhook serving key (PEM); without both, no webhook is served")] = None
+    kubelet_port: Annotated[
+        int, _help("HTTPS port of the virtual nodes' kubelet API (kubectl logs on spilled pods)")
+    ] = 10250
+    kubelet_address: Annotated[
+        str,
+        _help(
+            "the address kube-apiserver dials for the kubelet API, written on the virtual nodes as their "
+            "InternalIP (default: --bind-address; in a cluster, the pod IP)"
+        ),
+    ] = ""
+    kubelet_client_ca_file: Annotated[
+        str | None,
+        _help(
+            "serve the virtual nodes' kubelet API (kubectl logs on spilled pods) on --kubelet-port with the "
+            "--tls-cert-file certificate, to clients whose certificate this CA signed and no one else: the CA "
+            "of kube-apiserver's --kubelet-client-certificate"
+        ),
+    ] = None
+    kubelet_client_allowed_names: Annotated[
+        str,
+        _help(
+            "comma-separated common names the kubelet API accepts on client certificates (default: any the CA "
+            "signed; like kube-apiserver's --requestheader-allowed-names; kubeadm's apiserver uses "
+            "kube-apiserver-kubelet-client)"
+        ),
+    ] = ""
+    scheduler_name: Annotated[str | None, _help("set spec.schedulerName of opted-in pods (for a second scheduler)")] = (
+        None
+    )
+    peer_timeout: Annotated[float, _help("seconds for any one call to a peer")] = 5.0
+    reservation_ttl: Annotated[float, _help("seconds capacity stays reserved for a pod being placed")] = 30.0
+    remote_pending_timeout: Annotated[
+        float, _help("seconds a delegate may stay unschedulable in its peer before it is withdrawn")
+    ] = 60.0
+    avoid_peer_seconds: Annotated[
+        float, _help("seconds a workload withdrawn from a peer is kept away from that peer")
+    ] = 300.0
+    orphan_sweep_seconds: Annotated[
+        float, _help("seconds between sweeps of each peer for objects whose home pod is gone")
+    ] = 60.0
+    cluster_id: Annotated[
+        str,
+        msgspec.Meta(
+            pattern=LABEL_VALUE,
+            max_length=63,
+            description="this home's id on what Spillover creates in peers, so homes can share a peer "
+            "(a label value; default: the UID of the home's kube-system namespace, stable and unique)",
+        ),
+    ] = ""
+    leader_elect: Annotated[
+        bool, _help("run the controllers only while holding the spillover-controller Lease (for replicas)")
+    ] = False
+    leader_election_namespace: Annotated[str, _help("namespace of the spillover-controller Lease")] = "spillover-system"
+    log_level: Annotated[str, _help("DEBUG, INFO or WARNING")] = "INFO"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One field of ``Config`` as a flag and config-file key."""
+
+    field: str
+    key: str
+    """The config-file key; the flag is ``--key``."""
+    kind: type
+    """int, float, str or bool."""
+    default: Any
+    help: str
+
+
+_KINDS: dict[type, type] = {
+    inspect.IntType: int,
+    inspect.FloatType: float,
+    inspect.StrType: str,
+    inspect.BoolType: bool,
+}
+
+
+def settings() -> list[Setting]:
+    """Every setting, in declaration order."""
+    info = inspect.type_info(Config)
+    assert isinstance(info, inspect.StructType)
+    found = []
+    for field in info.fields:
+        annotated = field.type
+        if not isinstance(annotated, inspect.Metadata):
+            raise TypeError(f"setting {field.name} has no help text: annotate it with msgspec.Meta(description=...)")
+        base = annotated.type
+        if isinstance(base, inspect.UnionType):  # X | None
+            base = next(t for t in base.types if not isinstance(t, inspect.NoneType))
+        found.append(
+            Setting(
+                field=field.name,
+                key=field.encode_name,
+                kind=_KINDS[type(base)],
+                default=field.default,
+                help=(annotated.extra_json_schema or {}).get("description", ""),
+            )
+        )
+    return found
 
 
 class ConfigError(ValueError):
@@ -53,6 +139,7 @@ class ConfigError(ValueError):
 
 
 def load(path: str | None, overrides: dict[str, Any]) -> Config:
+    """The file at ``path`` (if any) under ``overrides`` (field name -> value; None: not given)."""
     data: dict[str, Any] = {}
     if path:
         try:

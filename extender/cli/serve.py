@@ -9,7 +9,7 @@ import sys
 from collections.abc import Coroutine
 from typing import Any
 
-from extender.config import Config, ConfigError, load
+from extender.config import Config, ConfigError, load, settings
 
 
 def _setup_logging(level: str) -> None:
@@ -34,28 +34,29 @@ def _run(main: Coroutine[Any, Any, None]) -> None:
     uvloop.run(main)
 
 
+def config_from(args: argparse.Namespace) -> Config:
+    """The --config file under the flags given; raises ConfigError naming what is wrong."""
+    overrides = {setting.field: getattr(args, setting.field, None) for setting in settings()}
+    config = load(args.config, overrides)
+    if bool(config.tls_cert_file) != bool(config.tls_key_file):
+        raise ConfigError("--tls-cert-file and --tls-key-file go together")
+    if config.kubelet_client_ca_file and not config.tls_cert_file:
+        raise ConfigError(
+            "--kubelet-client-ca-file needs --tls-cert-file and --tls-key-file (the kubelet API is HTTPS)"
+        )
+    if config.kubelet_client_ca_file and (config.kubelet_address or config.bind_address) in ("0.0.0.0", "::"):
+        raise ConfigError(
+            "--kubelet-address is needed with --bind-address 0.0.0.0: kube-apiserver must be told an address "
+            "it can dial (in a cluster, the pod IP: --kubelet-address=$(POD_IP))"
+        )
+    return config
+
+
 def run(args: argparse.Namespace) -> int:
-    overrides = {name: getattr(args, name) for name in Config.__struct_fields__ if hasattr(args, name)}
     try:
-        config = load(args.config, overrides)
+        config = config_from(args)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if bool(config.tls_cert_file) != bool(config.tls_key_file):
-        print("error: --tls-cert-file and --tls-key-file go together", file=sys.stderr)
-        return 2
-    if config.kubelet_client_ca_file and not config.tls_cert_file:
-        print(
-            "error: --kubelet-client-ca-file needs --tls-cert-file and --tls-key-file (the kubelet API is HTTPS)",
-            file=sys.stderr,
-        )
-        return 2
-    if config.kubelet_client_ca_file and (config.kubelet_address or config.bind_address) in ("0.0.0.0", "::"):
-        print(
-            "error: --kubelet-address is needed with --bind-address 0.0.0.0: kube-apiserver must be told an address "
-            "it can dial (in a cluster, the pod IP: --kubelet-address=$(POD_IP))",
-            file=sys.stderr,
-        )
         return 2
     _setup_logging(config.log_level)
     from extender.app import serve_forever
@@ -78,85 +79,15 @@ def register(subparsers: Any) -> None:
         help="serve the scheduler extender, the admission webhook and metrics; run the controllers",
         description="Flags override the --config file; the file uses the same names (e.g. extender-port: 8888).",
     )
-    p.add_argument("--config", default=None, help="YAML settings file")
-    p.add_argument("--kubeconfig", default=None, help="home cluster kubeconfig (default: in-cluster or $KUBECONFIG)")
-    p.add_argument("--bind-address", dest="bind_address", default=None, help="listen address (default 127.0.0.1)")
-    p.add_argument("--extender-port", dest="extender_port", type=int, default=None, help="extender HTTP port (8888)")
-    p.add_argument("--webhook-port", dest="webhook_port", type=int, default=None, help="webhook HTTPS port (8443)")
-    p.add_argument(
-        "--metrics-port",
-        dest="metrics_port",
-        type=int,
-        default=None,
-        help="/metrics, /healthz, /readyz and the status page (9090)",
-    )
-    p.add_argument("--tls-cert-file", dest="tls_cert_file", default=None, help="webhook serving certificate (PEM)")
-    p.add_argument("--tls-key-file", dest="tls_key_file", default=None, help="webhook serving key (PEM)")
-    p.add_argument(
-        "--kubelet-client-ca-file",
-        dest="kubelet_client_ca_file",
-        default=None,
-        help="serve the virtual nodes' kubelet API (kubectl logs on spilled pods) to clients whose certificate "
-        "this CA signed: the CA of kube-apiserver's --kubelet-client-certificate",
-    )
-    p.add_argument(
-        "--kubelet-client-allowed-names",
-        dest="kubelet_client_allowed_names",
-        default=None,
-        help="comma-separated common names the kubelet API accepts on client certificates (default: any the "
-        "CA signed; kubeadm's apiserver uses kube-apiserver-kubelet-client)",
-    )
-    p.add_argument("--kubelet-port", dest="kubelet_port", type=int, default=None, help="kubelet API HTTPS port (10250)")
-    p.add_argument(
-        "--kubelet-address",
-        dest="kubelet_address",
-        default=None,
-        help="the address kube-apiserver dials for the kubelet API, written on the virtual nodes "
-        "(default: --bind-address; in a cluster, the pod IP)",
-    )
-    p.add_argument(
-        "--scheduler-name",
-        dest="scheduler_name",
-        default=None,
-        help="set spec.schedulerName of opted-in pods (for a second scheduler)",
-    )
-    p.add_argument(
-        "--peer-timeout", dest="peer_timeout", type=float, default=None, help="seconds for any one call to a peer (5)"
-    )
-    p.add_argument(
-        "--reservation-ttl",
-        dest="reservation_ttl",
-        type=float,
-        default=None,
-        help="seconds capacity stays reserved for a pod being placed (30)",
-    )
-    p.add_argument(
-        "--remote-pending-timeout",
-        dest="remote_pending_timeout",
-        type=float,
-        default=None,
-        help="seconds a delegate may stay unschedulable in its peer before it is withdrawn (60)",
-    )
-    p.add_argument(
-        "--orphan-sweep-seconds",
-        dest="orphan_sweep_seconds",
-        type=float,
-        default=None,
-        help="seconds between sweeps of each peer for objects whose home pod is gone (60)",
-    )
-    p.add_argument(
-        "--cluster-id",
-        dest="cluster_id",
-        default=None,
-        help="this home's id on what Spillover creates in peers, so homes can share a peer "
-        "(a label value; default: the UID of the home's kube-system namespace)",
-    )
-    p.add_argument(
-        "--leader-elect",
-        dest="leader_elect",
-        action="store_true",
-        default=None,
-        help="run the controllers only while holding the spillover-controller Lease",
-    )
-    p.add_argument("--log-level", dest="log_level", default=None, help="DEBUG, INFO (default), WARNING")
+    p.add_argument("--config", default=None, help="YAML settings file (keys as the flags below, without --)")
+    for setting in settings():
+        flag, help_text = f"--{setting.key}", setting.help
+        if setting.default not in (None, "", False):
+            help_text += f" (default {setting.default})"
+        if setting.kind is bool:
+            p.add_argument(
+                flag, dest=setting.field, action=argparse.BooleanOptionalAction, default=None, help=help_text
+            )
+        else:
+            p.add_argument(flag, dest=setting.field, type=setting.kind, default=None, help=help_text)
     p.set_defaults(func=run)
