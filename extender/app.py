@@ -39,13 +39,13 @@ from extender.kube.leader import LeaderElector, LeaderGate
 from extender.kube.reflector import Reflector
 from extender.kube.tasks import TaskSet
 from extender.labels import HOME_CLUSTER
+from extender.live_state import HomeNamespaces, HomeNodes, HomeView, LiveState, Namespace, NamespacePods, PlannerVeto
 from extender.peers.detach import PeerDetacher
 from extender.peers.directory import PeerDirectory
 from extender.peers.registry import PeerRegistry
 from extender.peers.status import PeerStatusWriter
 from extender.peers.virtual_node import VirtualNodes
 from extender.planner.live import LivePlanner
-from extender.runtime import HomeNamespaces, HomeNodes, HomeView, LiveState, Namespace, NamespacePods, PlannerVeto
 from extender.scheduling.binder import Binder
 from extender.server.decisions import Decisions
 from extender.server.extender_app import start_extender_server

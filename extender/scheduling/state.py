@@ -1,7 +1,7 @@
 """What the extender verbs read: an interface, so the logic never knows about watches or HTTP.
 
 The live implementation (fed by watches on home and every peer) lives in
-``extender.runtime``; tests and benchmarks pass small in-memory ones.
+``extender.live_state``; tests and benchmarks pass the in-memory one in ``extender.scheduling.memory``.
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ import pytest
 from extender.capacity.tracker import Reservations
 from extender.delegation.avoid import AvoidList
 from extender.kube.api import NODES, PODS
+from extender.live_state import HomeNamespaces, HomeNodes, LiveState
 from extender.peers.directory import PeerDirectory
-from extender.runtime import HomeNamespaces, HomeNodes, LiveState
 from extender.scheduling.binder import Binder
 from extender.scheduling.memory import InMemoryHome, InMemoryState, peer
 from extender.scheduling.state import BindError

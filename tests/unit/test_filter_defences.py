@@ -13,9 +13,9 @@ from extender.app import scheduler_only
 from extender.capacity.tracker import Reservations
 from extender.config import Config
 from extender.delegation.avoid import AvoidList
+from extender.live_state import HomeNamespaces, HomeNodes, LiveState
 from extender.peers.directory import PeerDirectory
 from extender.pod_security import Level
-from extender.runtime import HomeNamespaces, HomeNodes, LiveState
 from extender.scheduling.binder import Binder
 from extender.scheduling.filter import Outcome, filter_nodes
 from extender.scheduling.memory import OPTED_IN, InMemoryHome, InMemoryState, make_pod, peer, pod_dict
