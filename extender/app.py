@@ -37,7 +37,7 @@ from extender.kube.events import EventRecorder
 from extender.kube.identity import kube_system_uid
 from extender.kube.leader import LeaderElector, LeaderGate
 from extender.kube.reflector import Reflector
-from extender.kube.tasks import TaskSet
+from extender.kube.tasks import TaskSet, every
 from extender.labels import HOME_CLUSTER
 from extender.live_state import HomeNamespaces, HomeNodes, HomeView, LiveState, Namespace, NamespacePods, PlannerVeto
 from extender.peers.detach import PeerDetacher
@@ -207,7 +207,7 @@ class Spillover:
         self.tasks.spawn(self.peer_status.run(), "peer-status")
         self.tasks.spawn(self.virtual_nodes.run_flush(), "virtual-nodes")
         self.tasks.spawn(self.virtual_nodes.run_leases(), "virtual-node-leases")
-        self.tasks.spawn(self._expire_reservations(), "reservations")
+        self.tasks.spawn(every(1.0, self._expire_reservations, "reservations not expired"), "reservations")
         self.tasks.spawn(self.events.run(), "events")
         self.tasks.spawn(self.gate.run(), "leader-gate")
         self.tasks.spawn(self.planner.run(), "planner")
@@ -246,9 +246,7 @@ class Spillover:
         self.runners.append(runner)
 
     async def _expire_reservations(self) -> None:
-        while True:
-            await asyncio.sleep(1)
-            self.reservations.expire()
+        self.reservations.expire()
 
     def ready(self) -> tuple[bool, str]:
         for reflector in self.home_reflectors:

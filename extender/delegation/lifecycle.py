@@ -12,7 +12,6 @@ delegate drift apart, and how it is settled.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 
@@ -24,7 +23,7 @@ from extender.delegation.writer import DelegationMetrics, ProxyWriter
 from extender.kube.api import PODS, Api, decode_list
 from extender.kube.events import EventSink
 from extender.kube.raw import ApiError
-from extender.kube.tasks import TaskSet
+from extender.kube.tasks import TaskSet, every
 from extender.peers.directory import PeerDirectory
 from extender.wire.core import pod_decoder
 
@@ -79,12 +78,7 @@ class Lifecycle:
             for proxy in list(self.view.proxies.values()):
                 if proxy.deleting:
                     self.proxy_deleting(proxy)
-            while True:
-                await asyncio.sleep(CHECK_EVERY)
-                try:
-                    await self.check()
-                except Exception as exc:
-                    log.warning("delegation check failed: %s", exc)
+            await every(CHECK_EVERY, self.check, "delegation check failed")
 
     async def check(self) -> None:
         """One pass of the periodic checks."""

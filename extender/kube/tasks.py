@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Coroutine, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from typing import Any
 
 log = logging.getLogger("spillover.tasks")
@@ -19,6 +19,17 @@ async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any]]) -> None:
     for task in pending:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
+
+
+async def every(seconds: float, step: Callable[[], Awaitable[None]], failed: str) -> None:
+    """Run ``step`` every ``seconds`` (the first after one wait) until cancelled; a round that
+    fails is logged as "``failed``: why" and the next one runs as usual."""
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await step()
+        except Exception as exc:
+            log.warning("%s: %s", failed, exc)
 
 
 class TaskSet:

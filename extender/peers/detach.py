@@ -9,13 +9,13 @@ waits for meanwhile is its progress, shown in the PeerCluster's Ready condition.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Protocol
 
 from extender.kube.api import Api, PatchType
 from extender.kube.raw import ApiError
+from extender.kube.tasks import every
 from extender.peers.directory import PeerDirectory
 from extender.peers.model import FINALIZER, PEERCLUSTERS, give_up_command
 from extender.peers.virtual_node import VirtualNodes
@@ -54,12 +54,7 @@ class PeerDetacher:
         return self._progress
 
     async def lead(self) -> None:
-        while True:
-            await asyncio.sleep(DETACH_EVERY)
-            try:
-                await self.detach_deleted()
-            except Exception as exc:
-                log.warning("detaching deleted peers failed: %s", exc)
+        await every(DETACH_EVERY, self.detach_deleted, "detaching deleted peers failed")
 
     async def detach_deleted(self) -> None:
         """One pass over every deleted PeerCluster Spillover still holds."""

@@ -63,11 +63,11 @@ def status_writes(home: FakeApiserver) -> list[str]:
     return [c.body["status"]["phase"] for c in home.writes("PATCH") if c.path == STATUS]
 
 
-async def running_delegate() -> Delegation:
-    """web-1 spilled to east, its delegate Running there; watches synced, not leading."""
+async def running_delegate(phase: str = "Running") -> Delegation:
+    """web-1 spilled to east, its delegate in ``phase`` there; watches synced, not leading."""
     world = Delegation()
     proxy = world.home.add(PODS, proxy_pod("web-1"))
-    world.api().add(PODS, delegate_pod(proxy, "Running"))
+    world.api().add(PODS, delegate_pod(proxy, phase))
     world.join()
     await world.synced()
     return world
@@ -97,11 +97,7 @@ async def test_a_status_read_before_a_failure_is_not_written_after_it() -> None:
 
 
 async def test_a_delegate_pending_only_briefly_has_only_its_running_status_written() -> None:
-    world = Delegation()
-    proxy = world.home.add(PODS, proxy_pod("web-1"))
-    world.api().add(PODS, delegate_pod(proxy, "Pending"))
-    world.join()
-    await world.synced()
+    world = await running_delegate("Pending")
     await world.mirror.sync(("east", "uid-web-1"))  # just created in the peer: not written yet
     await world.api().request("PATCH", PODS.item("web-1-x", "shop", "status"), {"status": {"phase": "Running"}})
     await until(lambda: world.state.peers["east"].by_proxy["uid-web-1"].status.get("phase") == "Running")
@@ -112,11 +108,7 @@ async def test_a_delegate_pending_only_briefly_has_only_its_running_status_writt
 
 async def test_a_delegate_pending_for_a_while_has_its_pending_status_written(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(mirror, "PENDING_MIRROR_DELAY", 0.05)
-    world = Delegation()
-    proxy = world.home.add(PODS, proxy_pod("web-1"))
-    world.api().add(PODS, delegate_pod(proxy, "Pending"))
-    world.join()
-    await world.synced()
+    world = await running_delegate("Pending")
     async with world.leading():
         await until(lambda: status_writes(world.home) == ["Pending"])  # after PENDING_MIRROR_DELAY
     await world.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from extender.planner import PeerLimit, PlanInput, PlanScores, Solver, plan
+from extender.planner import PeerLimit, PlanInput, PlanResult, PlanScores, Solver, plan
 from extender.planner.packing import violations
 from extender.wire.core import Taint, Toleration
 
@@ -13,8 +13,8 @@ from .helpers import GI, peer, pending
 SOLVERS = [Solver.LP, Solver.CPSAT, Solver.GREEDY]
 
 
-def where(result: object) -> dict[str, str]:
-    return {p.pod: p.cluster for p in result.placements}  # type: ignore[attr-defined]
+def where(result: PlanResult) -> dict[str, str]:
+    return {p.pod: p.cluster for p in result.placements}
 
 
 @pytest.mark.parametrize("solver", SOLVERS)
