@@ -1,8 +1,9 @@
 """Greedy first-fit: each pod in arrival order to the cheapest allowed peer with a node it fits.
 
 This is what per-pod scheduling without a planner does (and the benchmark's baseline); it is also
-the fallback whenever a solver misses its deadline, because it always finishes quickly and never
-overcommits a node.
+the safety net every other solver is compared with, and the last pass that places whatever the
+LP rounds left, so it runs on every solve: the per-pod loop works on plain Python lists (a numpy
+call per pod costs more than the test it does) and commits the whole assignment once at the end.
 """
 
 from __future__ import annotations
@@ -12,66 +13,100 @@ import numpy as np
 from extender.planner.problem import I64
 from extender.planner.work import Work
 
-_WINDOW = 64
+_SCAN = 8
+"""Nodes tested in Python past a (class, peer) pointer before numpy scans the rest..."""
+_WINDOW = 128
+"""...in windows growing fourfold: a full peer is skipped in a few calls, a near hit costs one."""
 
 
-def _first_fit(work: Work, c: int, nodes: I64, start: int) -> int:
-    """Index into ``nodes`` of the first node from ``start`` the class fits on, or -1."""
-    problem = work.problem
-    need = problem.req[c]
-    eligible = problem.eligible[c]
-    pos = start
-    while pos < nodes.size:
-        window = nodes[pos : pos + _WINDOW]
-        ok = eligible[window] & np.all(work.free[window] >= need, axis=1)
-        hit = np.flatnonzero(ok)
-        if hit.size:
-            return pos + int(hit[0])
-        pos += window.size
-        # Double the window: a full peer is scanned in a few numpy calls, not many.
-        if pos - start > 4 * _WINDOW:
-            window = nodes[pos:]
-            ok = eligible[window] & np.all(work.free[window] >= need, axis=1)
-            hit = np.flatnonzero(ok)
-            return pos + int(hit[0]) if hit.size else -1
-    return -1
+def solve_greedy(work: Work, order: I64 | None = None) -> None:
+    """Place pods one by one, in ``order`` (class index per pod; default arrival order).
 
-
-def solve_greedy(work: Work, order: I64 | None = None, *, by_price: bool = True) -> None:
-    """Place pods one by one (gang classes are left to the gang stage).
-
-    ``by_price`` False is plain first-fit (peers by tier, then in input order): price-blind, the
-    behaviour the planner exists to beat, kept as the benchmark's second baseline.
+    Gang classes are left to the gang stage. Free room only shrinks, so for each (class, peer)
+    the nodes before the last node the class fitted on never fit it again: a pointer skips them.
     """
     problem = work.problem
     if order is None:
         order = problem.arrival
+    if order.size == 0 or problem.n_nodes == 0:
+        return
     gang_classes = {c for members in problem.gangs.values() for c in members}
+    usable = problem.usable()
+    free_np = work.free.copy()
+    width = free_np.shape[1]
+    free = free_np.ravel().tolist()  # flat, node-major: ints only, which the GC does not track
+    req = problem.req.tolist()
+    dims = range(len(problem.dims))
+    left = work.left.tolist()
+    limit_left = work.limit_left.tolist()
+    limit_peer = [limit.peer for limit in problem.limits]
     peer_order: dict[int, list[int]] = {}
+    nodes_of: dict[tuple[int, int], tuple[list[int], I64]] = {}
     pointer: dict[tuple[int, int], int] = {}
     dead: set[int] = set(gang_classes)
-    one = np.ones(1, dtype=np.int64)
-    for c in (int(c) for c in order):
-        if c in dead or work.left[c] <= 0:
+    placed_c: list[int] = []
+    placed_n: list[int] = []
+    for c in order.tolist():
+        if c in dead or left[c] <= 0:
             continue
         peers = peer_order.get(c)
         if peers is None:
             allowed = np.flatnonzero(problem.allowed[c])
             peers = peer_order[c] = sorted(
-                (int(p) for p in allowed),
-                key=lambda p: (int(problem.tier_rank[p]), float(problem.eff[c, p]) if by_price else 0.0, p),
+                (int(p) for p in allowed), key=lambda p: (int(problem.tier_rank[p]), float(problem.eff[c, p]), p)
             )
+        need = req[c]
+        limits = work.class_limits[c]
         for p in peers:
-            if work.peer_room(c, p) <= 0:
+            if any(limit_peer[i] == p and limit_left[i] <= 0 for i in limits):
                 continue
-            nodes = problem.peer_nodes[p]
-            # Free room only shrinks, so nodes before the pointer never fit this class again.
-            found = _first_fit(work, c, nodes, pointer.get((c, p), 0))
-            if found < 0:
-                pointer[(c, p)] = nodes.size
+            key = (c, p)
+            known = nodes_of.get(key)
+            if known is None:
+                mine = problem.peer_nodes[p]
+                mine = mine[usable[c, mine]]
+                known = nodes_of[key] = (mine.tolist(), mine)
+            nodes = known[0]
+            found = _first_fit(free, width, free_np, need, dims, known, pointer.get(key, 0))
+            pointer[key] = found
+            if found >= len(nodes):
                 continue
-            pointer[(c, p)] = found
-            work.commit(c, nodes[found : found + 1], one)
+            n = nodes[found]
+            base = n * width
+            for r in dims:
+                free[base + r] -= need[r]
+            free_np[n] = free[base : base + width]
+            left[c] -= 1
+            for i in limits:
+                if limit_peer[i] == p:
+                    limit_left[i] -= 1
+            placed_c.append(c)
+            placed_n.append(n)
             break
         else:
             dead.add(c)
+    if placed_c:
+        x = np.zeros_like(work.x)
+        np.add.at(x, (np.asarray(placed_c), np.asarray(placed_n)), 1)
+        work.commit_matrix(x)
+
+
+def _first_fit(
+    free: list[int], width: int, free_np: I64, need: list[int], dims: range, nodes: tuple[list[int], I64], start: int
+) -> int:
+    """Position in ``nodes`` of the first node from ``start`` with room for ``need`` (len: none)."""
+    listed, array = nodes
+    end = min(start + _SCAN, len(listed))
+    for pos in range(start, end):
+        base = listed[pos] * width
+        if all(free[base + r] >= need[r] for r in dims):
+            return pos
+    wanted = np.asarray(need, dtype=np.int64)
+    window = _WINDOW
+    while end < len(listed):
+        stop = min(end + window, len(listed))
+        hit = np.flatnonzero((free_np[array[end:stop]] >= wanted).all(axis=1))
+        if hit.size:
+            return end + int(hit[0])
+        end, window = stop, window * 4
+    return len(listed)

@@ -15,15 +15,13 @@ bound on it).
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
-from scipy.optimize import linprog
-from scipy.sparse import coo_matrix
+from scipy.sparse import csc_matrix
 
+from extender.planner.lp import LinearProgram, Solution
 from extender.planner.objective import Weights
 from extender.planner.problem import F64, I64, Bool, Problem
 from extender.planner.work import Work
@@ -50,6 +48,10 @@ class Relaxation:
     placed: float
     proven: bool
     """Column generation finished: ``bound`` is the full LP's optimum."""
+    duals: F64
+    """[group]: what one more pod of the group would cost the LP (its demand row's dual)."""
+    model: _NodeLp
+    """The LP itself, to fix columns in and solve again."""
 
 
 def merge(problem: Problem, work: Work, classes: I64, cost: F64) -> list[list[int]]:
@@ -92,174 +94,246 @@ def relax(problem: Problem, work: Work, classes: I64, weights: Weights, deadline
     req = problem.req[rep]
     slots = group_slots(req, work.free, left, problem.usable()[rep])
     cost = placement[rep][:, problem.node_peer]
-    n_groups, n_nodes = slots.shape
-    group_limits = [work.class_limits[g[0]] for g in groups]
-
-    included = np.zeros_like(slots, dtype=np.bool_)
-    for g in range(n_groups):
+    model = _NodeLp(problem, work, groups, req, left, slots, cost, weights)
+    start = np.zeros_like(slots, dtype=np.bool_)
+    for g in range(len(groups)):
         nodes = np.nonzero(slots[g])[0]
         if nodes.size == 0:
             continue
         nodes = nodes[np.argsort(cost[g, nodes], kind="stable")]
         covered = np.cumsum(slots[g, nodes])
         upto = int(np.searchsorted(covered, INITIAL_COVER * left[g])) + 1
-        included[g, nodes[:upto]] = True
-
-    proven = False
-    res = None
-    for _ in range(MAX_ROUNDS):
-        gi, ni = np.nonzero(included)
-        res, rows = _solve(problem, work, req, left, slots, cost, gi, ni, group_limits, weights.unplaced)
-        if res is None:
-            return None
-        duals_node = np.zeros((n_nodes, req.shape[1]))
-        node_rows, r_rows, limit_rows = rows
-        ineq = res.ineqlin.marginals if node_rows.size + len(limit_rows) else np.zeros(0)
-        duals_node[node_rows, r_rows] = ineq[: node_rows.size]
-        reduced = cost - res.eqlin.marginals[:, None] - req @ duals_node.T
-        for k, (i, peer) in enumerate(limit_rows):
-            on_peer = problem.node_peer == peer
-            for g in range(n_groups):
-                if i in group_limits[g]:
-                    reduced[g, on_peer] -= ineq[node_rows.size + k]
-        candidates = (slots > 0) & ~included & (reduced < -_TOLERANCE * max(1.0, weights.tier))
-        if not candidates.any():
-            proven = True
-            break
-        if time.perf_counter() > deadline:
-            break
-        included |= candidates
-    assert res is not None
-    gi, ni = np.nonzero(included)
-    value = np.asarray(res.x[: gi.size])
-    objective = float(res.fun)
-    bound = objective
-    if not proven:
-        # Lagrangian bound: no group can gain more than its pods times its best reduced cost.
-        best = np.where(slots > 0, reduced, 0.0).min(axis=1)
-        bound = objective + float((left * np.minimum(best, 0.0)).sum())
-    return Relaxation(groups, gi, ni, value, objective, bound, float(value.sum()), proven)
+        start[g, nodes[:upto]] = True
+    model.add(*np.nonzero(start))
+    return model.optimise(deadline)
 
 
-def _solve(
-    problem: Problem,
-    work: Work,
-    req: I64,
-    left: I64,
-    slots: I64,
-    cost: F64,
-    gi: I64,
-    ni: I64,
-    group_limits: list[list[int]],
-    unplaced: float,
-) -> tuple[Any, tuple[I64, I64, list[tuple[int, int]]]]:
-    n_groups = left.size
-    n_vars = gi.size
-    # Columns x (gi, ni), then one unplaced slack per group.
-    objective = np.concatenate([cost[gi, ni], np.full(n_groups, unplaced)])
-    eq = coo_matrix(
-        (np.ones(n_vars + n_groups), (np.concatenate([gi, np.arange(n_groups)]), np.arange(n_vars + n_groups))),
-        shape=(n_groups, n_vars + n_groups),
-    ).tocsr()
-    rows_i: list[I64] = []
-    cols_i: list[I64] = []
-    vals: list[F64] = []
-    rhs: list[F64] = []
-    node_rows: list[I64] = []
-    r_rows: list[I64] = []
-    count = 0
-    upper = slots[gi, ni]
-    for r in range(req.shape[1]):
-        need = req[gi, r]
-        load = np.bincount(ni, weights=need * upper, minlength=slots.shape[1])
-        binding = load > np.maximum(work.free[:, r], 0)
-        if not binding.any():
-            continue
-        row_of = np.full(slots.shape[1], -1, dtype=np.int64)
-        bound_nodes = np.nonzero(binding)[0]
-        row_of[bound_nodes] = count + np.arange(bound_nodes.size)
-        pick = binding[ni] & (need > 0)
-        rows_i.append(row_of[ni[pick]])
-        cols_i.append(np.nonzero(pick)[0])
-        vals.append(need[pick].astype(np.float64))
-        rhs.append(np.maximum(work.free[bound_nodes, r], 0).astype(np.float64))
-        node_rows.append(bound_nodes)
-        r_rows.append(np.full(bound_nodes.size, r, dtype=np.int64))
-        count += bound_nodes.size
-    limit_rows: list[tuple[int, int]] = []
-    for i, limit in enumerate(problem.limits):
-        members = [g for g in range(n_groups) if i in group_limits[g]]
-        if not members:
-            continue
-        pick = np.isin(gi, members) & (problem.node_peer[ni] == limit.peer)
-        rows_i.append(np.full(int(pick.sum()), count, dtype=np.int64))
-        cols_i.append(np.nonzero(pick)[0])
-        vals.append(np.ones(int(pick.sum())))
-        rhs.append(np.asarray([max(int(work.limit_left[i]), 0)], dtype=np.float64))
-        limit_rows.append((i, limit.peer))
-        count += 1
-    bounds = np.zeros((n_vars + n_groups, 2))
-    bounds[:n_vars, 1] = upper
-    bounds[n_vars:, 1] = np.inf
-    a_ub = b_ub = None
-    if count:
-        a_ub = coo_matrix(
-            (np.concatenate(vals), (np.concatenate(rows_i), np.concatenate(cols_i))), shape=(count, n_vars + n_groups)
-        ).tocsr()
-        b_ub = np.concatenate(rhs)
-    res = linprog(
-        objective, A_ub=a_ub, b_ub=b_ub, A_eq=eq, b_eq=left.astype(np.float64), bounds=bounds, method="highs-ds"
-    )
-    if res.status != 0:
-        return None, (np.zeros(0, np.int64), np.zeros(0, np.int64), [])
-    empty = np.zeros(0, dtype=np.int64)
-    return res, (
-        np.concatenate(node_rows) if node_rows else empty,
-        np.concatenate(r_rows) if r_rows else empty,
-        limit_rows,
-    )
+class _NodeLp:
+    """The per-node LP, grown column by column.
+
+    Rows: one per group (its pods placed + unplaced = pods left), one per per-peer limit, and one
+    per (node, resource) that can bind, added when the first column on the node arrives.
+    Columns: one unplaced slack per group, then (group, node) pod counts up to the node's slots.
+    """
+
+    def __init__(
+        self,
+        problem: Problem,
+        work: Work,
+        groups: list[list[int]],
+        req: I64,
+        left: I64,
+        slots: I64,
+        cost: F64,
+        weights: Weights,
+    ) -> None:
+        self.problem, self.slots, self.cost, self.weights = problem, slots, cost, weights
+        self.groups, self.left = groups, left
+        self.included = np.zeros_like(slots, dtype=np.bool_)
+        n_groups = len(groups)
+        # A (node, resource) binds only if every candidate column at its maximum exceeds the room.
+        free = np.maximum(work.free, 0)
+        self.binds = np.einsum("gn,gr->nr", slots, req) > free
+        # Rows in units of the largest request (bytes of memory next to single pods would leave
+        # the simplex with coefficients ten orders of magnitude apart).
+        scale = np.maximum(req.max(axis=0), 1).astype(np.float64)
+        self.req = req / scale
+        self.free = free / scale
+        self.limits: list[tuple[int, I64]] = []
+        limit_rhs = []
+        for i, limit in enumerate(problem.limits):
+            members = np.asarray([g for g in range(n_groups) if i in work.class_limits[groups[g][0]]], dtype=np.int64)
+            if members.size:
+                self.limits.append((limit.peer, members))
+                limit_rhs.append(max(int(work.limit_left[i]), 0))
+        self.node_row = np.full(self.binds.shape, -1, dtype=np.int64)
+        self.col_group: list[int] = []
+        self.col_node: list[int] = []
+        rows = n_groups + len(self.limits)
+        lower = np.concatenate([left, np.full(len(self.limits), -np.inf)]).astype(np.float64)
+        upper = np.concatenate([left, limit_rhs]).astype(np.float64)
+        slack = csc_matrix((np.ones(n_groups), (np.arange(n_groups), np.arange(n_groups))), shape=(rows, n_groups))
+        self.lp = LinearProgram(
+            np.full(n_groups, weights.unplaced), slack, lower, upper, np.zeros(n_groups), np.full(n_groups, np.inf)
+        )
+
+    def optimise(self, deadline: float) -> Relaxation | None:
+        """Solve, adding every column with a negative reduced cost, until none is left (proven)
+        or the deadline passes (then the bound is Lagrangian)."""
+        tolerance = -_TOLERANCE * max(1.0, self.weights.tier)
+        proven = False
+        solution = None
+        reduced = self.cost
+        for _ in range(MAX_ROUNDS):
+            solution = self.lp.solve()
+            if solution is None:
+                return None
+            reduced = self.reduced_costs(solution)
+            candidates = (self.slots > 0) & ~self.included & (reduced < tolerance)
+            if not candidates.any():
+                proven = True
+                break
+            if time.perf_counter() > deadline:
+                break
+            self.add(*np.nonzero(candidates))
+        assert solution is not None
+        n_groups = len(self.groups)
+        value = solution.x[n_groups:]
+        bound = solution.objective
+        if not proven:
+            # Lagrangian bound: no group can gain more than its pods times its best reduced cost.
+            best = np.where(self.slots > 0, reduced, 0.0).min(axis=1)
+            bound = solution.objective + float((self.left * np.minimum(best, 0.0)).sum())
+        return Relaxation(
+            self.groups,
+            np.asarray(self.col_group, dtype=np.int64),
+            np.asarray(self.col_node, dtype=np.int64),
+            value,
+            solution.objective,
+            bound,
+            float(value.sum()),
+            proven,
+            solution.row_duals[:n_groups].copy(),
+            self,
+        )
+
+    def add(self, gi: I64, ni: I64) -> None:
+        if gi.size == 0:
+            return
+        self.included[gi, ni] = True
+        new_rows = np.unique(ni)
+        fresh = self.binds[new_rows] & (self.node_row[new_rows] < 0)
+        nodes, resources = np.nonzero(fresh)
+        if nodes.size:
+            self.node_row[new_rows[nodes], resources] = self.lp.rows + np.arange(nodes.size)
+            self.lp.add_rows(np.full(nodes.size, -np.inf), self.free[new_rows[nodes], resources])
+        k = np.arange(gi.size)
+        rows = [gi]
+        cols = [k]
+        vals = [np.ones(gi.size)]
+        for r in range(self.req.shape[1]):
+            row = self.node_row[ni, r]
+            need = self.req[gi, r]
+            pick = (row >= 0) & (need > 0)
+            rows.append(row[pick])
+            cols.append(k[pick])
+            vals.append(need[pick])
+        base = len(self.slots)
+        for j, (peer, members) in enumerate(self.limits):
+            pick = np.isin(gi, members) & (self.problem.node_peer[ni] == peer)
+            rows.append(np.full(int(pick.sum()), base + j))
+            cols.append(k[pick])
+            vals.append(np.ones(int(pick.sum())))
+        matrix = csc_matrix(
+            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(self.lp.rows, gi.size)
+        )
+        self.lp.add_columns(
+            self.cost[gi, ni], matrix, np.zeros(gi.size), self.slots[gi, ni].astype(np.float64)
+        )
+        self.col_group.extend(gi.tolist())
+        self.col_node.extend(ni.tolist())
+
+    def reduced_costs(self, solution: Solution) -> F64:
+        """[group, node]: each column's reduced cost under the solution's duals."""
+        duals = solution.row_duals
+        n_groups = len(self.slots)
+        node_duals = np.where(self.node_row >= 0, duals[np.maximum(self.node_row, 0)], 0.0)
+        reduced: F64 = self.cost - duals[:n_groups, None] - self.req @ node_duals.T
+        for j, (peer, members) in enumerate(self.limits):
+            on_peer = self.problem.node_peer == peer
+            reduced[np.ix_(members, np.nonzero(on_peer)[0])] -= duals[n_groups + j]
+        return reduced
 
 
 def round_plan(problem: Problem, work: Work, relaxation: Relaxation) -> int:
     """Commit the LP's answer made integral; returns how many pods it placed.
 
     Each column is rounded down, then, largest fractional part first, up where the node still has
-    room and the group still has pods: a node the LP filled with 3.4 CPU-heavy and 2.7
-    memory-heavy pods usually holds 3 and 3, which rounding down alone would give away.
+    room and the group still has pods. Used for what is left after the whole-node rounding
+    (``patterns``): a few pods, so the simple rule loses little.
     """
     whole = np.floor(relaxation.value + _TOLERANCE).astype(np.int64)
-    placed = _commit(problem, work, relaxation, relaxation.group, relaxation.node, whole)
+    placed = 0
+    for g, members in enumerate(relaxation.groups):
+        mine = np.nonzero((relaxation.group == g) & (whole > 0))[0]
+        placed += work.commit_group(members, relaxation.node[mine], whole[mine])
     fraction = relaxation.value - whole
     order = np.argsort(-fraction, kind="stable")
-    order = order[fraction[order] > _TOLERANCE]
-    for i in order.tolist():
+    for i in order[fraction[order] > _TOLERANCE].tolist():
         g, n = int(relaxation.group[i]), int(relaxation.node[i])
         members = relaxation.groups[g]
-        need = problem.req[members[0]]
-        if work.left[members].sum() > 0 and np.all(work.free[n] >= need):
-            placed += _commit(problem, work, relaxation, relaxation.group[i : i + 1], relaxation.node[i : i + 1], _ONE)
+        if work.left[members].sum() > 0 and np.all(work.free[n] >= problem.req[members[0]]):
+            placed += work.commit_group(members, relaxation.node[i : i + 1], _ONE)
     return placed
 
 
 _ONE = np.ones(1, dtype=np.int64)
 
 
-def _commit(problem: Problem, work: Work, relaxation: Relaxation, group: I64, node: I64, count: I64) -> int:
-    """Commit ``count`` pods of each ``group`` on each ``node``, spread over the group's classes."""
-    placed = 0
-    x = np.zeros_like(work.x)
-    for g, members in enumerate(relaxation.groups):
-        mine = (group == g) & (count > 0)
-        if not mine.any():
-            continue
-        nodes = np.repeat(node[mine], count[mine])
-        owners = np.repeat(np.asarray(members, dtype=np.int64), work.left[members])[: nodes.size]
-        np.add.at(x, (owners, nodes[: owners.size]), 1)
-        placed += int(owners.size)
-    work.commit_matrix(x)
-    return placed
+SETTLE_STEPS = 4
+"""LP re-solves while rounding the restricted groups (each fixes what is whole and rounds up what
+fits, then lets the LP move everything else around it)."""
 
 
-def unplaced_bound(relaxation: Relaxation, pods: int) -> int:
-    """At least this many of ``pods`` stay unplaced in any integral plan."""
-    return max(0, math.ceil(pods - relaxation.placed - 1e-6))
+def settle_restricted(problem: Problem, work: Work, relaxation: Relaxation, deadline: float) -> Relaxation:
+    """Round and commit the groups that can use only part of the nodes first, re-solving the LP
+    around them, and return the LP for the rest.
+
+    Pods limited by a hint, a selector or a resource only some nodes have (a ``max-cost`` that
+    allows two peers, a GPU) lose most when rounding leaves them a fraction short: pods that may
+    run anywhere have taken the rest of their room by then. Fixing theirs first, with the LP
+    re-solved (warm) after each step so the others move out of the way, places every one the LP
+    could place.
+    """
+    model = relaxation.model
+    groups = relaxation.groups
+    rep = np.asarray([g[0] for g in groups], dtype=np.int64)
+    req = problem.req[rep]
+    reach = np.count_nonzero(group_slots(req, problem.alloc, model.left + 1, problem.usable()[rep]), axis=1)
+    restricted = reach < reach.max(initial=0)
+    if not restricted.any():
+        return relaxation
+    size = (req / np.maximum(problem.alloc.max(axis=0), 1)).max(axis=1)
+    n_groups = len(groups)
+    lower = np.zeros(0, dtype=np.int64)
+    for _ in range(SETTLE_STEPS):
+        x = relaxation.value
+        cg, cn = relaxation.group, relaxation.node
+        lower = np.concatenate([lower, np.zeros(x.size - lower.size, dtype=np.int64)])
+        mine = restricted[cg]
+        whole = np.floor(x + _TOLERANCE).astype(np.int64)
+        lower = np.where(mine, np.maximum(lower, whole), lower)
+        fraction = np.where(mine, x - whole, 0.0)
+        if fraction.max(initial=0.0) <= _TOLERANCE or time.perf_counter() > deadline:
+            break
+        used = np.zeros_like(work.free)
+        np.add.at(used, cn, lower[:, None] * req[cg])
+        room = work.free - used
+        per_group = np.bincount(cg, weights=lower, minlength=n_groups)
+        picks = np.nonzero(fraction > _TOLERANCE)[0]
+        picks = picks[np.lexsort((-fraction[picks], -size[cg[picks]]))]
+        for i in picks.tolist():
+            g, n = int(cg[i]), int(cn[i])
+            if per_group[g] < model.left[g] and lower[i] < model.slots[g, n] and np.all(room[n] >= req[g]):
+                lower[i] += 1
+                room[n] -= req[g]
+                per_group[g] += 1
+        fixed = np.nonzero(lower)[0]
+        model.lp.set_column_bounds(
+            n_groups + fixed, lower[fixed].astype(np.float64), model.slots[cg[fixed], cn[fixed]].astype(np.float64)
+        )
+        again = model.optimise(deadline)
+        if again is None:
+            break
+        relaxation = again
+    cg, cn = relaxation.group, relaxation.node
+    lower = np.concatenate([lower, np.zeros(relaxation.value.size - lower.size, dtype=np.int64)])
+    committed = np.zeros_like(lower)
+    for g in np.nonzero(restricted)[0].tolist():
+        hit = np.nonzero((cg == g) & (lower > 0))[0]
+        if hit.size:
+            work.commit_group(groups[g], cn[hit], lower[hit])
+            committed[hit] = lower[hit]
+    # What is left to round: the LP's answer minus what is now committed.
+    relaxation.value = np.maximum(relaxation.value - committed, 0.0)
+    return relaxation

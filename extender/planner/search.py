@@ -25,8 +25,9 @@ from extender.planner.cpsat import MAX_VARIABLES, model_size, solve_cpsat
 from extender.planner.gangs import blocked, place_gangs
 from extender.planner.greedy import solve_greedy
 from extender.planner.objective import Score, Weights, score, weights
+from extender.planner.patterns import improve
 from extender.planner.problem import I64, Problem
-from extender.planner.relaxation import relax, round_plan
+from extender.planner.relaxation import relax, round_plan, settle_restricted
 from extender.planner.types import Solver
 from extender.planner.work import Work
 
@@ -90,9 +91,14 @@ def _lp(problem: Problem, w: Weights, deadline: float) -> tuple[Work, float | No
             if round_ == 0:
                 bound = 0.0 if not work.x.any() else None
             break
+        before = int(work.left.sum())
         if round_ == 0:
             bound = relaxation.bound
-        if round_plan(problem, work, relaxation) == 0 or time.perf_counter() > deadline:
+            relaxation = settle_restricted(problem, work, relaxation, deadline)
+            improve(problem, work, relaxation, w, deadline)
+        else:
+            round_plan(problem, work, relaxation)
+        if int(work.left.sum()) == before or time.perf_counter() > deadline:
             break
     solve_greedy(work, _scarcity_order(problem, work))
     # The LP saw only what the gang stage left: it bounds the whole only when no gang could spill.

@@ -26,6 +26,17 @@ class Work:
             for c in limit.classes:
                 self.class_limits[c].append(i)
 
+    def copy(self) -> Work:
+        """An independent copy (to try a change and keep it only if it is better)."""
+        other = Work.__new__(Work)
+        other.problem = self.problem
+        other.free = self.free.copy()
+        other.x = self.x.copy()
+        other.left = self.left.copy()
+        other.limit_left = self.limit_left.copy()
+        other.class_limits = self.class_limits
+        return other
+
     def peer_room(self, c: int, p: int) -> int:
         """How many more pods of class ``c`` the per-peer limits let onto peer ``p``."""
         room = int(self.left[c])
@@ -45,6 +56,23 @@ class Work:
             per_peer = np.bincount(problem.node_peer[nodes], weights=counts, minlength=len(problem.peers))
             for i in self.class_limits[c]:
                 self.limit_left[i] -= int(per_peer[problem.limits[i].peer])
+
+    def commit_group(self, members: list[int], nodes: I64, counts: I64) -> int:
+        """Commit ``counts`` pods on ``nodes`` for a group of interchangeable classes, filling the
+        classes in order with the pods each has left; returns how many were committed."""
+        counts = counts.copy()
+        placed = 0
+        for c in members:
+            budget = int(self.left[c])
+            if budget <= 0 or not counts.any():
+                continue
+            before = np.cumsum(counts) - counts
+            mine = np.minimum(counts, np.maximum(budget - before, 0))
+            hit = np.nonzero(mine)[0]
+            self.commit(c, nodes[hit], mine[hit])
+            counts -= mine
+            placed += int(mine.sum())
+        return placed
 
     def commit_matrix(self, x: I64) -> None:
         """Commit a whole [class, node] assignment (already checked to fit)."""

@@ -1,0 +1,449 @@
+"""Whole-node fills ("patterns") chosen by an LP over node types: the rounding that keeps pairs.
+
+The per-node LP (``relaxation``) says how many pods of each group go on each node, fractionally;
+rounding each count alone loses what only a combination fits (3 CPU-heavy and 3 memory-heavy pods
+fill a node that 4 of either strand) and scatters scraps of room over many nodes. Here the
+unknowns are whole fills instead: for every node type (nodes with the same peer, kind and free
+room are interchangeable) a few integer patterns that fit it, and a master LP choosing how many
+nodes of each type take each pattern. A basic solution of that LP has at most as many fractional
+choices as it has group and limit rows, and a short dive (fix what is whole, then the largest
+fraction, solve again warm) makes those whole too, so rounding loses a few pods, not a fraction
+of every node. Patterns come from the per-node LP's answer and from a knapsack on every type
+priced by the duals (column generation, a few rounds within the deadline).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.sparse import csc_matrix
+
+from extender.planner.lp import LinearProgram, Solution
+from extender.planner.objective import Weights
+from extender.planner.problem import F64, I64, Bool, Problem
+from extender.planner.relaxation import Relaxation, group_slots
+from extender.planner.work import Work
+
+TOP = 4
+"""Groups per type whose pairs are enumerated: the most valuable there."""
+STEPS = 24
+"""At most this many counts of the first group of a pair are tried (evenly spaced, ends included)."""
+ROUNDS = 3
+ROUND_UP = 3
+"""Fractional counts per type whose every rounding (up or down) is a starting pattern."""
+"""Pricing rounds of the master LP."""
+DIVES = 40
+"""Re-solves of the dive; what is still fractional after them is rounded by its weight."""
+_TOLERANCE = 1e-7
+_EPSILON = 1e-6
+_MANY = np.iinfo(np.int64).max // 4
+
+
+@dataclass(slots=True)
+class _Setting:
+    """The master's view: groups, node types and what each type offers each group."""
+
+    groups: list[list[int]]
+    req: I64
+    """[group, resource]"""
+    left: I64
+    """[group] pods left"""
+    nodes: I64
+    """Nodes in play (those the LP used, and the rest of their types)."""
+    type_of: I64
+    """[node in play]: its type."""
+    count: I64
+    """[type]: nodes."""
+    rep: I64
+    """[type]: one of its nodes."""
+    peer: I64
+    """[type]: its peer."""
+    room: I64
+    """[type, resource]: free room of each of its nodes."""
+    cost: F64
+    """[type, group]: placement cost of one pod (tiers and price, ``objective.weights``)."""
+    cap: I64
+    """[type, group]: at most this many pods of the group on one node (0: not usable)."""
+    limit_groups: list[I64]
+    """Per limit: groups it counts (empty when none is in play)."""
+    limit_peer: I64
+
+
+def _setting(
+    problem: Problem, work: Work, relaxation: Relaxation, weights: Weights, settled: Bool | None = None
+) -> _Setting | None:
+    groups = relaxation.groups
+    rep_class = np.asarray([g[0] for g in groups], dtype=np.int64)
+    left = np.asarray([int(work.left[g].sum()) for g in groups], dtype=np.int64)
+    req = problem.req[rep_class]
+    usable = problem.usable()[rep_class]
+    slots = group_slots(req, work.free, left, usable)
+    open_nodes = slots.any(axis=0) if settled is None else slots.any(axis=0) & ~settled
+    candidates = np.nonzero(open_nodes)[0]
+    if candidates.size == 0:
+        return None
+    key = np.column_stack([problem.node_peer[candidates], problem.node_kind[candidates], work.free[candidates]])
+    _, type_of = np.unique(key, axis=0, return_inverse=True)
+    type_of = type_of.reshape(-1)
+    used = np.zeros(problem.n_nodes, dtype=np.bool_)
+    used[relaxation.node[relaxation.value > _TOLERANCE]] = True
+    keep = np.isin(type_of, np.unique(type_of[used[candidates]]))
+    nodes = candidates[keep]
+    if nodes.size == 0:
+        return None
+    _, first, type_of, count = np.unique(
+        key[keep], axis=0, return_index=True, return_inverse=True, return_counts=True
+    )
+    rep = nodes[first]
+    placement = weights.placement(problem)[rep_class]
+    cap = np.where(usable[:, rep].T, slots[:, rep].T, 0)
+    limit_groups = [
+        np.asarray([g for g in range(len(groups)) if i in work.class_limits[groups[g][0]]], dtype=np.int64)
+        for i in range(len(problem.limits))
+    ]
+    return _Setting(
+        groups,
+        req,
+        left,
+        nodes,
+        type_of.reshape(-1).astype(np.int64),
+        count.astype(np.int64),
+        rep,
+        problem.node_peer[rep],
+        work.free[rep],
+        placement[:, problem.node_peer[rep]].T,
+        cap,
+        limit_groups,
+        np.asarray([limit.peer for limit in problem.limits], dtype=np.int64),
+    )
+
+
+def _fill(room: I64, req: I64, cap: I64) -> I64:
+    """[row, group]: how many of each group fit ``room`` [row, resource] alone, at most ``cap``."""
+    out = cap.copy()
+    for r in range(req.shape[1]):
+        need = req[:, r]
+        pos = need > 0
+        if pos.any():
+            out[:, pos] = np.minimum(out[:, pos], np.maximum(room[:, r, None], 0) // need[None, pos])
+    return out
+
+
+def _complete(patterns: I64, room: I64, req: I64, cap: I64, value: F64) -> None:
+    """Greedy completion in place: add the group worth most per share of the room, repeatedly."""
+    size = (req[None, :, :] / np.maximum(room[:, None, :], 1)).max(axis=2)
+    density = value / np.maximum(size, 1e-12)
+    left = room - patterns @ req
+    rows = np.arange(patterns.shape[0])
+    for _ in range(req.shape[0]):
+        fits = _fill(left, req, cap - patterns)
+        score = np.where((fits > 0) & (value > 0), density, -np.inf)
+        best = np.argmax(score, axis=1)
+        live = np.nonzero(np.isfinite(score[rows, best]))[0]
+        if live.size == 0:
+            return
+        take = fits[live, best[live]]
+        patterns[live, best[live]] += take
+        left[live] -= take[:, None] * req[best[live]]
+
+
+def _pairs(room: I64, req: I64, cap: I64, value: F64) -> list[I64]:
+    """For the ``TOP`` most valuable groups of each type, the best mix of each pair, completed."""
+    t = value.shape[0]
+    alone = _fill(room, req, cap)
+    worth = np.where(value > 0, value * alone, 0.0)
+    top = np.argsort(-worth, axis=1)[:, :TOP]
+    out = []
+    for i in range(top.shape[1]):
+        for j in range(i + 1, top.shape[1]):
+            gi, gj = top[:, i], top[:, j]
+            rows = np.nonzero((worth[np.arange(t), gi] > 0) & (worth[np.arange(t), gj] > 0))[0]
+            if rows.size == 0:
+                continue
+            gi, gj = gi[rows], gj[rows]
+            most = alone[rows, gi]
+            steps = np.rint(np.linspace(0.0, 1.0, STEPS)[None, :] * most[:, None]).astype(np.int64)
+            rem = np.maximum(room[rows, None, :] - steps[:, :, None] * req[gi][:, None, :], 0)
+            need = req[gj][:, None, :]
+            quotient = np.where(need > 0, rem // np.maximum(need, 1), _MANY)
+            a_j = np.minimum(quotient.min(axis=2), cap[rows, gj][:, None])
+            total = steps * value[rows, gi][:, None] + a_j * value[rows, gj][:, None]
+            pick = np.argmax(total, axis=1)
+            pattern = np.zeros((t, value.shape[1]), dtype=np.int64)
+            pattern[rows, gi] = steps[np.arange(rows.size), pick]
+            pattern[rows, gj] = a_j[np.arange(rows.size), pick]
+            _complete(pattern, room, req, cap, value)
+            out.append(pattern)
+    return out
+
+
+def _generate(
+    setting: _Setting, value: F64, seeds: tuple[I64, F64] | None = None, types: I64 | None = None
+) -> I64:
+    """Candidate patterns [type, k, group]: the LP's fill rounded, greedy, and the best pairs (only
+    for ``types`` when given; the other rows are empty)."""
+    room, req, cap = setting.room, setting.req, setting.cap
+    if types is not None:
+        inner = _generate(
+            _Setting(**{**{f: getattr(setting, f) for f in _Setting.__slots__}, "room": room[types], "cap": cap[types]}),
+            value[types],
+        )
+        out_all = np.zeros((cap.shape[0], inner.shape[1], cap.shape[1]), dtype=np.int64)
+        out_all[types] = inner
+        return out_all
+    out = []
+    if seeds is not None:
+        # The LP's own fill, rounded down, then up where the room allows, each completed with
+        # whatever fits (a pod the LP values at zero reduced cost costs nothing there).
+        # Every way of rounding the (up to ROUND_UP) largest fractional counts of each type up or
+        # down, where it fits, then completed.
+        floor, fraction = seeds
+        eager = np.where(value > -_TOLERANCE, np.maximum(value, 0) + _EPSILON, value)
+        rows = np.arange(floor.shape[0])
+        ranked = np.argsort(-fraction, axis=1)[:, :ROUND_UP]
+        for mask in range(1 << ranked.shape[1]):
+            pattern = floor.copy()
+            for bit in range(ranked.shape[1]):
+                if mask >> bit & 1:
+                    pick = ranked[:, bit]
+                    ok = fraction[rows, pick] > _TOLERANCE
+                    pattern[rows[ok], pick[ok]] += 1
+            fits = np.all(pattern @ req <= room, axis=1) & np.all(pattern <= cap, axis=1)
+            if mask and not fits.any():
+                continue
+            pattern[~fits] = 0
+            _complete(pattern, room, req, cap, eager)
+            out.append(pattern)
+        # The LP's counts rounded up, filled in order (largest pods first, then largest fraction
+        # first) as far as the room goes: rounding a big pod up at the expense of small ones,
+        # which have room elsewhere.
+        target = np.minimum(floor + (fraction > _TOLERANCE), cap)
+        size = (req[None, :, :] / np.maximum(room[:, None, :], 1)).max(axis=2)
+        for order in (np.argsort(-size, axis=1), np.argsort(-fraction, axis=1)):
+            pattern = np.zeros_like(floor)
+            left = room.copy()
+            for pick in order.T:
+                fit = _fill(left, req, cap)[rows, pick]
+                take = np.minimum(target[rows, pick], fit)
+                pattern[rows, pick] += take
+                left -= take[:, None] * req[pick]
+            _complete(pattern, room, req, cap, eager)
+            out.append(pattern)
+    greedy = np.zeros_like(cap)
+    _complete(greedy, room, req, cap, value)
+    out.append(greedy)
+    out += _pairs(room, req, cap, value)
+    return np.stack(out, axis=1)
+
+
+@dataclass(slots=True)
+class _Master:
+    """min cost of the chosen patterns + unplaced pods. Rows: per type, at most its nodes; per
+    group, patterns + unplaced = pods left; per limit, at most its headroom. Columns: one
+    unplaced slack per group, then the patterns."""
+
+    setting: _Setting
+    lp: LinearProgram
+    type_of: list[int] = field(default_factory=list)
+    patterns: list[I64] = field(default_factory=list)
+    known: set[tuple[int, bytes]] = field(default_factory=set)
+
+    @classmethod
+    def start(cls, setting: _Setting, work: Work, unplaced: float) -> _Master:
+        n_types, n_groups = setting.cap.shape
+        rows = n_types + n_groups + len(setting.limit_groups)
+        lower = np.concatenate([np.full(n_types, -np.inf), setting.left, np.full(len(setting.limit_groups), -np.inf)])
+        upper = np.concatenate([setting.count, setting.left, np.maximum(work.limit_left, 0)])
+        slack = csc_matrix(
+            (np.ones(n_groups), (n_types + np.arange(n_groups), np.arange(n_groups))), shape=(rows, n_groups)
+        )
+        lp = LinearProgram(
+            np.full(n_groups, unplaced),
+            slack,
+            lower.astype(np.float64),
+            upper.astype(np.float64),
+            np.zeros(n_groups),
+            np.full(n_groups, np.inf),
+        )
+        return cls(setting, lp)
+
+    def add(self, candidates: I64) -> int:
+        """Add the new patterns of ``candidates`` [type, k, group]; returns how many were new."""
+        setting = self.setting
+        n_types, n_groups = setting.cap.shape
+        t_idx, k_idx = np.nonzero(candidates.any(axis=2))
+        fresh_types: list[int] = []
+        fresh: list[I64] = []
+        for t, pattern in zip(t_idx.tolist(), candidates[t_idx, k_idx], strict=True):
+            key = (t, pattern.tobytes())
+            if key not in self.known:
+                self.known.add(key)
+                fresh_types.append(t)
+                fresh.append(pattern)
+        if not fresh:
+            return 0
+        a = np.stack(fresh, axis=1)  # [group, column]
+        types = np.asarray(fresh_types, dtype=np.int64)
+        k = a.shape[1]
+        gi, ci = np.nonzero(a)
+        rows = [types, n_types + gi]
+        cols = [np.arange(k), ci]
+        vals = [np.ones(k), a[gi, ci].astype(np.float64)]
+        for i, members in enumerate(setting.limit_groups):
+            if members.size == 0:
+                continue
+            on_peer = a[members].sum(axis=0) * (setting.limit_peer[i] == setting.peer[types])
+            pick = np.nonzero(on_peer)[0]
+            rows.append(np.full(pick.size, n_types + n_groups + i))
+            cols.append(pick)
+            vals.append(on_peer[pick].astype(np.float64))
+        matrix = csc_matrix(
+            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(self.lp.rows, k)
+        )
+        cost = (a * setting.cost[types].T).sum(axis=0)
+        self.lp.add_columns(cost, matrix, np.zeros(k), np.full(k, np.inf))
+        self.type_of.extend(fresh_types)
+        self.patterns.extend(fresh)
+        return k
+
+    def values(self, solution: Solution) -> tuple[F64, F64]:
+        """[type, group] what one more pod is worth on a node of the type under the duals, and
+        [type] the duals of the type rows (a pattern pays if its worth exceeds minus that)."""
+        setting = self.setting
+        n_types, n_groups = setting.cap.shape
+        duals = solution.row_duals
+        value = duals[None, n_types : n_types + n_groups] - setting.cost
+        peers = setting.peer
+        for i, members in enumerate(setting.limit_groups):
+            if members.size:
+                value[np.ix_(peers == setting.limit_peer[i], members)] += duals[n_types + n_groups + i]
+        return np.where(setting.cap > 0, value, -1.0), duals[:n_types]
+
+    def weights(self, solution: Solution) -> F64:
+        x: F64 = solution.x[self.setting.cap.shape[1] :]
+        return x
+
+
+def improve(problem: Problem, work: Work, relaxation: Relaxation, weights: Weights, deadline: float) -> int:
+    """Commit a whole-node rounding of ``relaxation``; returns pods placed."""
+    setting = _setting(problem, work, relaxation, weights)
+    if setting is None:
+        return 0
+    dense = np.zeros((len(relaxation.groups), problem.n_nodes))
+    np.add.at(dense, (relaxation.group, relaxation.node), relaxation.value)
+    average = _average(setting, dense)
+    placed = 0
+    n_types, n_groups = setting.cap.shape
+    floor = np.minimum(np.floor(average + _TOLERANCE).astype(np.int64), setting.cap)
+    value = np.where(setting.cap > 0, relaxation.duals[None, :] - setting.cost, -1.0)
+    master = _Master.start(setting, work, weights.unplaced)
+    master.add(_generate(setting, value, (floor, average - floor)))
+    solution = master.lp.solve()
+    for _ in range(ROUNDS - 1):
+        if solution is None or time.perf_counter() > deadline:
+            break
+        value, mu = master.values(solution)
+        fresh = _generate(setting, value)
+        gain = (fresh * np.maximum(value, 0)[:, None, :]).sum(axis=2) + mu[:, None]
+        fresh[gain <= _TOLERANCE * max(1.0, weights.tier)] = 0
+        if master.add(fresh) == 0:
+            break
+        solution = master.lp.solve()
+    if solution is None:
+        return 0
+    return placed + _commit(problem, work, setting, _dive(master, work, solution, deadline))
+
+
+def _average(setting: _Setting, dense: F64) -> F64:
+    """[type, group]: the LP's pods per node of each type."""
+    per_type = np.zeros((setting.count.size, dense.shape[0]))
+    np.add.at(per_type, setting.type_of, dense[:, setting.nodes].T)
+    out: F64 = per_type / setting.count[:, None]
+    return out
+
+
+def _dive(master: _Master, work: Work, solution: Solution, deadline: float) -> list[tuple[int, I64]]:
+    """Whole patterns for nodes: fix every whole choice, then the largest fractional one, and
+    solve again (warm) on the types still in play, until nothing is fractional."""
+    setting = master.setting
+    n_types, n_groups = setting.cap.shape
+    nodes_left = setting.count.copy()
+    demand = setting.left.copy()
+    limit_left = np.maximum(work.limit_left.copy(), 0)
+    chosen: list[tuple[int, I64]] = []
+    weights = master.weights(solution)
+    peers = setting.peer
+
+    lost = float(solution.x[:n_groups].sum())
+
+    def take(col: int, times: int) -> None:
+        t = master.type_of[col]
+        for _ in range(min(times, int(nodes_left[t]))):
+            pattern = np.minimum(master.patterns[col], np.maximum(demand, 0))
+            for i, members in enumerate(setting.limit_groups):
+                if members.size == 0 or setting.limit_peer[i] != peers[t]:
+                    continue
+                over = int(pattern[members].sum()) - int(limit_left[i])
+                for g in members.tolist():
+                    cut = min(max(over, 0), int(pattern[g]))
+                    pattern[g] -= cut
+                    over -= cut
+                limit_left[i] -= int(pattern[members].sum())
+            nodes_left[t] -= 1
+            demand[:] -= pattern
+            if pattern.any():
+                chosen.append((t, pattern))
+
+    for _ in range(DIVES):
+        whole = np.floor(weights + _TOLERANCE).astype(np.int64)
+        for col in np.nonzero(whole)[0].tolist():
+            take(col, int(whole[col]))
+        fraction = weights - whole
+        if fraction.max(initial=0.0) <= _TOLERANCE:
+            return chosen
+        take(int(np.argmax(fraction)), 1)
+        if not nodes_left.any() or time.perf_counter() > deadline:
+            break
+        rows = np.arange(n_types + n_groups + len(setting.limit_groups))
+        upper = np.concatenate([nodes_left, np.maximum(demand, 0), limit_left]).astype(np.float64)
+        lower = np.concatenate(
+            [np.full(n_types, -np.inf), np.maximum(demand, 0), np.full(len(setting.limit_groups), -np.inf)]
+        )
+        master.lp.set_row_bounds(rows, lower, upper)
+        again = master.lp.solve()
+        if again is not None and float(again.x[:n_groups].sum()) > lost + 0.5:
+            # Pods the remaining patterns cannot hold: price new ones for the nodes left.
+            value, mu = master.values(again)
+            live = np.nonzero(nodes_left > 0)[0]
+            fresh = _generate(setting, value, types=live)
+            gain = (fresh * np.maximum(value, 0)[:, None, :]).sum(axis=2) + mu[:, None]
+            fresh[gain <= _TOLERANCE] = 0
+            if master.add(fresh):
+                again = master.lp.solve()
+        if again is None:
+            break
+        weights = master.weights(again)
+    # Out of dives: the largest fractions take what nodes are left.
+    fraction = weights - np.floor(weights + _TOLERANCE)
+    for col in np.argsort(-fraction, kind="stable").tolist():
+        if fraction[col] <= _TOLERANCE:
+            break
+        take(col, 1)
+    return chosen
+
+
+def _commit(problem: Problem, work: Work, setting: _Setting, chosen: list[tuple[int, I64]]) -> int:
+    """The chosen patterns onto real nodes of their types; returns pods placed."""
+    spare: dict[int, list[int]] = {}
+    for t, n in zip(setting.type_of.tolist(), setting.nodes.tolist(), strict=True):
+        spare.setdefault(t, []).append(n)
+    x = np.zeros((len(setting.groups), problem.n_nodes), dtype=np.int64)
+    for t, pattern in chosen:
+        x[:, spare[t].pop()] += pattern
+    placed = 0
+    for g, members in enumerate(setting.groups):
+        nodes = np.nonzero(x[g])[0]
+        placed += work.commit_group(members, nodes, x[g, nodes])
+    return placed
