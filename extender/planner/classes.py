@@ -91,16 +91,21 @@ class PodClass:
         return (self.example.pod.metadata.namespace, hints.gang)
 
 
-def group(pods: Iterable[PendingPod]) -> list[PodClass]:
-    """Classes in order of their first member, so equal inputs give equal plans."""
-    classes: dict[ClassKey, PodClass] = {}
+def group(pods: Iterable[PendingPod]) -> tuple[list[PodClass], list[int]]:
+    """Classes in order of their first member (so equal inputs give equal plans), and the class
+    index of every pod in input order."""
+    classes: dict[ClassKey, int] = {}
+    out: list[PodClass] = []
+    index: list[int] = []
     for pending in pods:
         key = class_key(pending)
-        cls = classes.get(key)
-        if cls is None:
-            cls = classes[key] = PodClass(key, pending)
-        cls.members.append(pending.name)
-    return list(classes.values())
+        c = classes.get(key)
+        if c is None:
+            c = classes[key] = len(out)
+            out.append(PodClass(key, pending))
+        out[c].members.append(pending.name)
+        index.append(c)
+    return out, index
 
 
 def gangs_of(classes: Sequence[PodClass]) -> dict[tuple[str, str], list[int]]:

@@ -8,9 +8,12 @@ call per pod costs more than the test it does) and commits the whole assignment 
 
 from __future__ import annotations
 
+from operator import ge
+from typing import Any
+
 import numpy as np
 
-from extender.planner.problem import I64
+from extender.planner.problem import I64, Bool, Problem
 from extender.planner.work import Work
 
 _SCAN = 8
@@ -40,37 +43,31 @@ def solve_greedy(work: Work, order: I64 | None = None) -> None:
     left = work.left.tolist()
     limit_left = work.limit_left.tolist()
     limit_peer = [limit.peer for limit in problem.limits]
-    peer_order: dict[int, list[int]] = {}
-    nodes_of: dict[tuple[int, int], tuple[list[int], I64]] = {}
-    pointer: dict[tuple[int, int], int] = {}
-    dead: set[int] = set(gang_classes)
+    # Per class, its peers in order as lanes [peer, nodes, nodes array, pointer]; a lane whose
+    # nodes are exhausted or whose limit is used up never opens again and is dropped.
+    lanes: dict[int, list[list[Any]]] = {}
     placed_c: list[int] = []
     placed_n: list[int] = []
     for c in order.tolist():
-        if c in dead or left[c] <= 0:
+        if left[c] <= 0:
             continue
-        peers = peer_order.get(c)
-        if peers is None:
-            allowed = np.flatnonzero(problem.allowed[c])
-            peers = peer_order[c] = sorted(
-                (int(p) for p in allowed), key=lambda p: (int(problem.tier_rank[p]), float(problem.eff[c, p]), p)
-            )
+        mine = lanes.get(c)
+        if mine is None:
+            mine = lanes[c] = [] if c in gang_classes else _lanes(problem, usable, c)
         need = req[c]
         limits = work.class_limits[c]
-        for p in peers:
-            if any(limit_peer[i] == p and limit_left[i] <= 0 for i in limits):
+        while mine:
+            lane = mine[0]
+            p = lane[0]
+            if limits and any(limit_peer[i] == p and limit_left[i] <= 0 for i in limits):
+                mine.pop(0)
                 continue
-            key = (c, p)
-            known = nodes_of.get(key)
-            if known is None:
-                mine = problem.peer_nodes[p]
-                mine = mine[usable[c, mine]]
-                known = nodes_of[key] = (mine.tolist(), mine)
-            nodes = known[0]
-            found = _first_fit(free, width, free_np, need, dims, known, pointer.get(key, 0))
-            pointer[key] = found
+            nodes = lane[1]
+            found = _first_fit(free, width, free_np, need, dims, lane, lane[3])
             if found >= len(nodes):
+                mine.pop(0)
                 continue
+            lane[3] = found
             n = nodes[found]
             base = n * width
             for r in dims:
@@ -83,23 +80,34 @@ def solve_greedy(work: Work, order: I64 | None = None) -> None:
             placed_c.append(c)
             placed_n.append(n)
             break
-        else:
-            dead.add(c)
     if placed_c:
         x = np.zeros_like(work.x)
         np.add.at(x, (np.asarray(placed_c), np.asarray(placed_n)), 1)
         work.commit_matrix(x)
 
 
+def _lanes(problem: Problem, usable: Bool, c: int) -> list[list[Any]]:
+    """The peers class ``c`` may use, lowest tier and price first, each with its usable nodes."""
+    allowed = np.flatnonzero(problem.allowed[c])
+    peers = sorted((int(p) for p in allowed), key=lambda p: (int(problem.tier_rank[p]), float(problem.eff[c, p]), p))
+    out: list[list[Any]] = []
+    for p in peers:
+        nodes = problem.peer_nodes[p]
+        nodes = nodes[usable[c, nodes]]
+        if nodes.size:
+            out.append([p, nodes.tolist(), nodes, 0])
+    return out
+
+
 def _first_fit(
-    free: list[int], width: int, free_np: I64, need: list[int], dims: range, nodes: tuple[list[int], I64], start: int
+    free: list[int], width: int, free_np: I64, need: list[int], dims: range, lane: list[Any], start: int
 ) -> int:
-    """Position in ``nodes`` of the first node from ``start`` with room for ``need`` (len: none)."""
-    listed, array = nodes
+    """Position in the lane's nodes of the first from ``start`` with room for ``need`` (len: none)."""
+    listed, array = lane[1], lane[2]
     end = min(start + _SCAN, len(listed))
     for pos in range(start, end):
         base = listed[pos] * width
-        if all(free[base + r] >= need[r] for r in dims):
+        if all(map(ge, free[base : base + width], need)):
             return pos
     wanted = np.asarray(need, dtype=np.int64)
     window = _WINDOW

@@ -26,12 +26,12 @@ from extender.planner.problem import F64, I64, Bool, Problem
 from extender.planner.relaxation import Relaxation, group_slots
 from extender.planner.work import Work
 
-TOP = 4
+TOP = 3
 """Groups per type whose pairs are enumerated: the most valuable there."""
 STEPS = 24
 """At most this many counts of the first group of a pair are tried (evenly spaced, ends included)."""
 ROUNDS = 3
-ROUND_UP = 3
+ROUND_UP = 2
 """Fractional counts per type whose every rounding (up or down) is a starting pattern."""
 """Pricing rounds of the master LP."""
 DIVES = 40
@@ -69,6 +69,10 @@ class _Setting:
     limit_groups: list[I64]
     """Per limit: groups it counts (empty when none is in play)."""
     limit_peer: I64
+    overflow_cap: I64
+    """[group]: pods of the group the nodes not in play hold (each group alone)..."""
+    overflow_cost: F64
+    """[group]: ...and the cheapest of them: where pods the patterns leave out would go."""
 
 
 def _setting(
@@ -99,6 +103,11 @@ def _setting(
     rep = nodes[first]
     placement = weights.placement(problem)[rep_class]
     cap = np.where(usable[:, rep].T, slots[:, rep].T, 0)
+    others = candidates[~keep]
+    overflow_cap = slots[:, others].sum(axis=1)
+    overflow_cost = np.where(slots[:, others] > 0, placement[:, problem.node_peer[others]], np.inf).min(
+        axis=1, initial=np.inf
+    )
     limit_groups = [
         np.asarray([g for g in range(len(groups)) if i in work.class_limits[groups[g][0]]], dtype=np.int64)
         for i in range(len(problem.limits))
@@ -117,6 +126,8 @@ def _setting(
         cap,
         limit_groups,
         np.asarray([limit.peer for limit in problem.limits], dtype=np.int64),
+        overflow_cap,
+        np.where(np.isfinite(overflow_cost), overflow_cost, 0.0),
     )
 
 
@@ -240,9 +251,9 @@ def _generate(
 
 @dataclass(slots=True)
 class _Master:
-    """min cost of the chosen patterns + unplaced pods. Rows: per type, at most its nodes; per
-    group, patterns + unplaced = pods left; per limit, at most its headroom. Columns: one
-    unplaced slack per group, then the patterns."""
+    """min cost of the chosen patterns + overflow + unplaced pods. Rows: per type, at most its
+    nodes; per group, patterns + overflow + unplaced = pods left; per limit, at most its headroom.
+    Columns: per group an unplaced slack and an overflow slack, then the patterns."""
 
     setting: _Setting
     lp: LinearProgram
@@ -256,16 +267,18 @@ class _Master:
         rows = n_types + n_groups + len(setting.limit_groups)
         lower = np.concatenate([np.full(n_types, -np.inf), setting.left, np.full(len(setting.limit_groups), -np.inf)])
         upper = np.concatenate([setting.count, setting.left, np.maximum(work.limit_left, 0)])
+        # Two slacks per group: unplaced, and overflow to the nodes not in play.
         slack = csc_matrix(
-            (np.ones(n_groups), (n_types + np.arange(n_groups), np.arange(n_groups))), shape=(rows, n_groups)
+            (np.ones(2 * n_groups), (np.tile(n_types + np.arange(n_groups), 2), np.arange(2 * n_groups))),
+            shape=(rows, 2 * n_groups),
         )
         lp = LinearProgram(
-            np.full(n_groups, unplaced),
+            np.concatenate([np.full(n_groups, unplaced), setting.overflow_cost]),
             slack,
             lower.astype(np.float64),
             upper.astype(np.float64),
-            np.zeros(n_groups),
-            np.full(n_groups, np.inf),
+            np.zeros(2 * n_groups),
+            np.concatenate([np.full(n_groups, np.inf), setting.overflow_cap]).astype(np.float64),
         )
         return cls(setting, lp)
 
@@ -322,12 +335,20 @@ class _Master:
         return np.where(setting.cap > 0, value, -1.0), duals[:n_types]
 
     def weights(self, solution: Solution) -> F64:
-        x: F64 = solution.x[self.setting.cap.shape[1] :]
+        x: F64 = solution.x[2 * self.setting.cap.shape[1] :]
         return x
 
 
 def improve(problem: Problem, work: Work, relaxation: Relaxation, weights: Weights, deadline: float) -> int:
     """Commit a whole-node rounding of ``relaxation``; returns pods placed."""
+    whole = np.rint(relaxation.value)
+    if np.all(np.abs(relaxation.value - whole) <= _TOLERANCE):
+        # Already whole (a backlog much smaller than the room often is): nothing to round.
+        placed = 0
+        for g, members in enumerate(relaxation.groups):
+            mine = np.nonzero((relaxation.group == g) & (whole > 0))[0]
+            placed += work.commit_group(members, relaxation.node[mine], whole[mine].astype(np.int64))
+        return placed
     setting = _setting(problem, work, relaxation, weights)
     if setting is None:
         return 0

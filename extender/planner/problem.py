@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 
 from extender.capacity.fit import placement_rejection
 from extender.capacity.model import NodeCapacity, PeerState
-from extender.planner.classes import PodClass, class_key, constraint_signature, gangs_of, group
+from extender.planner.classes import PodClass, constraint_signature, gangs_of, group
 from extender.planner.pricing import cost_per_hour, effective_price, hint_rejection
 from extender.planner.types import PlanInput
 from extender.resources import PODS
@@ -127,13 +127,8 @@ def _node_kind_key(node: NodeCapacity) -> Hashable:
     return (node.ready, node.unschedulable, labels, taints)
 
 
-def _arrival(plan_input: PlanInput, classes: list[PodClass]) -> I64:
-    index = {cls.key: ci for ci, cls in enumerate(classes)}
-    return np.fromiter((index[class_key(p)] for p in plan_input.pods), dtype=np.int64, count=len(plan_input.pods))
-
-
 def build(plan_input: PlanInput) -> Problem:
-    classes = group(plan_input.pods)
+    classes, arrival = group(plan_input.pods)
     peers = [peer for peer in plan_input.peers if peer.healthy]
     unhealthy = {peer.name: peer.health_reason() for peer in plan_input.peers if not peer.healthy}
 
@@ -257,6 +252,6 @@ def build(plan_input: PlanInput) -> Problem:
         tier_rank=tier_rank,
         limits=limits,
         gangs=gangs_of(classes),
-        arrival=_arrival(plan_input, classes),
+        arrival=np.asarray(arrival, dtype=np.int64),
         unhealthy=unhealthy,
     )

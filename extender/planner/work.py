@@ -76,6 +76,12 @@ class Work:
 
     def commit_matrix(self, x: I64) -> None:
         """Commit a whole [class, node] assignment (already checked to fit)."""
-        for c in np.nonzero(x.any(axis=1))[0]:
-            nodes = np.nonzero(x[c])[0]
-            self.commit(int(c), nodes, x[c, nodes])
+        problem = self.problem
+        self.x += x
+        self.free -= x.T @ problem.req
+        self.left -= x.sum(axis=1)
+        if problem.limits:
+            per_peer = np.zeros((problem.n_classes, len(problem.peers)), dtype=np.int64)
+            np.add.at(per_peer.T, problem.node_peer, x.T)
+            for i, limit in enumerate(problem.limits):
+                self.limit_left[i] -= int(per_peer[limit.classes, limit.peer].sum())
