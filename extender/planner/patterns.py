@@ -97,9 +97,7 @@ def _setting(
     nodes = candidates[keep]
     if nodes.size == 0:
         return None
-    _, first, type_of, count = np.unique(
-        key[keep], axis=0, return_index=True, return_inverse=True, return_counts=True
-    )
+    _, first, type_of, count = np.unique(key[keep], axis=0, return_index=True, return_inverse=True, return_counts=True)
     rep = nodes[first]
     placement = weights.placement(problem)[rep_class]
     cap = np.where(usable[:, rep].T, slots[:, rep].T, 0)
@@ -190,26 +188,15 @@ def _pairs(room: I64, req: I64, cap: I64, value: F64) -> list[I64]:
     return out
 
 
-def _generate(
-    setting: _Setting, value: F64, seeds: tuple[I64, F64] | None = None, types: I64 | None = None
-) -> I64:
-    """Candidate patterns [type, k, group]: the LP's fill rounded, greedy, and the best pairs (only
-    for ``types`` when given; the other rows are empty)."""
+def _generate(setting: _Setting, value: F64, seeds: tuple[I64, F64] | None = None) -> I64:
+    """Candidate patterns [type, k, group]: the LP's fill rounded (given ``seeds``: its counts
+    rounded down and their fractions), greedy, and the best pairs, each completed."""
     room, req, cap = setting.room, setting.req, setting.cap
-    if types is not None:
-        inner = _generate(
-            _Setting(**{**{f: getattr(setting, f) for f in _Setting.__slots__}, "room": room[types], "cap": cap[types]}),
-            value[types],
-        )
-        out_all = np.zeros((cap.shape[0], inner.shape[1], cap.shape[1]), dtype=np.int64)
-        out_all[types] = inner
-        return out_all
     out = []
     if seeds is not None:
-        # The LP's own fill, rounded down, then up where the room allows, each completed with
-        # whatever fits (a pod the LP values at zero reduced cost costs nothing there).
-        # Every way of rounding the (up to ROUND_UP) largest fractional counts of each type up or
-        # down, where it fits, then completed.
+        # Every way of rounding the ROUND_UP largest fractional counts of each type up or down,
+        # where it fits, completed with whatever fits (``eager``: a pod the LP values at zero
+        # reduced cost costs nothing there).
         floor, fraction = seeds
         eager = np.where(value > -_TOLERANCE, np.maximum(value, 0) + _EPSILON, value)
         rows = np.arange(floor.shape[0])
@@ -299,7 +286,7 @@ class _Master:
             return 0
         a = np.stack(fresh, axis=1)  # [group, column]
         types = np.asarray(fresh_types, dtype=np.int64)
-        k = a.shape[1]
+        k = len(fresh)
         gi, ci = np.nonzero(a)
         rows = [types, n_types + gi]
         cols = [np.arange(k), ci]
@@ -355,8 +342,6 @@ def improve(problem: Problem, work: Work, relaxation: Relaxation, weights: Weigh
     dense = np.zeros((len(relaxation.groups), problem.n_nodes))
     np.add.at(dense, (relaxation.group, relaxation.node), relaxation.value)
     average = _average(setting, dense)
-    placed = 0
-    n_types, n_groups = setting.cap.shape
     floor = np.minimum(np.floor(average + _TOLERANCE).astype(np.int64), setting.cap)
     value = np.where(setting.cap > 0, relaxation.duals[None, :] - setting.cost, -1.0)
     master = _Master.start(setting, work, weights.unplaced)
@@ -374,7 +359,7 @@ def improve(problem: Problem, work: Work, relaxation: Relaxation, weights: Weigh
         solution = master.lp.solve()
     if solution is None:
         return 0
-    return placed + _commit(problem, work, setting, _dive(master, work, solution, deadline))
+    return _commit(problem, work, setting, _dive(master, work, solution, deadline))
 
 
 def _average(setting: _Setting, dense: F64) -> F64:
@@ -386,8 +371,9 @@ def _average(setting: _Setting, dense: F64) -> F64:
 
 
 def _dive(master: _Master, work: Work, solution: Solution, deadline: float) -> list[tuple[int, I64]]:
-    """Whole patterns for nodes: fix every whole choice, then the largest fractional one, and
-    solve again (warm) on the types still in play, until nothing is fractional."""
+    """Whole patterns for nodes, as (type, pattern): fix every whole choice, then the largest
+    fractional one, and solve again (warm) on what is left, until nothing is fractional. A
+    pattern taken when its group has fewer pods left, or its limit less headroom, is cut to fit."""
     setting = master.setting
     n_types, n_groups = setting.cap.shape
     nodes_left = setting.count.copy()
@@ -396,8 +382,6 @@ def _dive(master: _Master, work: Work, solution: Solution, deadline: float) -> l
     chosen: list[tuple[int, I64]] = []
     weights = master.weights(solution)
     peers = setting.peer
-
-    lost = float(solution.x[:n_groups].sum())
 
     def take(col: int, times: int) -> None:
         t = master.type_of[col]
@@ -434,15 +418,6 @@ def _dive(master: _Master, work: Work, solution: Solution, deadline: float) -> l
         )
         master.lp.set_row_bounds(rows, lower, upper)
         again = master.lp.solve()
-        if again is not None and float(again.x[:n_groups].sum()) > lost + 0.5:
-            # Pods the remaining patterns cannot hold: price new ones for the nodes left.
-            value, mu = master.values(again)
-            live = np.nonzero(nodes_left > 0)[0]
-            fresh = _generate(setting, value, types=live)
-            gain = (fresh * np.maximum(value, 0)[:, None, :]).sum(axis=2) + mu[:, None]
-            fresh[gain <= _TOLERANCE] = 0
-            if master.add(fresh):
-                again = master.lp.solve()
         if again is None:
             break
         weights = master.weights(again)

@@ -50,8 +50,6 @@ class Relaxation:
     """Column generation finished: ``bound`` is the full LP's optimum."""
     duals: F64
     """[group]: what one more pod of the group would cost the LP (its demand row's dual)."""
-    model: _NodeLp
-    """The LP itself, to fix columns in and solve again."""
 
 
 def merge(problem: Problem, work: Work, classes: I64, cost: F64) -> list[list[int]]:
@@ -194,7 +192,6 @@ class _NodeLp:
             float(value.sum()),
             proven,
             solution.row_duals[:n_groups].copy(),
-            self,
         )
 
     def add(self, gi: I64, ni: I64) -> None:
@@ -227,9 +224,7 @@ class _NodeLp:
         matrix = csc_matrix(
             (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(self.lp.rows, gi.size)
         )
-        self.lp.add_columns(
-            self.cost[gi, ni], matrix, np.zeros(gi.size), self.slots[gi, ni].astype(np.float64)
-        )
+        self.lp.add_columns(self.cost[gi, ni], matrix, np.zeros(gi.size), self.slots[gi, ni].astype(np.float64))
         self.col_group.extend(gi.tolist())
         self.col_node.extend(ni.tolist())
 
@@ -268,72 +263,3 @@ def round_plan(problem: Problem, work: Work, relaxation: Relaxation) -> int:
 
 
 _ONE = np.ones(1, dtype=np.int64)
-
-
-SETTLE_STEPS = 4
-"""LP re-solves while rounding the restricted groups (each fixes what is whole and rounds up what
-fits, then lets the LP move everything else around it)."""
-
-
-def settle_restricted(problem: Problem, work: Work, relaxation: Relaxation, deadline: float) -> Relaxation:
-    """Round and commit the groups that can use only part of the nodes first, re-solving the LP
-    around them, and return the LP for the rest.
-
-    Pods limited by a hint, a selector or a resource only some nodes have (a ``max-cost`` that
-    allows two peers, a GPU) lose most when rounding leaves them a fraction short: pods that may
-    run anywhere have taken the rest of their room by then. Fixing theirs first, with the LP
-    re-solved (warm) after each step so the others move out of the way, places every one the LP
-    could place.
-    """
-    model = relaxation.model
-    groups = relaxation.groups
-    rep = np.asarray([g[0] for g in groups], dtype=np.int64)
-    req = problem.req[rep]
-    reach = np.count_nonzero(group_slots(req, problem.alloc, model.left + 1, problem.usable()[rep]), axis=1)
-    restricted = reach < reach.max(initial=0)
-    if not restricted.any():
-        return relaxation
-    size = (req / np.maximum(problem.alloc.max(axis=0), 1)).max(axis=1)
-    n_groups = len(groups)
-    lower = np.zeros(0, dtype=np.int64)
-    for _ in range(SETTLE_STEPS):
-        x = relaxation.value
-        cg, cn = relaxation.group, relaxation.node
-        lower = np.concatenate([lower, np.zeros(x.size - lower.size, dtype=np.int64)])
-        mine = restricted[cg]
-        whole = np.floor(x + _TOLERANCE).astype(np.int64)
-        lower = np.where(mine, np.maximum(lower, whole), lower)
-        fraction = np.where(mine, x - whole, 0.0)
-        if fraction.max(initial=0.0) <= _TOLERANCE or time.perf_counter() > deadline:
-            break
-        used = np.zeros_like(work.free)
-        np.add.at(used, cn, lower[:, None] * req[cg])
-        room = work.free - used
-        per_group = np.bincount(cg, weights=lower, minlength=n_groups)
-        picks = np.nonzero(fraction > _TOLERANCE)[0]
-        picks = picks[np.lexsort((-fraction[picks], -size[cg[picks]]))]
-        for i in picks.tolist():
-            g, n = int(cg[i]), int(cn[i])
-            if per_group[g] < model.left[g] and lower[i] < model.slots[g, n] and np.all(room[n] >= req[g]):
-                lower[i] += 1
-                room[n] -= req[g]
-                per_group[g] += 1
-        fixed = np.nonzero(lower)[0]
-        model.lp.set_column_bounds(
-            n_groups + fixed, lower[fixed].astype(np.float64), model.slots[cg[fixed], cn[fixed]].astype(np.float64)
-        )
-        again = model.optimise(deadline)
-        if again is None:
-            break
-        relaxation = again
-    cg, cn = relaxation.group, relaxation.node
-    lower = np.concatenate([lower, np.zeros(relaxation.value.size - lower.size, dtype=np.int64)])
-    committed = np.zeros_like(lower)
-    for g in np.nonzero(restricted)[0].tolist():
-        hit = np.nonzero((cg == g) & (lower > 0))[0]
-        if hit.size:
-            work.commit_group(groups[g], cn[hit], lower[hit])
-            committed[hit] = lower[hit]
-    # What is left to round: the LP's answer minus what is now committed.
-    relaxation.value = np.maximum(relaxation.value - committed, 0.0)
-    return relaxation

@@ -13,6 +13,8 @@ placed there for real, and the repacked plan is kept only if it beats the one be
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 from ortools.sat.python import cp_model
 
@@ -23,7 +25,7 @@ from extender.planner.relaxation import group_slots, merge
 from extender.planner.work import Work
 
 
-def repack(work: Work, nodes: I64, time_limit: float, workers: int = 1) -> Work | None:
+def repack(work: Work, nodes: I64, time_limit: float, workers: int = 1, count_only: bool = False) -> Work | None:
     """A better plan than ``work`` that differs only by repacking ``nodes`` (and the pods pulled
     into or pushed out of them), or None."""
     problem = work.problem
@@ -41,7 +43,7 @@ def repack(work: Work, nodes: I64, time_limit: float, workers: int = 1) -> Work 
     inside[nodes] = True
     outside_nodes = np.nonzero(~inside)[0]
     held = np.stack([work.x[m][:, nodes].sum(axis=0) for m in members_of])  # [group, node of S]
-    room = work.free[nodes] + held.T @ req
+    room: I64 = (work.free[nodes] + held.T @ req).astype(np.int64)
     total_in = held.sum(axis=1)
     unplaced = np.asarray([int(work.left[m].sum()) for m in members_of], dtype=np.int64)
     outside = np.stack([work.x[m][:, outside_nodes].sum(axis=0) for m in members_of])
@@ -97,13 +99,27 @@ def repack(work: Work, nodes: I64, time_limit: float, workers: int = 1) -> Work 
         covered = [g for g in range(n_groups) if li in work.class_limits[groups[g][0]]]
         on = [xs[i] for g in covered for i in by_group.get(g, []) if problem.node_peer[nodes[si[i]]] == limit.peer]
         if on:
-            held_on = int(sum(int(held[g, s]) for g in covered for s in range(nodes.size)
-                              if problem.node_peer[nodes[s]] == limit.peer))
+            held_on = int(
+                sum(
+                    int(held[g, s])
+                    for g in covered
+                    for s in range(nodes.size)
+                    if problem.node_peer[nodes[s]] == limit.peer
+                )
+            )
             model.add(sum(on) <= held_on + max(int(work.limit_left[li]), 0))
+    if count_only:
+        # Only how many pods get placed: a far smaller objective that CP-SAT settles fast.
+        unplaced_pulls = {id(y) for g, peer, y in pulls if peer < 0}
+        terms = [-1 if id(v) in unplaced_pulls else 0 for v in variables]
     model.minimize(cp_model.LinearExpr.weighted_sum(variables, terms))
     for i, (g, s) in enumerate(zip(gi.tolist(), si.tolist(), strict=True)):
         model.add_hint(xs[i], int(held[g, s]))
-    before = sum(int(held[g, s]) * int(c) for g, s, c in zip(gi.tolist(), si.tolist(), terms[: len(xs)], strict=True))
+    before = (
+        0
+        if count_only
+        else sum(int(held[g, s]) * int(c) for g, s, c in zip(gi.tolist(), si.tolist(), terms[: len(xs)], strict=True))
+    )
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = max(time_limit, 0.005)
     solver.parameters.num_workers = workers
@@ -144,3 +160,45 @@ def repack(work: Work, nodes: I64, time_limit: float, workers: int = 1) -> Work 
         solve_greedy(out, np.repeat(classes, out.left[classes]))
         out.free[nodes] = blocked
     return out if score(problem, out.x) < score(problem, work.x) else None
+
+
+NEIGHBOURHOOD = 16
+"""Nodes repacked at once: CP-SAT settles a count-only repack of this many in tens of ms."""
+STEP_SECONDS = 0.1
+
+
+def place_more(work: Work, deadline: float, workers: int = 1) -> Work:
+    """Repack neighbourhoods of the nodes that pods still unplaced could use, pulling them in,
+    until none gains or the deadline passes. Returns the best plan found (``work`` if none)."""
+    problem = work.problem
+    usable = problem.usable()
+    gang_classes = {c for members in problem.gangs.values() for c in members}
+    alloc = np.maximum(problem.alloc, 1)
+    # Nodes whose whole allocatable could hold a pod of the class: where room can be made.
+    could = problem.slots(problem.alloc, np.ones(problem.n_classes, dtype=np.int64)) > 0
+    stuck: set[int] = set()
+    rng = np.random.default_rng(0)
+    while time.perf_counter() < deadline:
+        wanted = [
+            c
+            for c in np.nonzero(work.left > 0)[0].tolist()
+            if c not in gang_classes and c not in stuck and could[c].any()
+        ]
+        if not wanted:
+            break
+        c = max(wanted, key=lambda k: int(work.left[k]))
+        candidates = np.nonzero(could[c] & usable[c])[0]
+        share = (np.maximum(work.free[candidates], 0) / alloc[candidates]).sum(axis=1)
+        size = min(NEIGHBOURHOOD, candidates.size)
+        roomy = candidates[np.argsort(-share, kind="stable")[: size // 2]]
+        others = np.setdiff1d(candidates, roomy)
+        picked = rng.choice(others, size=min(size - roomy.size, others.size), replace=False)
+        nodes = np.concatenate([roomy, picked])
+        step = min(STEP_SECONDS, deadline - time.perf_counter())
+        better = repack(work, nodes, step, workers, count_only=True) if step > 0 else None
+        if better is None:
+            stuck.add(c)
+            continue
+        work = better
+        stuck.clear()
+    return work

@@ -4,13 +4,15 @@ Every solver path ends the same way: candidates are compared by the rules themse
 (``objective.score``: pods, then tiers, then price) and the best is kept, so no solver, even one
 cut short by its deadline, returns less than the greedy answer it was compared with.
 
-- ``lp``: gangs first (whole, on the cheapest peer that packs them), then the LP relaxation
-  (``relaxation``) rounded down, a second LP round on what rounding left, and a greedy pass over
-  the last pods, hint-limited classes first. The LP's optimum is a proven bound: when the plan
+- ``lp``: gangs first (whole, on the cheapest peer that packs them), then the LP relaxation over
+  pod groups x nodes (``relaxation``), made whole a node at a time by the master LP over node
+  fills (``patterns``), two more LP rounds on what that left, and a greedy pass over the last
+  pods, the most restricted classes first. The LP's optimum is a proven bound: when the plan
   reaches it (no gang in play), it is optimal and says so.
 - ``cpsat``: the exact model (``cpsat``), started from the best plan so far.
-- ``auto``: ``lp``, then CP-SAT for what is left of the time limit when the plan is not proven
-  optimal and the model is small enough to be worth it.
+- ``auto``: ``lp``; then, when the bound says more pods could be placed, neighbourhoods repacked
+  exactly to pull them in (``repack``, for up to ``AUTO_REPAIR_SECONDS``); then CP-SAT when the
+  model is small enough to be worth it.
 - ``greedy``: per pod in arrival order, cheapest peer with a node it fits.
 """
 
@@ -27,7 +29,8 @@ from extender.planner.greedy import solve_greedy
 from extender.planner.objective import Score, Weights, score, weights
 from extender.planner.patterns import improve
 from extender.planner.problem import I64, Problem
-from extender.planner.relaxation import relax, round_plan, settle_restricted
+from extender.planner.relaxation import relax, round_plan
+from extender.planner.repack import place_more
 from extender.planner.types import Solver
 from extender.planner.work import Work
 
@@ -39,6 +42,11 @@ LP already has within 1 % of the best bound (measured by the bench)."""
 AUTO_POLISH_SECONDS = 1.0
 """...and for at most this long (it stops sooner when it reaches the LP's bound): a tight packing
 (CPU-heavy with memory-heavy pods) takes CP-SAT a few hundred ms to pair up."""
+AUTO_POLISH_GAP = 0.005
+"""...and only when the plan may be more than this far (tiers and price) from the bound."""
+AUTO_REPAIR_SECONDS = 0.25
+"""...and before that, when the LP's bound allows more pods than the plan places, repacks pulling
+them in for at most this long (each repack of 16 nodes takes CP-SAT tens of ms)."""
 _RELATIVE = 1e-9
 
 
@@ -94,7 +102,6 @@ def _lp(problem: Problem, w: Weights, deadline: float) -> tuple[Work, float | No
         before = int(work.left.sum())
         if round_ == 0:
             bound = relaxation.bound
-            relaxation = settle_restricted(problem, work, relaxation, deadline)
             improve(problem, work, relaxation, w, deadline)
         else:
             round_plan(problem, work, relaxation)
@@ -122,10 +129,18 @@ def search(problem: Problem, solver: Solver, started: float, time_limit: float, 
     if _reaches(problem, w, best, bound):
         best.status = "optimal"
         return best
+    if solver is Solver.AUTO and bound is not None and best.score.unplaced > _unplaced_floor(w, bound):
+        repaired = place_more(best.work, min(deadline, time.perf_counter() + AUTO_REPAIR_SECONDS), workers=1)
+        if (repaired_score := score(problem, repaired.x)) < best.score:
+            best = Outcome(repaired, f"{best.label}+repack", repaired_score, bound=bound)
+            if _reaches(problem, w, best, bound):
+                best.status = "optimal"
+                return best
     remaining = deadline - time.perf_counter()
     polish = solver is Solver.CPSAT or (
         solver is Solver.AUTO
         and remaining > 0.05
+        and _worth_polishing(problem, w, best, bound)
         and model_size(Work(problem)) <= AUTO_POLISH_VARIABLES
     )
     if not polish or (solver is Solver.CPSAT and model_size(Work(problem)) > MAX_VARIABLES):
@@ -143,6 +158,20 @@ def search(problem: Problem, solver: Solver, started: float, time_limit: float, 
     if (result.status == "optimal" and best.score <= candidate.score) or _reaches(problem, w, best, cp_bound):
         best.status = "optimal"
     return best
+
+
+def _worth_polishing(problem: Problem, w: Weights, outcome: Outcome, bound: float | None) -> bool:
+    """Whether the bound leaves room for a gain worth a CP-SAT run: a pod more, or more than
+    ``AUTO_POLISH_GAP`` of the tiers and price."""
+    if bound is None or outcome.score.unplaced > _unplaced_floor(w, bound):
+        return True
+    rest = objective_value(problem, w, outcome.work.x) - outcome.score.unplaced * w.unplaced
+    return rest > 0 and (rest - (bound - outcome.score.unplaced * w.unplaced)) / rest > AUTO_POLISH_GAP
+
+
+def _unplaced_floor(w: Weights, bound: float) -> int:
+    """Pods the bound says every plan leaves unplaced."""
+    return int(np.floor(bound / w.unplaced + 1e-9))
 
 
 def _reaches(problem: Problem, w: Weights, outcome: Outcome, bound: float | None) -> bool:
