@@ -32,20 +32,20 @@ from extender.delegation.view import Delegations
 from extender.delegation.watches import DelegationWatches
 from extender.delegation.writer import ProxyWriter
 from extender.kube import client as kube_client
-from extender.kube.api import NAMESPACES, NODES, Client
+from extender.kube.api import NAMESPACES, NODES, PODS, Client
 from extender.kube.events import EventRecorder
 from extender.kube.identity import kube_system_uid
 from extender.kube.leader import LeaderElector, LeaderGate
 from extender.kube.reflector import Reflector
 from extender.kube.tasks import TaskSet, every
 from extender.labels import HOME_CLUSTER
-from extender.live_state import HomeNamespaces, HomeNodes, HomeView, LiveState, Namespace, NamespacePods, PlannerVeto
+from extender.live_state import HomeNamespaces, HomeNodes, HomeView, LiveState, Namespace, PlannerVeto
 from extender.peers.detach import PeerDetacher
 from extender.peers.directory import PeerDirectory
 from extender.peers.registry import PeerRegistry
 from extender.peers.status import PeerStatusWriter
 from extender.peers.virtual_node import VirtualNodes
-from extender.planner.live import LivePlanner
+from extender.planner.live import HOME_PODS_QUERY, BacklogPods, LivePlanner
 from extender.scheduling.binder import Binder
 from extender.server.decisions import Decisions
 from extender.server.extender_app import start_extender_server
@@ -55,7 +55,7 @@ from extender.server.metrics import Metrics
 from extender.server.operations import Operations
 from extender.server.webhook_app import make_webhook_app
 from extender.webhook.mutate import WebhookConfig
-from extender.wire.core import Node
+from extender.wire.core import Node, Pod
 
 log = logging.getLogger("spillover")
 
@@ -120,9 +120,11 @@ class Spillover:
 
         self.home_nodes = HomeNodes()
         self.home_namespaces = HomeNamespaces()
+        backlog = BacklogPods()
         self.home_reflectors: list[Reflector[Any]] = [
             Reflector(home, NODES.collection(), Node, self.home_nodes, name="home/nodes"),
             Reflector(home, NAMESPACES.collection(), Namespace, self.home_namespaces, name="home/namespaces"),
+            Reflector(home, PODS.collection(), Pod, backlog, query=HOME_PODS_QUERY, name="home/pods"),
         ]
         self.reservations = Reservations(ttl=cfg.reservation_ttl)
         self.directory = PeerDirectory()
@@ -156,7 +158,7 @@ class Spillover:
             PlannerVeto(self.home_namespaces, avoid),
             self.metrics,
             in_flight=self.reservations.holds,
-            namespace_pods=NamespacePods(home),
+            backlog=backlog,
             peer_of_node=self.directory.peer_of_node,
         )
         # Gang members wait in the scheduler's unschedulable queue; a change to the virtual node

@@ -16,7 +16,7 @@ import msgspec
 from extender import labels
 from extender.capacity.model import NodeCapacity, PeerState
 from extender.delegation.avoid import AvoidList
-from extender.kube.api import NODES, PODS, Api
+from extender.kube.api import NODES, Api
 from extender.kube.raw import ApiError
 from extender.kube.reflector import Handler
 from extender.peers.directory import PeerDirectory
@@ -120,21 +120,6 @@ class PlannerVeto:
         namespace = pod.metadata.namespace
         refusal = namespace_refusal(peer, namespace, self.namespaces.labels.get(namespace, {}))
         return refusal if refusal is not None else self.avoid.avoided(pod, peer.name)
-
-
-class _PodItems(msgspec.Struct):
-    items: list[Pod]
-
-
-class NamespacePods:
-    """The pods of a home namespace, read from the apiserver (by the planner, before a solve)."""
-
-    def __init__(self, home: Api) -> None:
-        self.home = home
-
-    async def __call__(self, namespace: str) -> list[Pod]:
-        body = await self.home.get(PODS.collection(namespace))
-        return msgspec.json.decode(body, type=_PodItems).items
 
 
 class Planning(Protocol):

@@ -14,13 +14,15 @@ import contextlib
 import copy
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from cachetools import TTLCache
 
 from extender.capacity.model import PeerState
 from extender.hints import HintError, parse_hints
+from extender.kube.reflector import Handler
 from extender.planner import PlanInput, PlanResult, PlanScores, Solver, plan
 from extender.planner.types import GangMembersScheduled, PendingPod
 from extender.wire.core import Pod
@@ -60,10 +62,77 @@ def _snapshot(peer: PeerState) -> PeerState:
     return clone
 
 
-NamespacePods = Callable[[str], Awaitable[list[Pod]]]
-"""Every pod of a home namespace, read fresh from the apiserver (the planner loop's own I/O,
-never on a scheduler verb's path)."""
 _DONE = ("Succeeded", "Failed")
+HOME_PODS_QUERY = (("fieldSelector", "status.phase!=Succeeded,status.phase!=Failed"),)
+"""What the planner's home pod watch asks for: live pods only (a pod that finishes leaves the
+watch as DELETED)."""
+LEFT_SECONDS = 300.0
+"""How long a pod that left the backlog (scheduled, finished, deleted) is remembered: longer than
+a candidate lives, so a late candidate note cannot bring it back."""
+
+
+@dataclass(slots=True)
+class _GangMember:
+    key: tuple[str, str]
+    node: str
+
+
+class BacklogPods(Handler[Pod]):
+    """The home pods the planner needs, kept by a watch (so the planning loop lists nothing):
+    which pods left the spill backlog (scheduled, finished or deleted: their candidates are
+    dropped), and every live gang member with the node it is scheduled on (members already
+    scheduled count toward their gang's size). Other pods are read and forgotten."""
+
+    def __init__(self) -> None:
+        self.pending: set[str] = set()
+        """UIDs of live pods with no node yet."""
+        self.left: TTLCache[str, bool] = TTLCache(maxsize=200_000, ttl=LEFT_SECONDS, timer=time.monotonic)
+        """UIDs of pods seen leaving the backlog."""
+        self.members: dict[str, _GangMember] = {}
+        """UID -> gang and node of each live member of a gang."""
+
+    def replace(self, items: list[Pod]) -> None:
+        before = self.pending | set(self.members)
+        self.pending.clear()
+        self.members.clear()
+        for pod in items:
+            self.upsert(pod)
+        for uid in before - self.pending - set(self.members):
+            self.left[uid] = True
+
+    def upsert(self, item: Pod) -> None:
+        uid = item.metadata.uid
+        phase = item.status.phase if item.status is not None else ""
+        if item.metadata.deletion_timestamp is not None or phase in _DONE:
+            self.delete(item)
+            return
+        node = item.spec.node_name or ""
+        if node:
+            self.pending.discard(uid)
+            self.left[uid] = True
+        else:
+            self.pending.add(uid)
+        if (key := _gang_key(item)) is not None:
+            self.members[uid] = _GangMember(key, node)
+
+    def delete(self, item: Pod) -> None:
+        uid = item.metadata.uid
+        self.pending.discard(uid)
+        self.members.pop(uid, None)
+        self.left[uid] = True
+
+    def scheduled(self, peer_of_node: Callable[[str], str | None]) -> dict[tuple[str, str], GangMembersScheduled]:
+        """Per gang, its members already scheduled and the peer they run on (None: at home)."""
+        out: dict[tuple[str, str], GangMembersScheduled] = {}
+        for member in self.members.values():
+            if not member.node:
+                continue
+            before = out.get(member.key)
+            peer = peer_of_node(member.node)
+            out[member.key] = GangMembersScheduled(
+                before.count + 1 if before is not None else 1, (before.peer if before else None) or peer
+            )
+        return out
 
 
 def _name(pod: Pod) -> str:
@@ -87,13 +156,14 @@ class LivePlanner:
         metrics: Any = None,
         candidate_ttl: float = 60.0,
         in_flight: Callable[[str], bool] | None = None,
-        namespace_pods: NamespacePods | None = None,
+        backlog: BacklogPods | None = None,
         peer_of_node: Callable[[str], str | None] | None = None,
     ) -> None:
         self.peers = peers
-        self.namespace_pods = namespace_pods
-        """Reads the namespaces of the backlog before each solve: candidates deleted or scheduled
-        meanwhile leave it, and each gang's members already scheduled are counted."""
+        self.backlog = backlog
+        """The home pods as a watch sees them: before each solve, candidates scheduled, finished
+        or deleted meanwhile leave the backlog, and each gang's members already scheduled are
+        counted."""
         self.peer_of_node = peer_of_node
         """Virtual node name -> peer name (None for a home node)."""
         self.veto = veto
@@ -207,38 +277,17 @@ class LivePlanner:
                 log.warning("planning failed: %s", exc)
             await asyncio.sleep(max(MIN_GAP - GATHER, self.last_solve_ms / 1000 * REST_FACTOR))
 
-    async def _read_namespaces(self) -> dict[tuple[str, str], GangMembersScheduled]:
-        """Drop candidates that are gone or scheduled; count each gang's scheduled members."""
-        scheduled: dict[tuple[str, str], GangMembersScheduled] = {}
-        if self.namespace_pods is None:
-            return scheduled
-        namespaces = {pod.metadata.namespace for pod in list(self.candidates.values())}
-        for namespace in sorted(namespaces):
-            try:
-                pods = await self.namespace_pods(namespace)
-            except Exception as exc:  # keep the candidates as they are; the next solve retries
-                log.warning("cannot read the pods of namespace %s: %s", namespace, exc)
-                continue
-            waiting = set()
-            for pod in pods:
-                phase = pod.status.phase if pod.status is not None else ""
-                live = pod.metadata.deletion_timestamp is None and phase not in _DONE
-                if not live:
-                    continue
-                if not pod.spec.node_name:
-                    waiting.add(pod.metadata.uid)
-                elif (key := _gang_key(pod)) is not None:
-                    peer = self.peer_of_node(pod.spec.node_name) if self.peer_of_node is not None else None
-                    before = scheduled.get(key)
-                    count = before.count + 1 if before is not None else 1
-                    scheduled[key] = GangMembersScheduled(count, (before.peer if before else None) or peer)
-            for uid, pod in list(self.candidates.items()):
-                if pod.metadata.namespace == namespace and uid not in waiting:
-                    self.candidates.pop(uid, None)
-        return scheduled
+    def _reconcile(self) -> dict[tuple[str, str], GangMembersScheduled]:
+        """Drop candidates that left the backlog; count each gang's scheduled members."""
+        backlog = self.backlog
+        if backlog is None:
+            return {}
+        for uid in [uid for uid in list(self.candidates) if uid in backlog.left]:
+            self.candidates.pop(uid, None)
+        return backlog.scheduled(self.peer_of_node or (lambda node: None))
 
     async def solve(self) -> PlanResult:
-        scheduled = await self._read_namespaces()
+        scheduled = self._reconcile()
         pods = []
         uids = set()
         for pod in list(self.candidates.values()):

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from extender.planner.live import LivePlanner
+from extender.planner.live import BacklogPods, LivePlanner
+from extender.planner.types import GangMembersScheduled
 from extender.scheduling.memory import make_pod, peer
 from extender.wire.core import OwnerReference, Pod
 
@@ -114,11 +115,9 @@ def _gang_pod(name: str, node: str = "") -> Pod:
 async def test_a_gang_member_scheduled_at_home_counts_so_the_rest_spill_together() -> None:
     west = peer("west", cost=1.0)
     home_member, waiting = _gang_pod("g3-0", node="home-1"), [_gang_pod("g3-1"), _gang_pod("g3-2")]
-
-    async def namespace_pods(namespace: str) -> list[Pod]:
-        return [home_member, *waiting]
-
-    planner = LivePlanner(lambda: [west], namespace_pods=namespace_pods, peer_of_node=lambda node: None)
+    backlog = BacklogPods()
+    backlog.replace([home_member, *waiting])
+    planner = LivePlanner(lambda: [west], backlog=backlog, peer_of_node=lambda node: None)
     for pod in waiting:
         planner.note_candidate(pod)
     result = await planner.solve()
@@ -136,16 +135,47 @@ async def test_without_the_count_the_gang_waits_and_filter_is_told_how_many_are_
 
 async def test_deleted_candidates_leave_the_backlog_and_the_plan_summary() -> None:
     pods = [_gang_pod(f"gone-{i}") for i in range(2)]
-    existing: list[Pod] = list(pods)
-
-    async def namespace_pods(namespace: str) -> list[Pod]:
-        return existing
-
-    planner = LivePlanner(lambda: [peer("west")], namespace_pods=namespace_pods)
+    backlog = BacklogPods()
+    backlog.replace(pods)
+    planner = LivePlanner(lambda: [peer("west")], backlog=backlog)
     for pod in pods:
         planner.note_candidate(pod)
     await planner.solve()
     assert len(planner.summary()["unplaced"]) == 2
-    existing.clear()  # the Deployment was deleted
+    for pod in pods:  # the Deployment was deleted: the watch says so
+        backlog.delete(pod)
     await planner.solve()
     assert planner.summary()["pending"] == 0 and planner.summary()["unplaced"] == []
+
+
+async def test_candidates_scheduled_or_gone_from_a_relist_leave_the_backlog_and_unseen_ones_stay() -> None:
+    scheduled, vanished, unseen = make_pod(name="a"), make_pod(name="b"), make_pod(name="c")
+    backlog = BacklogPods()
+    backlog.replace([scheduled, vanished])  # the watch has not seen ``unseen`` yet
+    planner = LivePlanner(lambda: [peer("west")], backlog=backlog)
+    for pod in (scheduled, vanished, unseen):
+        planner.note_candidate(pod)
+    bound = make_pod(name="a")
+    bound.spec.node_name = "home-1"
+    backlog.upsert(bound)  # scheduled at home after all
+    backlog.replace([])  # a re-list after the watch expired: ``vanished`` is gone
+    result = await planner.solve()
+    assert [p.pod for p in result.placements] == ["shop/c"]
+    assert set(planner.candidates) == {unseen.metadata.uid}
+
+
+async def test_gang_members_running_on_a_peer_pull_the_rest_there_and_finished_ones_do_not_count() -> None:
+    east, west = peer("east", cost=1.0), peer("west", cost=2.0)
+    on_west, done = _gang_pod("g3-0", node="spillover-west"), _gang_pod("g3-1", node="spillover-west")
+    waiting = _gang_pod("g3-2")
+    backlog = BacklogPods()
+    backlog.replace([on_west, done, waiting])
+    assert done.status is not None
+    done.status.phase = "Succeeded"
+    backlog.upsert(done)  # a member that finished no longer counts (and no longer runs anywhere)
+    assert backlog.scheduled(lambda node: "west") == {("shop", "g3"): GangMembersScheduled(1, "west")}
+    planner = LivePlanner(lambda: [east, west], backlog=backlog, peer_of_node=lambda node: "west")
+    planner.note_candidate(waiting)
+    await planner.solve()
+    reason = planner.gang_reason(waiting, "g3")
+    assert reason == "gang g3: 1 of 3 members pending (1 already scheduled); none spill until all are"
