@@ -8,8 +8,8 @@ call per pod costs more than the test it does) and commits the whole assignment 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from operator import ge
-from typing import Any
 
 import numpy as np
 
@@ -43,9 +43,9 @@ def solve_greedy(work: Work, order: I64 | None = None) -> None:
     left = work.left.tolist()
     limit_left = work.limit_left.tolist()
     limit_peer = [limit.peer for limit in problem.limits]
-    # Per class, its peers in order as lanes [peer, nodes, nodes array, pointer]; a lane whose
-    # nodes are exhausted or whose limit is used up never opens again and is dropped.
-    lanes: dict[int, list[list[Any]]] = {}
+    # Per class, its peers in order; a lane whose nodes are exhausted or whose limit is used up
+    # never opens again and is dropped.
+    lanes: dict[int, list[_Lane]] = {}
     placed_c: list[int] = []
     placed_n: list[int] = []
     for c in order.tolist():
@@ -58,17 +58,16 @@ def solve_greedy(work: Work, order: I64 | None = None) -> None:
         limits = work.class_limits[c]
         while mine:
             lane = mine[0]
-            p = lane[0]
+            p = lane.peer
             if limits and any(limit_peer[i] == p and limit_left[i] <= 0 for i in limits):
                 mine.pop(0)
                 continue
-            nodes = lane[1]
-            found = _first_fit(free, width, free_np, need, dims, lane, lane[3])
-            if found >= len(nodes):
+            found = _first_fit(free, width, free_np, need, lane)
+            if found >= len(lane.nodes):
                 mine.pop(0)
                 continue
-            lane[3] = found
-            n = nodes[found]
+            lane.pointer = found
+            n = lane.nodes[found]
             base = n * width
             for r in dims:
                 free[base + r] -= need[r]
@@ -86,26 +85,35 @@ def solve_greedy(work: Work, order: I64 | None = None) -> None:
         work.commit_matrix(x)
 
 
-def _lanes(problem: Problem, usable: Bool, c: int) -> list[list[Any]]:
+@dataclass(slots=True)
+class _Lane:
+    """One peer a class may use: its usable nodes, and how far first fit has moved through them."""
+
+    peer: int
+    nodes: list[int]
+    array: I64
+    pointer: int = 0
+
+
+def _lanes(problem: Problem, usable: Bool, c: int) -> list[_Lane]:
     """The peers class ``c`` may use, lowest tier and price first, each with its usable nodes."""
     allowed = np.flatnonzero(problem.allowed[c])
     peers = sorted((int(p) for p in allowed), key=lambda p: (int(problem.tier_rank[p]), float(problem.eff[c, p]), p))
-    out: list[list[Any]] = []
+    out = []
     for p in peers:
         nodes = problem.peer_nodes[p]
         nodes = nodes[usable[c, nodes]]
         if nodes.size:
-            out.append([p, nodes.tolist(), nodes, 0])
+            out.append(_Lane(p, nodes.tolist(), nodes))
     return out
 
 
-def _first_fit(
-    free: list[int], width: int, free_np: I64, need: list[int], dims: range, lane: list[Any], start: int
-) -> int:
-    """Position in the lane's nodes of the first from ``start`` with room for ``need`` (len: none)."""
-    listed, array = lane[1], lane[2]
-    end = min(start + _SCAN, len(listed))
-    for pos in range(start, end):
+def _first_fit(free: list[int], width: int, free_np: I64, need: list[int], lane: _Lane) -> int:
+    """Position in the lane's nodes of the first from its pointer with room for ``need`` (its
+    length: none)."""
+    listed, array = lane.nodes, lane.array
+    end = min(lane.pointer + _SCAN, len(listed))
+    for pos in range(lane.pointer, end):
         base = listed[pos] * width
         if all(map(ge, free[base : base + width], need)):
             return pos

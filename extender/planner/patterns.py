@@ -9,7 +9,9 @@ nodes of each type take each pattern. A basic solution of that LP has at most as
 choices as it has group and limit rows, and a short dive (fix what is whole, then the largest
 fraction, solve again warm) makes those whole too, so rounding loses a few pods, not a fraction
 of every node. Patterns come from the per-node LP's answer and from a knapsack on every type
-priced by the duals (column generation, a few rounds within the deadline).
+priced by the duals (column generation, a few rounds within the deadline). Pods no pattern takes
+may overflow, at the cheapest price they have there, to the nodes the LP left unused: the next LP
+round places them for real.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from scipy.sparse import csc_matrix
 
 from extender.planner.lp import LinearProgram, Solution
 from extender.planner.objective import Weights
-from extender.planner.problem import F64, I64, Bool, Problem
+from extender.planner.problem import F64, I64, Problem
 from extender.planner.relaxation import Relaxation, group_slots
 from extender.planner.work import Work
 
@@ -31,9 +33,9 @@ TOP = 3
 STEPS = 24
 """At most this many counts of the first group of a pair are tried (evenly spaced, ends included)."""
 ROUNDS = 3
+"""Solves of the master LP while pricing new patterns (it rarely needs more than two)."""
 ROUND_UP = 2
 """Fractional counts per type whose every rounding (up or down) is a starting pattern."""
-"""Pricing rounds of the master LP."""
 DIVES = 40
 """Re-solves of the dive; what is still fractional after them is rounded by its weight."""
 _TOLERANCE = 1e-7
@@ -69,23 +71,23 @@ class _Setting:
     limit_groups: list[I64]
     """Per limit: groups it counts (empty when none is in play)."""
     limit_peer: I64
+    """Per limit: its peer."""
     overflow_cap: I64
     """[group]: pods of the group the nodes not in play hold (each group alone)..."""
     overflow_cost: F64
     """[group]: ...and the cheapest of them: where pods the patterns leave out would go."""
 
 
-def _setting(
-    problem: Problem, work: Work, relaxation: Relaxation, weights: Weights, settled: Bool | None = None
-) -> _Setting | None:
+def _setting(problem: Problem, work: Work, relaxation: Relaxation, weights: Weights) -> _Setting | None:
+    """The nodes with room for some group, grouped into types; the types the LP used are in play,
+    the rest is overflow."""
     groups = relaxation.groups
     rep_class = np.asarray([g[0] for g in groups], dtype=np.int64)
     left = np.asarray([int(work.left[g].sum()) for g in groups], dtype=np.int64)
     req = problem.req[rep_class]
     usable = problem.usable()[rep_class]
     slots = group_slots(req, work.free, left, usable)
-    open_nodes = slots.any(axis=0) if settled is None else slots.any(axis=0) & ~settled
-    candidates = np.nonzero(open_nodes)[0]
+    candidates = np.nonzero(slots.any(axis=0))[0]
     if candidates.size == 0:
         return None
     key = np.column_stack([problem.node_peer[candidates], problem.node_kind[candidates], work.free[candidates]])

@@ -116,6 +116,18 @@ async def test_clusters_hint_pins_pods_to_the_named_peer(home_full: Cluster) -> 
         await delete_deployment(home_full, SHOP, name)
 
 
+async def test_prefer_is_a_discount_so_a_peer_twice_as_dear_loses_as_simulate_says(home_full: Cluster) -> None:
+    # east costs 1, west 2: west preferred 3 to 1 counts 2 x 0.5 = 1.0 a core, east 1 x 0.83 (the
+    # README's model, pricing.placement_key, what `spillover simulate` computes): east wins.
+    name = unique("prefer")
+    await create_deployment(home_full, SHOP, name, 2, "500m", {"spillover.io/prefer": "west=3,east=1"})
+    try:
+        placed = await wait_bound(home_full, SHOP, name, 2)
+        assert set(placed.values()) == {"spillover-east"}, placed
+    finally:
+        await delete_deployment(home_full, SHOP, name)
+
+
 async def test_pod_too_big_for_any_single_peer_node_is_never_placed_there(home_full: Cluster) -> None:
     # west has 2 nodes x 2 CPU: 4 CPU in sum, but no node can take 3 CPU.
     name = unique("big")
