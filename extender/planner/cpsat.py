@@ -19,7 +19,7 @@ from ortools.sat.python import cp_model
 from extender.planner.gangs import blocked, candidate_peers
 from extender.planner.objective import PRICE_SCALE, integer_costs
 from extender.planner.problem import I64
-from extender.planner.relaxation import group_slots, merge
+from extender.planner.relaxation import group_slots, merge, representatives
 from extender.planner.work import Work
 
 MAX_VARIABLES = 40_000
@@ -40,8 +40,7 @@ def model_size(work: Work) -> int:
     placement, _ = integer_costs(problem)
     classes = np.nonzero(work.left > 0)[0]
     groups = merge(problem, work, classes, placement.astype(np.float64)) if classes.size else []
-    rep = np.asarray([g[0] for g in groups], dtype=np.int64)
-    left = np.asarray([int(work.left[g].sum()) for g in groups], dtype=np.int64)
+    rep, left = representatives(work, groups)
     return int(np.count_nonzero(group_slots(problem.req[rep], work.free, left, problem.usable()[rep])))
 
 
@@ -63,8 +62,7 @@ def solve_cpsat(
     groups += [[c] for _, members in gangs for c in members if work.left[c] > 0]
     if not groups:
         return CpResult("optimal", 0.0)
-    rep = np.asarray([g[0] for g in groups], dtype=np.int64)
-    left = np.asarray([int(work.left[g].sum()) for g in groups], dtype=np.int64)
+    rep, left = representatives(work, groups)
     slots = group_slots(problem.req[rep], work.free, left, problem.usable()[rep])
     gi, ni = np.nonzero(slots)
     peer_of = problem.node_peer[ni]

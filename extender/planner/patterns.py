@@ -25,7 +25,7 @@ from scipy.sparse import csc_matrix
 from extender.planner.lp import LinearProgram, Solution
 from extender.planner.objective import Weights
 from extender.planner.problem import F64, I64, Problem
-from extender.planner.relaxation import Relaxation, group_slots
+from extender.planner.relaxation import Relaxation, group_slots, representatives
 from extender.planner.work import Work
 
 TOP = 3
@@ -82,8 +82,7 @@ def _setting(problem: Problem, work: Work, relaxation: Relaxation, weights: Weig
     """The nodes with room for some group, grouped into types; the types the LP used are in play,
     the rest is overflow."""
     groups = relaxation.groups
-    rep_class = np.asarray([g[0] for g in groups], dtype=np.int64)
-    left = np.asarray([int(work.left[g].sum()) for g in groups], dtype=np.int64)
+    rep_class, left = representatives(work, groups)
     req = problem.req[rep_class]
     usable = problem.usable()[rep_class]
     slots = group_slots(req, work.free, left, usable)

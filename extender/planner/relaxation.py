@@ -67,6 +67,14 @@ def merge(problem: Problem, work: Work, classes: I64, cost: F64) -> list[list[in
     return list(keyed.values())
 
 
+def representatives(work: Work, groups: list[list[int]]) -> tuple[I64, I64]:
+    """[group]: the first class of each group (what it requests, where it may go), and the pods
+    the group has left."""
+    rep = np.asarray([g[0] for g in groups], dtype=np.int64)
+    left = np.asarray([int(work.left[g].sum()) for g in groups], dtype=np.int64)
+    return rep, left
+
+
 def group_slots(req: I64, free: I64, cap: I64, usable: Bool) -> I64:
     """[group, node]: pods of the group each node holds alone, at most ``cap`` [group]."""
     out = np.full((req.shape[0], free.shape[0]), _MANY, dtype=np.int64)
@@ -87,8 +95,7 @@ def relax(problem: Problem, work: Work, classes: I64, weights: Weights, deadline
     if classes.size == 0:
         return None
     groups = merge(problem, work, classes, placement)
-    rep = np.asarray([g[0] for g in groups], dtype=np.int64)
-    left = np.asarray([int(work.left[g].sum()) for g in groups], dtype=np.int64)
+    rep, left = representatives(work, groups)
     req = problem.req[rep]
     slots = group_slots(req, work.free, left, problem.usable()[rep])
     cost = placement[rep][:, problem.node_peer]

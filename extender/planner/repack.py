@@ -21,7 +21,7 @@ from ortools.sat.python import cp_model
 from extender.planner.greedy import solve_greedy
 from extender.planner.objective import integer_costs, score
 from extender.planner.problem import I64
-from extender.planner.relaxation import group_slots, merge
+from extender.planner.relaxation import group_slots, merge, representatives
 from extender.planner.work import Work
 
 
@@ -36,7 +36,7 @@ def repack(work: Work, nodes: I64, time_limit: float, workers: int = 1, count_on
         return None
     groups = merge(problem, work, classes, placement.astype(np.float64))
     members_of = [np.asarray(g, dtype=np.int64) for g in groups]
-    rep = np.asarray([g[0] for g in groups], dtype=np.int64)
+    rep, unplaced = representatives(work, groups)
     req = problem.req[rep]
     n_groups = len(groups)
     inside = np.zeros(problem.n_nodes, dtype=np.bool_)
@@ -45,7 +45,6 @@ def repack(work: Work, nodes: I64, time_limit: float, workers: int = 1, count_on
     held = np.stack([work.x[m][:, nodes].sum(axis=0) for m in members_of])  # [group, node of S]
     room: I64 = (work.free[nodes] + held.T @ req).astype(np.int64)
     total_in = held.sum(axis=1)
-    unplaced = np.asarray([int(work.left[m].sum()) for m in members_of], dtype=np.int64)
     outside = np.stack([work.x[m][:, outside_nodes].sum(axis=0) for m in members_of])
     usable = problem.usable()[rep]
     # Room outside for pushed pods: how many of each group it holds alone, and the cheapest place.
