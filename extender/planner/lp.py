@@ -49,6 +49,10 @@ class LinearProgram:
         self._highs = _Highs()
         self._highs.setOptionValue("output_flag", False)
         self._highs.setOptionValue("threads", 1)
+        # Primal simplex: after columns are added the last basis stays feasible, so a re-solve
+        # only prices them in (the master over node fills: 520 iterations cold instead of 900,
+        # 83 after adding patterns instead of 313).
+        self._highs.setOptionValue("simplex_strategy", 4)
         lp = HighsLp()
         lp.num_col_ = int(cost.size)
         lp.num_row_ = int(row_lower.size)

@@ -29,15 +29,19 @@ from extender.planner.relaxation import Relaxation, group_slots, representatives
 from extender.planner.work import Work
 
 TOP = 3
-"""Groups per type whose pairs are enumerated: the most valuable there."""
-STEPS = 24
+"""Groups per type whose pairs are enumerated: the most valuable there (a node of them)..."""
+TOP_EACH = 2
+"""...and the most valuable per pod."""
+STEPS = 16
 """At most this many counts of the first group of a pair are tried (evenly spaced, ends included)."""
-ROUNDS = 3
-"""Solves of the master LP while pricing new patterns (it rarely needs more than two)."""
+ROUNDS = 2
+"""Solves of the master LP while pricing new patterns (the second rarely gains much more)."""
 ROUND_UP = 2
 """Fractional counts per type whose every rounding (up or down) is a starting pattern."""
 DIVES = 40
-"""Re-solves of the dive; what is still fractional after them is rounded by its weight."""
+"""Fixes of the dive; what is still fractional after them is left to the LP rounds."""
+TRIES = 2
+"""Fractional choices tried per fix before the dive stops."""
 _TOLERANCE = 1e-7
 _EPSILON = 1e-6
 _MANY = np.iinfo(np.int64).max // 4
@@ -160,16 +164,23 @@ def _complete(patterns: I64, room: I64, req: I64, cap: I64, value: F64) -> None:
 
 
 def _pairs(room: I64, req: I64, cap: I64, value: F64) -> list[I64]:
-    """For the ``TOP`` most valuable groups of each type, the best mix of each pair, completed."""
-    t = value.shape[0]
+    """For each pair of a type's most valuable groups (``TOP`` by what a node of them alone is
+    worth, ``TOP_EACH`` by what one pod is worth: two big pods can beat a node of small ones),
+    the best mix of the two counting what the rest of the room would still hold, completed."""
+    t, n_groups = value.shape
     alone = _fill(room, req, cap)
     worth = np.where(value > 0, value * alone, 0.0)
-    top = np.argsort(-worth, axis=1)[:, :TOP]
+    each = np.where((value > 0) & (alone > 0), value, 0.0)
+    ranked = np.concatenate([np.argsort(-worth, axis=1)[:, :TOP], np.argsort(-each, axis=1)[:, :TOP_EACH]], axis=1)
+    # The room a pair leaves is valued as the group densest in value there would fill it alone.
+    size = (req[None, :, :] / np.maximum(room[:, None, :], 1)).max(axis=2)
+    densest = np.argmax(np.where(worth > 0, value / np.maximum(size, 1e-12), -np.inf), axis=1)
     out = []
-    for i in range(top.shape[1]):
-        for j in range(i + 1, top.shape[1]):
-            gi, gj = top[:, i], top[:, j]
-            rows = np.nonzero((worth[np.arange(t), gi] > 0) & (worth[np.arange(t), gj] > 0))[0]
+    rows_all = np.arange(t)
+    for i in range(ranked.shape[1]):
+        for j in range(i + 1, ranked.shape[1]):
+            gi, gj = ranked[:, i], ranked[:, j]
+            rows = np.nonzero((gi != gj) & (worth[rows_all, gi] > 0) & (worth[rows_all, gj] > 0))[0]
             if rows.size == 0:
                 continue
             gi, gj = gi[rows], gj[rows]
@@ -180,8 +191,13 @@ def _pairs(room: I64, req: I64, cap: I64, value: F64) -> list[I64]:
             quotient = np.where(need > 0, rem // np.maximum(need, 1), _MANY)
             a_j = np.minimum(quotient.min(axis=2), cap[rows, gj][:, None])
             total = steps * value[rows, gi][:, None] + a_j * value[rows, gj][:, None]
-            pick = np.argmax(total, axis=1)
-            pattern = np.zeros((t, value.shape[1]), dtype=np.int64)
+            left = rem - a_j[:, :, None] * need
+            fill = densest[rows]
+            filler = req[fill][:, None, :]
+            fits = np.where(filler > 0, left // np.maximum(filler, 1), _MANY).min(axis=2)
+            rest = np.minimum(fits, cap[rows, fill][:, None]) * np.maximum(value[rows, fill], 0.0)[:, None]
+            pick = np.argmax(total + rest, axis=1)
+            pattern = np.zeros((t, n_groups), dtype=np.int64)
             pattern[rows, gi] = steps[np.arange(rows.size), pick]
             pattern[rows, gj] = a_j[np.arange(rows.size), pick]
             _complete(pattern, room, req, cap, value)
@@ -402,32 +418,39 @@ def _dive(master: _Master, work: Work, solution: Solution, deadline: float) -> l
             if pattern.any():
                 chosen.append((t, pattern))
 
-    for _ in range(DIVES):
-        whole = np.floor(weights + _TOLERANCE).astype(np.int64)
-        for col in np.nonzero(whole)[0].tolist():
-            take(col, int(whole[col]))
-        fraction = weights - whole
-        if fraction.max(initial=0.0) <= _TOLERANCE:
-            return chosen
-        take(int(np.argmax(fraction)), 1)
-        if not nodes_left.any() or time.perf_counter() > deadline:
-            break
-        rows = np.arange(n_types + n_groups + len(setting.limit_groups))
+    rows = np.arange(n_types + n_groups + len(setting.limit_groups))
+    unplaced = float(solution.x[:n_groups].sum())
+
+    def resolve() -> Solution | None:
         upper = np.concatenate([nodes_left, np.maximum(demand, 0), limit_left]).astype(np.float64)
         lower = np.concatenate(
             [np.full(n_types, -np.inf), np.maximum(demand, 0), np.full(len(setting.limit_groups), -np.inf)]
         )
         master.lp.set_row_bounds(rows, lower, upper)
-        again = master.lp.solve()
-        if again is None:
+        return master.lp.solve()
+
+    for _ in range(DIVES):
+        whole = np.floor(weights + _TOLERANCE).astype(np.int64)
+        for col in np.nonzero(whole)[0].tolist():
+            take(col, int(whole[col]))
+        fraction = weights - whole
+        if fraction.max(initial=0.0) <= _TOLERANCE or not nodes_left.any() or time.perf_counter() > deadline:
             break
-        weights = master.weights(again)
-    # Out of dives: the largest fractions take what nodes are left.
-    fraction = weights - np.floor(weights + _TOLERANCE)
-    for col in np.argsort(-fraction, kind="stable").tolist():
-        if fraction[col] <= _TOLERANCE:
-            break
-        take(col, 1)
+        # The largest fraction first; a fix after which the LP can no longer place every pod it
+        # could is undone and the next one tried. None left: stop, the LP rounds place the rest.
+        for col in np.argsort(-fraction, kind="stable")[:TRIES].tolist():
+            if fraction[col] <= _TOLERANCE:
+                break
+            saved = (nodes_left.copy(), demand.copy(), limit_left.copy(), len(chosen))
+            take(col, 1)
+            again = resolve()
+            if again is not None and float(again.x[:n_groups].sum()) <= unplaced + 0.5:
+                weights = master.weights(again)
+                break
+            nodes_left[:], demand[:], limit_left[:] = saved[0], saved[1], saved[2]
+            del chosen[saved[3] :]
+        else:
+            return chosen
     return chosen
 
 
