@@ -160,10 +160,10 @@ class Spillover:
             in_flight=self.reservations.holds,
             backlog=backlog,
             peer_of_node=self.directory.peer_of_node,
+            # Gang members wait in the scheduler's unschedulable queue; a change to the virtual
+            # node moves them back at once.
+            on_gangs_placed=self.directory.capacity_changed,
         )
-        # Gang members wait in the scheduler's unschedulable queue; a change to the virtual node
-        # moves them back at once. (The planner's constructor does not take this yet.)
-        self.planner.on_gangs_placed = self.directory.capacity_changed
         self.peer_status = PeerStatusWriter(home, self.directory, detacher.progress, self.planner.advice_for)
         self.registry = PeerRegistry(
             home,

@@ -158,6 +158,7 @@ class LivePlanner:
         in_flight: Callable[[str], bool] | None = None,
         backlog: BacklogPods | None = None,
         peer_of_node: Callable[[str], str | None] | None = None,
+        on_gangs_placed: Callable[[set[str]], None] | None = None,
     ) -> None:
         self.peers = peers
         self.backlog = backlog
@@ -189,8 +190,12 @@ class LivePlanner:
         self.last: PlanResult | None = None
         self.last_solve_ms = 0.0
         self._wake = asyncio.Event()
-        self.on_gangs_placed: Callable[[set[str]], None] | None = None
+        self.on_gangs_placed = on_gangs_placed
         """Called with the peers a new plan holds gang room on: waiting members must be retried."""
+
+    def gang_members_waiting(self, namespace: str, gang: str) -> int:
+        """How many of the gang's members were noted and are not bound yet."""
+        return len(self._gang_waiting.get((namespace, gang), ()))
 
     def note_candidate(self, pod: Pod) -> None:
         uid = pod.metadata.uid

@@ -76,7 +76,7 @@ class Operations:
         held = planner.current.gang_peer(namespace, gang) if planner.current is not None else None
         return {
             "name": gang,
-            "membersWaiting": len(planner._gang_waiting.get(key, ())),
+            "membersWaiting": planner.gang_members_waiting(namespace, gang),
             "peerHoldingRoom": held,
             "boundTo": planner.committed_gangs.get(key),
         }
