@@ -20,6 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
+from extender.budgets import Budgets
 from extender.capacity.tracker import Reservations
 from extender.config import Config
 from extender.delegation.avoid import AvoidList
@@ -31,21 +32,24 @@ from extender.delegation.sweep import OrphanSweeper
 from extender.delegation.view import Delegations
 from extender.delegation.watches import DelegationWatches
 from extender.delegation.writer import ProxyWriter
+from extender.home_capacity import HomeCapacity
 from extender.kube import client as kube_client
 from extender.kube.api import NAMESPACES, NODES, PODS, Client
 from extender.kube.events import EventRecorder
+from extender.kube.fanout import FanOut
 from extender.kube.identity import kube_system_uid
 from extender.kube.leader import LeaderElector, LeaderGate
 from extender.kube.reflector import Reflector
 from extender.kube.tasks import TaskSet, every
 from extender.labels import HOME_CLUSTER
-from extender.live_state import HomeNamespaces, HomeNodes, HomeView, LiveState, Namespace, PlannerVeto
+from extender.live_state import HomeNamespaces, HomeView, LiveState, Namespace, PlannerVeto
 from extender.peers.detach import PeerDetacher
 from extender.peers.directory import PeerDirectory
 from extender.peers.registry import PeerRegistry
 from extender.peers.status import PeerStatusWriter
 from extender.peers.virtual_node import VirtualNodes
 from extender.planner.live import HOME_PODS_QUERY, BacklogPods, LivePlanner
+from extender.repatriation.controller import Repatriation
 from extender.scheduling.binder import Binder
 from extender.server.decisions import Decisions
 from extender.server.extender_app import start_extender_server
@@ -118,16 +122,27 @@ class Spillover:
         self.runners: list[web.AppRunner] = []
         self.servers: list[JsonPostServer] = []
 
-        self.home_nodes = HomeNodes()
-        self.home_namespaces = HomeNamespaces()
         backlog = BacklogPods()
+        self.directory = PeerDirectory()
+        self.home_capacity = HomeCapacity()
+        # A cap raised (or removed) lets pods waiting under it go: kube-scheduler retries them on
+        # a cluster event, so the virtual nodes are rewritten as for a change of capacity.
+        self.home_namespaces = HomeNamespaces(
+            on_cap_change=lambda: self.directory.capacity_changed(list(self.directory.peers))
+        )
+        self.budgets = Budgets(self.directory.by_virtual_node, self.home_namespaces, self.home_capacity.is_spilled)
+        self.repatriation = Repatriation(
+            home, self.home_capacity, self.directory, self.events, self.metrics, default_after=cfg.repatriate_after
+        )
+        # One watch of home's live pods for everyone who reads them (a pod that finishes leaves it
+        # as DELETED): the planner's backlog, home's free room, the spend ledger, repatriation.
+        home_pods = FanOut([backlog, self.home_capacity.pods, self.budgets, self.repatriation.pods])
         self.home_reflectors: list[Reflector[Any]] = [
-            Reflector(home, NODES.collection(), Node, self.home_nodes, name="home/nodes"),
+            Reflector(home, NODES.collection(), Node, self.home_capacity.nodes, name="home/nodes"),
             Reflector(home, NAMESPACES.collection(), Namespace, self.home_namespaces, name="home/namespaces"),
-            Reflector(home, PODS.collection(), Pod, backlog, query=HOME_PODS_QUERY, name="home/pods"),
+            Reflector(home, PODS.collection(), Pod, home_pods, query=HOME_PODS_QUERY, name="home/pods"),
         ]
         self.reservations = Reservations(ttl=cfg.reservation_ttl)
-        self.directory = PeerDirectory()
         self.virtual_nodes = VirtualNodes(home, kubelet_endpoint(cfg))
 
         self.delegations = Delegations()
@@ -150,7 +165,7 @@ class Spillover:
         detacher = PeerDetacher(home, self.directory, self.virtual_nodes, Evacuation(self.delegations, writer, sweeper))
         self.gate = LeaderGate(
             LeaderElector(home, cfg.leader_election_namespace, cfg.leader_elect),
-            [mirror, lifecycle, sweeper, detacher],
+            [mirror, lifecycle, sweeper, detacher, self.repatriation],
         )
 
         self.planner = LivePlanner(
@@ -179,13 +194,21 @@ class Spillover:
             home,
             self.directory.by_virtual_node,
             self.reservations,
-            HomeView(self.home_nodes, self.home_namespaces),
+            HomeView(self.home_capacity, self.home_namespaces),
             delegation=DelegateCreator(home, self.delegations, writer, self.events, avoid, cluster_id),
             on_peer_bound=self.planner.bound,
             trust_filtered=scheduler_only(cfg),
+            budgets=self.budgets,
         )
         self.state = LiveState(
-            home, self.directory, self.home_nodes, self.home_namespaces, binder, avoid, planner=self.planner
+            home,
+            self.directory,
+            self.home_capacity,
+            self.home_namespaces,
+            binder,
+            avoid,
+            planner=self.planner,
+            budgets=self.budgets,
         )
         self.metrics.watch(self.directory.states, self.delegations.delegate_phases)
         self.decisions = Decisions()
@@ -198,8 +221,11 @@ class Spillover:
             self.decisions,
             self.reservations,
             self.ready,
+            self.budgets,
+            self.repatriation,
         )
-        self.metrics.watch_spend(self.operations.spend)
+        self.metrics.watch_spend(self.operations.spend, self.operations.budgets)
+        self.metrics.watch_repatriation(self.operations.repatriation)
 
     async def start(self) -> None:
         cfg = self.config

@@ -70,6 +70,13 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, rename="k
     avoid_peer_seconds: Annotated[
         float, _help("seconds a workload withdrawn from a peer is kept away from that peer")
     ] = 300.0
+    repatriate_after: Annotated[
+        float,
+        _help(
+            "seconds home must have had room for a spilled pod (and the pod be this old) before it is brought "
+            "home; PeerCluster spec.repatriateAfterSeconds and the pod's spillover.io/repatriate-after override it"
+        ),
+    ] = 300.0
     orphan_sweep_seconds: Annotated[
         float, _help("seconds between sweeps of each peer for objects whose home pod is gone")
     ] = 60.0

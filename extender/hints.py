@@ -22,11 +22,26 @@ MAX_COST = PREFIX + "max-cost"
 GANG = PREFIX + "gang"
 GANG_SIZE = PREFIX + "gang-size"
 FAILOVER = PREFIX + "failover"
+REPATRIATE = PREFIX + "repatriate"
+REPATRIATE_AFTER = PREFIX + "repatriate-after"
+REPATRIATE_MAX_IN_FLIGHT = PREFIX + "repatriate-max-in-flight"
 # Written by Spillover, never by users:
 CLUSTER = PREFIX + "cluster"
 REASON = PREFIX + "reason"
 
-HINTS = (POLICY, CLUSTERS, AVOID_CLUSTERS, PREFER, MAX_COST, GANG, GANG_SIZE, FAILOVER)
+HINTS = (
+    POLICY,
+    CLUSTERS,
+    AVOID_CLUSTERS,
+    PREFER,
+    MAX_COST,
+    GANG,
+    GANG_SIZE,
+    FAILOVER,
+    REPATRIATE,
+    REPATRIATE_AFTER,
+    REPATRIATE_MAX_IN_FLIGHT,
+)
 WRITTEN_BY_SPILLOVER = (CLUSTER, REASON, PREFIX + "delegate", PREFIX + "copies")
 """Annotations Spillover itself puts on pods (a copied pod may carry them)."""
 KNOWN = frozenset(HINTS + WRITTEN_BY_SPILLOVER)
@@ -69,6 +84,14 @@ class Hints:
     gang: str | None = None
     gang_size: int | None = None
     failover: Failover = Failover.ALWAYS
+    repatriate: bool | None = None
+    """Whether the pod may be brought home from a peer; None: the default (on for pods a
+    controller owns, off for bare pods: see extender.repatriation.policy)."""
+    repatriate_after: float | None = None
+    """Seconds home must have had room for the pod (and its age) before it comes home; None:
+    the PeerCluster's ``repatriateAfterSeconds``, else the server's default."""
+    repatriate_max_in_flight: int | None = None
+    """Pods of the workload coming home at once; None: one."""
 
     def allows(self, peer: str) -> bool:
         """Whether the allow/deny lists let this peer run the pod (cost is checked elsewhere)."""
@@ -122,6 +145,39 @@ def _max_cost(value: str) -> float:
     return cost
 
 
+_DURATION = re.compile(r"^([0-9]{1,7})(s|m|h)?$")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600}
+MAX_REPATRIATE_AFTER = 7 * 24 * 3600
+
+
+def _duration(annotation: str, value: str) -> float:
+    expected = "a duration such as '300', '90s', '5m' or '1h' (whole seconds, minutes or hours; at most 7 days)"
+    match = _DURATION.match(value.strip())
+    if not match:
+        raise HintError(annotation, value, expected)
+    seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2) or ""]
+    if seconds > MAX_REPATRIATE_AFTER:
+        raise HintError(annotation, value, expected)
+    return float(seconds)
+
+
+def _repatriation(annotations: Mapping[str, str]) -> tuple[bool | None, float | None, int | None]:
+    on: bool | None = None
+    if (raw := annotations.get(REPATRIATE)) is not None:
+        if raw.strip() not in ("true", "false"):
+            raise HintError(REPATRIATE, raw, "true or false")
+        on = raw.strip() == "true"
+    after = _duration(REPATRIATE_AFTER, annotations[REPATRIATE_AFTER]) if REPATRIATE_AFTER in annotations else None
+    limit: int | None = None
+    if (raw := annotations.get(REPATRIATE_MAX_IN_FLIGHT)) is not None:
+        text = raw.strip()
+        if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 1000:
+            expected = "a whole number 1-1000 (pods of the workload moving at once)"
+            raise HintError(REPATRIATE_MAX_IN_FLIGHT, raw, expected)
+        limit = int(text)
+    return on, after, limit
+
+
 def parse_hints(annotations: Mapping[str, str] | None) -> Hints:
     """Read every spillover.io/ hint; raise HintError naming the first bad one."""
     if not annotations:
@@ -163,6 +219,7 @@ def parse_hints(annotations: Mapping[str, str] | None) -> Hints:
             failover = Failover(raw.strip())
         except ValueError:
             raise HintError(FAILOVER, raw, "one of always, never") from None
+    repatriate, repatriate_after, repatriate_max_in_flight = _repatriation(annotations)
     return Hints(
         policy=policy,
         clusters=clusters,
@@ -172,6 +229,9 @@ def parse_hints(annotations: Mapping[str, str] | None) -> Hints:
         gang=gang,
         gang_size=gang_size,
         failover=failover,
+        repatriate=repatriate,
+        repatriate_after=repatriate_after,
+        repatriate_max_in_flight=repatriate_max_in_flight,
     )
 
 

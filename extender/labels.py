@@ -18,6 +18,8 @@ CAPACITY_GENERATION = "spillover.io/capacity-generation"
 DELEGATE = "spillover.io/delegate"
 """Annotation on the proxy pod: namespace/name of its delegate in the peer."""
 VIRTUAL_NODE_PREFIX = "spillover-"
+DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
+"""Written (-1000) on spilled pods, carried by their Binding: a scale-down removes them first."""
 ENABLED = "spillover.io/enabled"
 """Namespace label (true) by which the admin opts a home namespace in: only its pods may spill
 (the webhook prepares them, the admission policy refuses the marker elsewhere, and filter and

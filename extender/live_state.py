@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 import msgspec
 
 from extender import labels
+from extender.budgets import Budgets, CapError, parse_cap
 from extender.capacity.model import NodeCapacity, PeerState
 from extender.delegation.avoid import AvoidList
+from extender.home_capacity import HomeCapacity
 from extender.kube.api import NODES, Api
 from extender.kube.raw import ApiError
 from extender.kube.reflector import Handler
@@ -23,7 +25,7 @@ from extender.peers.directory import PeerDirectory
 from extender.scheduling.binder import Binder
 from extender.scheduling.filter import namespace_refusal
 from extender.scheduling.state import BindError
-from extender.wire.core import Node, ObjectMeta, Pod
+from extender.wire.core import Node, Pod
 
 node_decoder = msgspec.json.Decoder(Node)
 
@@ -32,58 +34,62 @@ NODE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z
 
 
 class Namespace(Node):
-    """Only metadata is read (labels, for PeerCluster allowedNamespaces)."""
-
-
-def home_placement(node: Node) -> NodeCapacity:
-    """What a bind checks of a real home node: labels, taints, cordon. Resources and readiness are
-    the scheduler's to judge (and the kubelet re-checks resources and node affinity at admission;
-    a NotReady node carries the lifecycle controller's taints)."""
-    return NodeCapacity(
-        name=node.metadata.name,
-        labels=dict(node.metadata.labels or {}),
-        taints=tuple(node.spec.taints or ()),
-        unschedulable=node.spec.unschedulable,
-    )
-
-
-class HomeNodes(Handler[Node]):
-    """The real home nodes, for bind to judge a pod against without I/O."""
-
-    def __init__(self) -> None:
-        self.nodes: dict[str, NodeCapacity] = {}
-
-    @property
-    def names(self) -> Mapping[str, NodeCapacity]:
-        return self.nodes
-
-    def replace(self, items: list[Node]) -> None:
-        self.nodes = {n.metadata.name: home_placement(n) for n in items if not _is_virtual(n.metadata)}
-
-    def upsert(self, item: Node) -> None:
-        if not _is_virtual(item.metadata):
-            self.nodes[item.metadata.name] = home_placement(item)
-
-    def delete(self, item: Node) -> None:
-        self.nodes.pop(item.metadata.name, None)
-
-
-def _is_virtual(meta: ObjectMeta) -> bool:
-    return (meta.labels or {}).get(labels.VIRTUAL) == "true"
+    """Only metadata is read (labels for opt-in and PeerCluster allowedNamespaces, the spend cap)."""
 
 
 class HomeNamespaces(Handler[Namespace]):
-    def __init__(self) -> None:
+    """Home namespaces' labels (opt-in, allowedNamespaces) and spend caps (``budgets.Caps``).
+
+    ``on_cap_change`` runs when a namespace's cap appears, changes or goes: pods waiting for
+    room under it are retried by kube-scheduler only on a cluster event, so it is told of one
+    (the virtual nodes are rewritten, as for a change of a peer's capacity).
+    """
+
+    def __init__(self, on_cap_change: Callable[[], None] | None = None) -> None:
         self.labels: dict[str, dict[str, str]] = {}
+        self.caps: dict[str, float | str] = {}
+        self.on_cap_change = on_cap_change
 
     def replace(self, items: list[Namespace]) -> None:
         self.labels = {n.metadata.name: dict(n.metadata.labels or {}) for n in items}
+        before = self.caps
+        self.caps = {}
+        for item in items:
+            self._set_cap(item)
+        if before != self.caps:
+            self._cap_changed()
 
     def upsert(self, item: Namespace) -> None:
         self.labels[item.metadata.name] = dict(item.metadata.labels or {})
+        before = self.caps.get(item.metadata.name)
+        self._set_cap(item)
+        if self.caps.get(item.metadata.name) != before:
+            self._cap_changed()
 
     def delete(self, item: Namespace) -> None:
         self.labels.pop(item.metadata.name, None)
+        self.caps.pop(item.metadata.name, None)
+
+    def _set_cap(self, item: Namespace) -> None:
+        name = item.metadata.name
+        try:
+            cap: float | str | None = parse_cap(item.metadata.annotations)
+        except CapError as exc:
+            cap = f"namespace {name}: {exc}"
+        if cap is None:
+            self.caps.pop(name, None)
+        else:
+            self.caps[name] = cap
+
+    def _cap_changed(self) -> None:
+        if self.on_cap_change is not None:
+            self.on_cap_change()
+
+    def cap(self, namespace: str) -> float | str | None:
+        return self.caps.get(namespace)
+
+    def capped(self) -> Mapping[str, float | str]:
+        return self.caps
 
     def opted_in(self, namespace: str) -> bool | None:
         """None for a namespace the cache has not seen (yet)."""
@@ -94,7 +100,7 @@ class HomeNamespaces(Handler[Namespace]):
 class HomeView:
     """What bind reads of home, from the watches: namespaces (opt-in, labels) and real nodes."""
 
-    def __init__(self, nodes: HomeNodes, namespaces: HomeNamespaces) -> None:
+    def __init__(self, nodes: HomeCapacity, namespaces: HomeNamespaces) -> None:
         self._nodes = nodes
         self._namespaces = namespaces
 
@@ -105,7 +111,7 @@ class HomeView:
         return self._namespaces.labels.get(namespace, {})
 
     def node(self, name: str) -> NodeCapacity | None:
-        return self._nodes.nodes.get(name)
+        return self._nodes.node(name)
 
 
 class PlannerVeto:
@@ -137,11 +143,12 @@ class LiveState:
         self,
         home: Api,
         directory: PeerDirectory,
-        nodes: HomeNodes,
+        nodes: HomeCapacity,
         namespaces: HomeNamespaces,
         binder: Binder,
         avoid: AvoidList,
         planner: Planning | None = None,
+        budgets: Budgets | None = None,
     ) -> None:
         self.home = home
         self.directory = directory
@@ -150,6 +157,7 @@ class LiveState:
         self.binder = binder
         self.avoid = avoid
         self.planner = planner
+        self.budgets = budgets
 
     def peer_for_node(self, node_name: str) -> PeerState | None:
         return self.directory.by_virtual_node.get(node_name)
@@ -171,9 +179,8 @@ class LiveState:
             raise BindError(f"cannot tell whether node {node_name} exists: {exc.message}") from exc
         except OSError as exc:
             raise BindError(f"cannot tell whether node {node_name} exists: {exc}") from exc
-        if self.nodes is not None:  # the bind that follows judges the pod against it from the cache
-            with contextlib.suppress(msgspec.MsgspecError):
-                self.nodes.upsert(node_decoder.decode(payload))
+        with contextlib.suppress(msgspec.MsgspecError):  # the bind that follows judges the pod against it
+            self.nodes.nodes.upsert(node_decoder.decode(payload))
         return True
 
     def namespace_labels(self, namespace: str) -> Mapping[str, str]:
@@ -203,6 +210,11 @@ class LiveState:
 
     def plan_score(self, pod: Pod, peer: PeerState) -> int | None:
         return self.planner.score(pod, peer) if self.planner is not None else None
+
+    def budget_refusal(self, pod: Pod, peer: PeerState, requests: Mapping[str, int]) -> str | None:
+        if self.budgets is None:
+            return None
+        return self.budgets.refusal(pod.metadata.namespace, peer, requests)
 
     async def bind(self, pod_namespace: str, pod_name: str, pod_uid: str, node_name: str) -> None:
         await self.binder.bind(pod_namespace, pod_name, pod_uid, node_name)

@@ -2,7 +2,8 @@
 
 The planner's price model (extender.planner.pricing.cost_per_hour: cores x ``cost`` + GiB x
 ``costPerGiB`` + GPUs x ``costPerGPU``) applied to the pods running in peers now. The status page,
-`spillover explain` and the ``spillover_spend_per_hour`` metric read it; budgets can too.
+`spillover explain` and the ``spillover_spend_per_hour`` metric read it, and so do the spend caps
+(``extender.budgets``) and repatriation (what bringing a pod home saves).
 """
 
 from __future__ import annotations
@@ -14,6 +15,11 @@ from extender.capacity.model import PeerState
 from extender.planner.pricing import cost_per_hour
 
 FINISHED = frozenset({"Succeeded", "Failed"})
+
+
+def money(amount: float) -> str:
+    """A price per hour as people read it: 2, 0.5, 0.125, 1.3333."""
+    return f"{round(amount, 4):g}"
 
 
 @dataclass(frozen=True, slots=True)

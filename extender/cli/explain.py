@@ -63,6 +63,9 @@ def render(data: dict[str, Any]) -> str:
     lines.append(
         f"{'SPEND':10} namespace: {spend.get('namespacePerHour', 0):g}/h spilled now; {spend.get('budget', '')}"
     )
+    home = data.get("repatriation")
+    if home:
+        lines.append(f"{'HOME':10} {home['state']}: {home['reason']}")
     lines.append("PEERS (verdict now, ranked among those that may take it: tier, plan score, price)")
     lines.append(f"  {'RANK':4} {'PEER':12} {'VERDICT':12} {'TIER':>4} {'COST':>6} {'PRICE/H':>9} {'SCORE':>5}  REASON")
     for row in sorted(data.get("peers") or (), key=lambda r: (r.get("rank") or 99, r["peer"])):

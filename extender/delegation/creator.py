@@ -29,7 +29,7 @@ from extender.scheduling.state import BindError, BindRefused
 from extender.wire.core import ObjectMeta, Pod
 
 log = logging.getLogger("spillover.delegator")
-DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
+DELETION_COST = labels.DELETION_COST
 
 
 class _Copy(msgspec.Struct):

@@ -65,6 +65,12 @@ class PeerDirectory:
         pc = self.specs.get(name)
         return float(pc.spec.grace_period_seconds) if pc is not None else DEFAULT_GRACE_PERIOD
 
+    def repatriate_after(self, name: str) -> float | None:
+        """The peer's PeerCluster spec.repatriateAfterSeconds, if set."""
+        pc = self.specs.get(name)
+        seconds = pc.spec.repatriate_after_seconds if pc is not None else None
+        return float(seconds) if seconds is not None else None
+
     def deleting(self) -> list[str]:
         """PeerClusters deleted but held by Spillover's finalizer: their peers are to be detached."""
         return [

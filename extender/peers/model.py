@@ -41,6 +41,9 @@ class PeerClusterSpec(msgspec.Struct, rename="camel", omit_defaults=True):
     CRD's enum refuses it first)."""
     paused: bool = False
     grace_period_seconds: int = 60
+    repatriate_after_seconds: int | None = None
+    """Seconds home must have had room for a pod spilled here before it comes home (None: the
+    server's default); a pod's spillover.io/repatriate-after overrides it."""
 
 
 class PeerCluster(msgspec.Struct, rename="camel"):

@@ -67,6 +67,17 @@ class HomeView(Protocol):
         """A real home node's labels, taints and cordon."""
 
 
+class Budget(Protocol):
+    """The namespaces' spend caps, as bind checks them (kept abstract: the ledger lives above)."""
+
+    def hold(self, uid: str, namespace: str, peer: PeerState, requests: Mapping[str, int]) -> str | None:
+        """Check the pod against its namespace's cap and count its price while it binds; the
+        refusal when it would go over (nothing held then)."""
+
+    def release(self, uid: str) -> None:
+        """The bind failed: its price no longer counts."""
+
+
 class Delegation(Protocol):
     """What the binder needs of the delegator (kept abstract so the arrows point one way)."""
 
@@ -118,6 +129,7 @@ class Binder:
         delegation: Delegation | None = None,
         on_peer_bound: Callable[[Pod, str], None] | None = None,
         trust_filtered: bool = True,
+        budgets: Budget | None = None,
     ) -> None:
         self.home = home
         self.peers = peers_by_virtual_node
@@ -125,6 +137,8 @@ class Binder:
         self.home_view = home_view
         self.delegation = delegation
         self.on_peer_bound = on_peer_bound
+        self.budgets = budgets
+        """Spend caps: checked again here, and the price held, so a burst cannot overshoot a cap."""
         self.trust_filtered = trust_filtered
         """Whether the pods filter saw may be judged and delegated without reading them back: only
         when the extender's caller can only be the scheduler."""
@@ -158,6 +172,8 @@ class Binder:
         fit = find_node(pod, requests, peer)
         if fit.node is None:
             raise BindError(f"cannot bind {namespace}/{name} to {node}: {fit.reason}")
+        if self.budgets is not None and (over := self.budgets.hold(uid, namespace, peer, requests)) is not None:
+            raise BindError(f"cannot bind {namespace}/{name} to {node}: {over}")
         self.reservations.hold(uid, peer, fit.node, requests)
         undo: Callable[[], Awaitable[None]] | None = None
         annotations: dict[str, str] = {}
@@ -167,6 +183,8 @@ class Binder:
             await self._binding(namespace, name, uid, node, annotations)
         except BaseException as exc:
             self.reservations.release(uid)
+            if self.budgets is not None:
+                self.budgets.release(uid)
             if isinstance(exc, BindRefused):
                 self.refused[(uid, peer.name)] = str(exc)
             if undo is not None:

@@ -210,6 +210,8 @@ class _Judge:
         fit = find_node(self.pod, requests, peer, tightest=False)
         if fit.node is None:
             return fit.reason, True
+        if (over := self.state.budget_refusal(self.pod, peer, requests)) is not None:
+            return over, False  # preempting pods at home frees no budget
         return None
 
 

@@ -46,6 +46,8 @@ class InMemoryState:
         self.remembered: dict[str, tuple[Pod, bytes]] = {}
         self.late_nodes: set[str] = set()
         """Home nodes the apiserver has and the cache has not seen yet."""
+        self.over_budget: dict[str, str] = {}
+        """namespace -> why its pods would exceed its spend cap (on any peer)."""
 
     def peer_for_node(self, node_name: str) -> PeerState | None:
         return self.peers.get(node_name)
@@ -83,6 +85,9 @@ class InMemoryState:
 
     def plan_score(self, pod: Pod, peer: PeerState) -> int | None:
         return self.plan.get(peer.name)
+
+    def budget_refusal(self, pod: Pod, peer: PeerState, requests: Mapping[str, int]) -> str | None:
+        return self.over_budget.get(pod.metadata.namespace)
 
     async def bind(self, pod_namespace: str, pod_name: str, pod_uid: str, node_name: str) -> None:
         if self.bind_error is not None:

@@ -65,5 +65,9 @@ class SchedulingState(Protocol):
     def plan_score(self, pod: Pod, peer: PeerState) -> int | None:
         """The planner's 0-10 score for this pod's class on that peer, if a plan exists."""
 
+    def budget_refusal(self, pod: Pod, peer: PeerState, requests: Mapping[str, int]) -> str | None:
+        """Why the pod would take its namespace over its spend cap on that peer (None: it would
+        not, or the namespace has no cap), counting the binds in flight."""
+
     async def bind(self, pod_namespace: str, pod_name: str, pod_uid: str, node_name: str) -> None:
         """Bind the pod (to a real node: a Binding; to a virtual node: delegate, then Binding)."""

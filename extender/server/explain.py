@@ -30,8 +30,6 @@ from extender.server.decisions import Decision, Decisions
 from extender.spend import Spend
 from extender.wire.core import Pod
 
-BUDGET = "no budget: Spillover does not limit spend yet (budgets are planned, issue 15)"
-
 
 class _WithoutSideEffects:
     """The live scheduling state for a filter run that only looks: the pod is not added to the
@@ -76,6 +74,9 @@ class _WithoutSideEffects:
     def plan_score(self, pod: Pod, peer: PeerState) -> int | None:
         return self.state.plan_score(pod, peer)
 
+    def budget_refusal(self, pod: Pod, peer: PeerState, requests: Mapping[str, int]) -> str | None:
+        return self.state.budget_refusal(pod, peer, requests)
+
     async def bind(self, pod_namespace: str, pod_name: str, pod_uid: str, node_name: str) -> None:
         raise RuntimeError("explain never binds")
 
@@ -94,6 +95,12 @@ class ExplainSource(Protocol):
     def gang(self, namespace: str, gang: str) -> dict[str, Any]: ...
 
     def spilled(self, namespace: str, name: str) -> tuple[str, str, str, Api] | None: ...
+
+    def budget(self, namespace: str) -> str:
+        """The namespace's spend cap and what is left of it, in one line."""
+
+    def coming_home(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """What repatriation makes of the spilled pod now (its row of the leader's last pass)."""
 
 
 class NotFound(LookupError):
@@ -205,8 +212,9 @@ def explain(source: ExplainSource, raw_pod: dict[str, Any], pod: Pod) -> dict[st
     spend = source.spend()
     out["spend"] = {
         "namespacePerHour": round(spend.by_namespace().get(meta.namespace, 0.0), 6),
-        "budget": BUDGET,
+        "budget": source.budget(meta.namespace),
     }
+    out["repatriation"] = source.coming_home(meta.namespace, meta.name)
     out["gang"] = source.gang(meta.namespace, parsed.gang) if parsed is not None and parsed.gang else None
     out["spilled"] = None
     out["summary"] = _summary(out, annotations)

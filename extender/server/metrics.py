@@ -7,7 +7,9 @@ process collectors from mixing with ours unless the caller registers them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -78,6 +80,33 @@ class Metrics:
             ["peer"],
             registry=r,
         )
+        self.repatriated = Counter(
+            "spillover_repatriated_pods",
+            "Spilled pods brought home (a new pod of theirs bound at home after their eviction), by the peer "
+            "they left.",
+            ["peer"],
+            registry=r,
+        )
+        self.repatriation_saved = Counter(
+            "spillover_repatriation_saved_per_hour",
+            "Price per hour of the pods brought home, summed, by the peer they left (what each hour of theirs "
+            "at home saves, at the PeerCluster's prices).",
+            ["peer"],
+            registry=r,
+        )
+        self.repatriation_blocked = Counter(
+            "spillover_repatriation_blocked",
+            "RepatriationBlocked Events recorded, by reason (PDB, NoRoom, Gang, Hint, PingPong).",
+            ["reason"],
+            registry=r,
+        )
+        self.ping_pong = Counter(
+            "spillover_repatriation_ping_pong",
+            "Pods that spilled again soon after their workload's pod came home (its repatriation is held back), "
+            "by the peer they spilled to.",
+            ["peer"],
+            registry=r,
+        )
         self._children: dict[tuple[str, ...], tuple[Counter, Histogram]] = {}
         self._decisions: dict[str, Counter] = {}
 
@@ -111,15 +140,29 @@ class Metrics:
     def count_unused_copies(self, peer: str, removed: int) -> None:
         self.copies_removed.labels(peer).inc(removed)
 
+    def count_repatriated(self, peer: str, saved_per_hour: float) -> None:
+        self.repatriated.labels(peer).inc()
+        self.repatriation_saved.labels(peer).inc(saved_per_hour)
+
+    def count_repatriation_blocked(self, reason: str) -> None:
+        self.repatriation_blocked.labels(reason).inc()
+
+    def count_ping_pong(self, peer: str) -> None:
+        self.ping_pong.labels(peer).inc()
+
     def watch(
         self, peers: Callable[[], Iterable[PeerState]], delegates: Callable[[], Iterable[tuple[str, str]]]
     ) -> None:
         """Gauges of peer health, free capacity and delegates, read from the caches at scrape time."""
         self.registry.register(_StateCollector(peers, delegates))
 
-    def watch_spend(self, spend: Callable[[], Spend]) -> None:
-        """``spillover_spend_per_hour{namespace,peer}``, computed at scrape time."""
-        self.registry.register(_SpendCollector(spend))
+    def watch_spend(self, spend: Callable[[], Spend], budgets: Callable[[], list[dict[str, Any]]]) -> None:
+        """``spillover_spend_per_hour{namespace,peer}`` and the caps, computed at scrape time."""
+        self.registry.register(_SpendCollector(spend, budgets))
+
+    def watch_repatriation(self, rows: Callable[[], list[dict[str, Any]]]) -> None:
+        """``spillover_repatriation_pods{peer,state}``: the spilled pods by what keeps them there."""
+        self.registry.register(_RepatriationCollector(rows))
 
     def observe_webhook(self, result: str, seconds: float) -> None:
         self.webhook_requests.labels(result).inc()
@@ -171,8 +214,9 @@ class _StateCollector(Collector):
 
 
 class _SpendCollector(Collector):
-    def __init__(self, spend: Callable[[], Spend]) -> None:
+    def __init__(self, spend: Callable[[], Spend], budgets: Callable[[], list[dict[str, Any]]]) -> None:
         self.spend = spend
+        self.budgets = budgets
 
     def collect(self) -> Iterator[Metric]:
         gauge = GaugeMetricFamily(
@@ -186,9 +230,39 @@ class _SpendCollector(Collector):
             "Pods of each namespace running (or to run) in each peer.",
             labels=["namespace", "peer"],
         )
+        caps = GaugeMetricFamily(
+            "spillover_spend_cap_per_hour",
+            "A namespace's spend cap in peers (annotation spillover.io/max-spend-per-hour; NaN when it does not "
+            "parse, and then its pods stay home).",
+            labels=["namespace"],
+        )
         spend = self.spend()
         for (namespace, peer), amount in sorted(spend.by_namespace_peer.items()):
             gauge.add_metric([namespace, peer], amount)
             pods.add_metric([namespace, peer], float(spend.pods.get((namespace, peer), 0)))
+        for row in self.budgets():
+            cap = row.get("cap")
+            caps.add_metric([str(row["namespace"])], float(cap) if isinstance(cap, int | float) else math.nan)
         yield gauge
         yield pods
+        yield caps
+
+
+class _RepatriationCollector(Collector):
+    def __init__(self, rows: Callable[[], list[dict[str, Any]]]) -> None:
+        self.rows = rows
+
+    def collect(self) -> Iterator[Metric]:
+        gauge = GaugeMetricFamily(
+            "spillover_repatriation_pods",
+            "Pods running in peers, by peer and what repatriation makes of them now (waiting, no room, stays, "
+            "held back, blocked, coming home...), as of the leader's last pass.",
+            labels=["peer", "state"],
+        )
+        counts: dict[tuple[str, str], int] = {}
+        for row in self.rows():
+            key = (str(row["peer"]), str(row["state"]))
+            counts[key] = counts.get(key, 0) + 1
+        for (peer, state), count in sorted(counts.items()):
+            gauge.add_metric([peer, state], float(count))
+        yield gauge

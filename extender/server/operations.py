@@ -13,19 +13,21 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from extender.budgets import MAX_SPEND, Budgets
 from extender.capacity.model import PeerState
 from extender.delegation.view import DelegationView
 from extender.kube.api import Api
 from extender.kube.raw import ApiError
 from extender.peers.directory import PeerDirectory
 from extender.planner.live import LivePlanner
+from extender.repatriation.controller import Repatriation
 from extender.scheduling.state import SchedulingState
 from extender.server import status_page
 from extender.server.decisions import Decisions
 from extender.server.explain import NotFound, add_delegate, explain, read_pod
 from extender.server.history import SpilledHistory
 from extender.server.kubelet_api import Delegated, DelegateLookup
-from extender.spend import Spend, SpilledPod, spend_per_hour
+from extender.spend import Spend, SpilledPod, money
 
 _NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
 
@@ -41,6 +43,8 @@ class Operations:
         decisions: Decisions,
         reservations: Any,
         ready: Any,
+        budgets_ledger: Budgets,
+        repatriation: Repatriation,
     ) -> None:
         self.home = home
         self.state = state
@@ -51,6 +55,8 @@ class Operations:
         self.reservations = reservations
         self.ready = ready
         """() -> (ready, why): the server's readiness, shown on the page."""
+        self.ledger = budgets_ledger
+        self.repatriation_controller = repatriation
         self.history = SpilledHistory(self.spilled_count)
         self._lookup = DelegateLookup(delegations)
 
@@ -68,7 +74,31 @@ class Operations:
         )
 
     def spend(self) -> Spend:
-        return spend_per_hour(self.spilled_pods(), {peer.name: peer for peer in self.peers()})
+        """The spend the caps are checked against (from home's pod watch)."""
+        return self.ledger.spend()
+
+    def budgets(self) -> list[dict[str, Any]]:
+        return self.ledger.budgets()
+
+    def budget(self, namespace: str) -> str:
+        """The namespace's cap in one line, for explain."""
+        cap = self.ledger.caps.cap(namespace)
+        if cap is None:
+            return f"no cap (the namespace annotation {MAX_SPEND} sets one)"
+        if isinstance(cap, str):
+            return cap
+        held = self.ledger.held(namespace)
+        left = cap - self.ledger.spent(namespace) - held
+        in_flight = f", {money(held)}/h of it being placed" if held > 0 else ""
+        return f"cap {money(cap)}/h ({MAX_SPEND}), {money(max(left, 0.0))}/h left{in_flight}"
+
+    def repatriation(self) -> list[dict[str, Any]]:
+        """The spilled pods and what repatriation makes of them (the leader's last pass)."""
+        return self.repatriation_controller.rows()
+
+    def coming_home(self, namespace: str, name: str) -> dict[str, Any] | None:
+        pod = f"{namespace}/{name}"
+        return next((row for row in self.repatriation() if row["pod"] == pod), None)
 
     def gang(self, namespace: str, gang: str) -> dict[str, Any]:
         planner = self.planner

@@ -39,6 +39,10 @@ class StatusSource(Protocol):
 
     def spend(self) -> Spend: ...
 
+    def budgets(self) -> list[dict[str, Any]]: ...
+
+    def repatriation(self) -> list[dict[str, Any]]: ...
+
 
 def _resources(peer: PeerState) -> list[dict[str, Any]]:
     """Allocatable, used (requested), reserved and free per resource over schedulable nodes."""
@@ -111,6 +115,8 @@ def snapshot(source: StatusSource) -> dict[str, Any]:
             for (ns, peer), amount in sorted(spend.by_namespace_peer.items())
         ],
         "spendTotal": round(spend.total, 4),
+        "budgets": source.budgets(),
+        "repatriation": source.repatriation(),
         "decisions": [
             {
                 "at": datetime.datetime.fromtimestamp(d.at, datetime.UTC).strftime("%H:%M:%S"),
@@ -266,6 +272,19 @@ def render(data: dict[str, Any]) -> str:
     spend_rows = [[_e(r["namespace"]), _e(r["peer"]), str(r["pods"]), _num(r["perHour"])] for r in data["spend"]]
     if spend_rows:
         spend_rows.append(["<b>total</b>", "", "", f"<b>{_num(data['spendTotal'])}</b>"])
+    budgets = [
+        [
+            _e(b["namespace"]),
+            _num(b["cap"]) if b.get("cap") is not None else '<b class="bad">invalid</b>',
+            _num(b["spendPerHour"]),
+            _num(b["leftPerHour"]) if "leftPerHour" in b else _e(b.get("error", "")),
+        ]
+        for b in data["budgets"]
+    ]
+    home = [
+        [_e(r["pod"]), _e(r["peer"]), _num(r["perHour"]), _e(r["state"]), _e(r["reason"])]
+        for r in data["repatriation"]
+    ]
     decisions = [[_e(d["at"]), _e(d["pod"]), _e(d["outcome"]), _e(d["reason"])] for d in data["decisions"]]
     advice = [
         [_e(a["cluster"]), _e(a["shape"]), str(a["nodes"]), str(a["pods"]), _num(a["costPerHour"])]
@@ -284,8 +303,12 @@ placed<span class="free"></span>free</span></h2>
 <div class="two">
 <section><h2>Spilled pods, last hour <span class="muted">(now {now})</span></h2>{_chart(data["history"])}</section>
 <section><h2>Spend per hour <span class="muted">(at each peer's prices)</span></h2>
-{_table(["namespace", "peer", "pods", "per hour"], spend_rows, {2, 3}, "Nothing spilled: no spend.")}</section>
+{_table(["namespace", "peer", "pods", "per hour"], spend_rows, {2, 3}, "Nothing spilled: no spend.")}
+<h2>Spend caps <span class="muted">(namespace annotation spillover.io/max-spend-per-hour)</span></h2>
+{_table(["namespace", "cap/h", "spend/h", "left/h"], budgets, {1, 2}, "No namespace has a spend cap.")}</section>
 </div>
+<h2>Coming home <span class="muted">(pods running in peers, dearest first: what repatriation makes of them)</span></h2>
+{_table(["pod", "peer", "per hour", "state", "why"], home, {2}, "No pod runs in a peer.")}
 <h2>Last decisions</h2>
 {_table(["time (UTC)", "pod", "outcome", "reason"], decisions, set(), "No pod has reached Spillover yet.")}
 <h2>Scale-up advice</h2>

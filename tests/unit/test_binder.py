@@ -12,7 +12,8 @@ import pytest
 from extender.capacity.tracker import Reservations
 from extender.delegation.avoid import AvoidList
 from extender.kube.api import NODES, PODS
-from extender.live_state import HomeNamespaces, HomeNodes, LiveState
+from extender.home_capacity import HomeCapacity
+from extender.live_state import HomeNamespaces, LiveState
 from extender.peers.directory import PeerDirectory
 from extender.scheduling.binder import Binder
 from extender.scheduling.memory import InMemoryHome, InMemoryState, peer
@@ -124,7 +125,7 @@ async def test_a_spilled_pods_annotations_ride_on_its_binding_so_the_proxy_gets_
 
 def live_state(home: FakeApiserver) -> LiveState:
     binder = Binder(home, {}, Reservations(), InMemoryHome())
-    return LiveState(home, PeerDirectory(), HomeNodes(), HomeNamespaces(), binder, AvoidList(300))
+    return LiveState(home, PeerDirectory(), HomeCapacity(), HomeNamespaces(), binder, AvoidList(300))
 
 
 async def test_a_home_node_missing_from_the_cache_is_looked_up_in_the_apiserver() -> None:

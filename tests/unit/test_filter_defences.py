@@ -13,7 +13,8 @@ from extender.app import scheduler_only
 from extender.capacity.tracker import Reservations
 from extender.config import Config
 from extender.delegation.avoid import AvoidList
-from extender.live_state import HomeNamespaces, HomeNodes, LiveState
+from extender.home_capacity import HomeCapacity
+from extender.live_state import HomeNamespaces, LiveState
 from extender.peers.directory import PeerDirectory
 from extender.pod_security import Level
 from extender.scheduling.binder import Binder
@@ -87,7 +88,7 @@ def test_a_lasting_bind_refusal_keeps_that_peer_off_the_pod_in_filter() -> None:
     namespaces.labels = {"shop": dict(OPTED_IN)}
     directory = PeerDirectory()
     directory.by_virtual_node[east.virtual_node] = east
-    state = LiveState(home, directory, HomeNodes(), namespaces, binder, AvoidList(300))
+    state = LiveState(home, directory, HomeCapacity(), namespaces, binder, AvoidList(300))
     pod = make_pod()
     why = "the pod references Secret db and Secret shop/db in peer east was not copied there by Spillover"
     binder.refused[(pod.metadata.uid, "east")] = why

@@ -24,7 +24,10 @@ def exposed_names() -> set[str]:
     """Every series name the real Metrics object exposes, as Prometheus would store them."""
     metrics = Metrics()
     metrics.watch(lambda: [peer("east")], lambda: [("east", "Running")])
-    metrics.watch_spend(lambda: Spend({("shop", "east"): 0.5}, {("shop", "east"): 1}))
+    metrics.watch_spend(
+        lambda: Spend({("shop", "east"): 0.5}, {("shop", "east"): 1}), lambda: [{"namespace": "shop", "cap": 2.0}]
+    )
+    metrics.watch_repatriation(lambda: [{"peer": "east", "state": "waiting"}])
     names: set[str] = set()
     for line in generate_latest(metrics.registry).decode().splitlines():
         if line.startswith("# TYPE "):

@@ -12,7 +12,7 @@ from extender.scheduling.memory import GI, InMemoryState, make_pod, node_capacit
 from extender.scheduling.state import SchedulingState
 from extender.server import status_page
 from extender.server.decisions import MAX_NAMES, Decisions
-from extender.server.explain import BUDGET, explain
+from extender.server.explain import explain
 from extender.server.history import SpilledHistory
 from extender.spend import Spend, SpilledPod, spend_per_hour
 from extender.wire.extender import ExtenderFilterResult
@@ -102,6 +102,12 @@ class _Source:
     def spend(self) -> Spend:
         return spend_per_hour(self._pods, {p.name: p for p in self._peers})
 
+    def budgets(self) -> list[dict[str, Any]]:
+        return [{"namespace": "shop", "cap": 2.0, "spendPerHour": 1.0, "leftPerHour": 1.0}]
+
+    def repatriation(self) -> list[dict[str, Any]]:
+        return [{"pod": "shop/web-1", "peer": "east", "perHour": 1.0, "state": "waiting", "reason": "home has room"}]
+
 
 def test_the_status_page_draws_each_bar_part_in_proportion_to_its_number() -> None:
     east = peer("east", nodes=[node_capacity("e1", cpu_m=4000, used_cpu_m=1000), node_capacity("e2", cpu_m=4000)])
@@ -120,6 +126,7 @@ def test_the_status_page_draws_each_bar_part_in_proportion_to_its_number() -> No
     assert "not placing" in page and "peer west is unreachable" in page
     assert "<polyline" in page and "<script" not in page
     assert ">shop<" in page and data["spendTotal"] == 1.0
+    assert "Spend caps" in page and "Coming home" in page and "shop/web-1" in page
 
 
 # ---- explain ----------------------------------------------------------------------------------------
@@ -144,6 +151,12 @@ class _ExplainSource:
     def spilled(self, namespace: str, name: str) -> None:
         return None
 
+    def budget(self, namespace: str) -> str:
+        return f"cap 2/h for {namespace}"
+
+    def coming_home(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return None
+
 
 def test_explain_gives_each_peers_verdict_the_ranking_by_price_and_leaves_the_backlog_alone() -> None:
     cheap, dear = peer("east", cost=1.0), peer("west", cost=3.0)
@@ -158,7 +171,7 @@ def test_explain_gives_each_peers_verdict_the_ranking_by_price_and_leaves_the_ba
     assert rows["west"]["verdict"] == "excluded" and "above spillover.io/max-cost=2" in rows["west"]["reason"]
     assert rows["tiny"]["verdict"] == "no room" and "too little cpu" in rows["tiny"]["reason"]
     assert out["hints"]["policy"] == "remote-only" and out["hints"]["maxCost"] == 2
-    assert out["spend"]["budget"] == BUDGET
+    assert out["spend"]["budget"] == "cap 2/h for shop"
     assert out["summary"].startswith("pending; no filter decision recorded")
     assert state.candidates == [], "explaining a pod must not put it in the planner's backlog"
     assert pod_requests(pod)["cpu"] == 500

@@ -1,0 +1,581 @@
+"""The repatriation controller (leader-only): spilled pods come home once home has had room.
+
+Every second it looks at the pods running in peers, the dearest first (their price per hour in
+their peer), and asks the home capacity cache what ``filter`` would: is there a home node that
+fits the pod by every rule, counting the pods already on their way home and the dearer pods
+looked at before it? A pod (a gang: all its spilled members at once) that has had room for its
+delay, is at least that old, whose hints allow it, whose workload is not held back for
+ping-pong and has no more than its limit of pods moving, is evicted through the Eviction API
+(policy/v1), so the workload's PodDisruptionBudget decides: a 429 is the budget saying no. Its
+controller then makes a new pod, which kube-scheduler places at home like any other (local-first:
+home has room, so home it is); a bare pod that asked to come home is created again by Spillover
+once the old one is gone. The delegate in the peer goes with the proxy, as for any deleted proxy
+(``delegation.lifecycle``).
+
+Nothing moves or stays without saying why: Events ``Repatriating`` (on the pod leaving the peer),
+``Repatriated`` (on the pod that came home) and ``RepatriationBlocked`` (PDB, NoRoom, Gang, Hint,
+PingPong, at most once per pod and reason every ten minutes); metrics; and ``rows()`` for the
+status page and ``spillover status``.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import msgspec
+
+from extender.capacity.fit import find_node, without_marker
+from extender.capacity.model import PeerState
+from extender.home_capacity import HomeCapacity
+from extender.kube.api import PODS, Api
+from extender.kube.events import EventSink
+from extender.kube.raw import ApiError
+from extender.kube.reflector import Handler
+from extender.kube.tasks import every
+from extender.peers.directory import PeerDirectory
+from extender.planner.pricing import cost_per_hour
+from extender.repatriation.moves import Move, age, eviction, made_after, recreated_pod, seconds_text
+from extender.repatriation.pingpong import PingPong
+from extender.repatriation.policy import DEFAULT_AFTER, Terms, owner_text, terms, workload_of
+from extender.resources import QuantityError, Resources, pod_requests
+from extender.spend import FINISHED, money
+from extender.wire.core import Pod
+
+log = logging.getLogger("spillover.repatriation")
+PASS_EVERY = 1.0
+PDB_RETRY = 10.0
+"""Seconds before a workload whose PodDisruptionBudget said no is asked again (the apiserver's
+own Retry-After for a budget still being processed)."""
+TELL_EVERY = 600.0
+"""The same RepatriationBlocked reason is told on a pod at most this often."""
+MOVE_TIMEOUT = 180.0
+"""A move whose new pod is not bound at home by then is given up (its held room goes)."""
+
+
+class Block(enum.StrEnum):
+    """Why a pod that could come home does not (the first word of a RepatriationBlocked Event)."""
+
+    PDB = "PDB"
+    NO_ROOM = "NoRoom"
+    GANG = "Gang"
+    HINT = "Hint"
+    PING_PONG = "PingPong"
+
+
+class RepatriationMetrics(Protocol):
+    def count_repatriated(self, peer: str, saved_per_hour: float) -> None:
+        """A pod came home from ``peer``; it cost ``saved_per_hour`` there."""
+
+    def count_repatriation_blocked(self, reason: str) -> None:
+        """A RepatriationBlocked Event was recorded, by its reason."""
+
+    def count_ping_pong(self, peer: str) -> None:
+        """A pod spilled to ``peer`` soon after its workload's pod came home: held back."""
+
+
+@dataclass
+class _Unit:
+    """What moves together: one pod, or the spilled members of a gang."""
+
+    key: str
+    members: list[Pod]
+    peers: list[PeerState]
+    requests: list[Resources]
+    terms: Terms
+    price: float = 0.0
+    nodes: dict[str, str] = field(default_factory=dict)
+    """Member UID -> the home node that fits it (this pass)."""
+
+
+class Repatriation:
+    def __init__(
+        self,
+        home: Api,
+        capacity: HomeCapacity,
+        directory: PeerDirectory,
+        events: EventSink,
+        metrics: RepatriationMetrics,
+        default_after: float = DEFAULT_AFTER,
+        interval: float = PASS_EVERY,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.home = home
+        self.capacity = capacity
+        self.directory = directory
+        self.events = events
+        self.metrics = metrics
+        self.default_after = default_after
+        self.interval = interval
+        self.clock = clock
+        self.wall = wall
+        self.pods: Handler[Pod] = _Pods(self)
+        """For home's pod watch (every replica): the spilled pods, and the new pods that end moves."""
+        self.spilled: dict[str, Pod] = {}
+        self.listed = False
+        self.room_since: dict[str, float] = {}
+        """Pod UID (or gang key) -> since when home has had room for it, without a break."""
+        self.moves: dict[str, Move] = {}
+        """Evicted pod UID -> its move home (on the leader only)."""
+        self.ping_pong = PingPong()
+        self.pdb_until: dict[str, float] = {}
+        """Unit -> when its PodDisruptionBudget may be asked again."""
+        self.told: dict[tuple[str, Block], float] = {}
+        self.status: list[dict[str, Any]] = []
+        """The last pass, one row per spilled pod (for the status page and `spillover status`)."""
+
+    # ---- the leader's loop ----------------------------------------------------------------------
+    async def lead(self) -> None:
+        """Room timers start afresh with each lead (a pod waits its delay again after a failover:
+        the conservative side), and moves are forgotten when the lead is lost."""
+        self.room_since.clear()
+        try:
+            await every(self.interval, self.step, "repatriation pass failed")
+        finally:
+            for move in self.moves.values():
+                self.capacity.release(move.uid)
+            self.moves.clear()
+            self.status = []
+
+    async def step(self) -> None:
+        now = self.clock()
+        self._expire(now)
+        await self._recreate_bare_pods()
+        ripe = self._assess(now) if self.spilled else []
+        if not self.spilled:
+            self.status = []
+        for unit in ripe:
+            await self._move(unit)
+
+    # ---- assessing every spilled pod ------------------------------------------------------------
+    def _units(self) -> list[_Unit]:
+        gangs: dict[str, _Unit] = {}
+        units: list[_Unit] = []
+        for pod in self.spilled.values():
+            peer = self.directory.by_virtual_node.get(pod.spec.node_name)
+            if peer is None or pod.metadata.deletion_timestamp is not None:
+                continue
+            if (pod.status.phase if pod.status else "") != "Running":
+                continue  # a delegate not running yet is the lifecycle's to judge, not ours
+            try:
+                requests = pod_requests(pod)
+            except QuantityError:
+                continue
+            pod_terms = terms(pod, self.directory.repatriate_after(peer.name), self.default_after)
+            price = cost_per_hour(requests, peer)
+            if pod_terms.gang is not None:
+                key = f"{pod.metadata.namespace}/gang/{pod_terms.gang}"
+                unit = gangs.get(key)
+                if unit is None:
+                    unit = gangs[key] = _Unit(key, [], [], [], pod_terms)
+                    units.append(unit)
+                elif pod_terms.allowed <= unit.terms.allowed and pod_terms.after >= unit.terms.after:
+                    unit.terms = pod_terms  # the strictest member's terms hold for the gang
+                unit.members.append(pod)
+                unit.peers.append(peer)
+                unit.requests.append(requests)
+                unit.price += price
+                continue
+            units.append(_Unit(workload_of(pod), [pod], [peer], [requests], pod_terms, price))
+        return units
+
+    def _assess(self, now: float) -> list[_Unit]:
+        """Judge every spilled pod, dearest first; return the units to move now."""
+        scratch = self.capacity.snapshot()
+        moving = Counter(move.unit for move in self.moves.values())
+        wall = self.wall()
+        ripe: list[_Unit] = []
+        rows: list[dict[str, Any]] = []
+        for unit in sorted(self._units(), key=lambda u: (-u.price, u.key, u.members[0].metadata.uid)):
+            state, reason = self._judge(unit, scratch, moving, now, wall)
+            if state == "moving now":
+                ripe.append(unit)
+                moving[unit.key] += 1
+            for pod, peer, requests in zip(unit.members, unit.peers, unit.requests, strict=True):
+                rows.append(
+                    {
+                        "pod": f"{pod.metadata.namespace}/{pod.metadata.name}",
+                        "peer": peer.name,
+                        "perHour": round(cost_per_hour(requests, peer), 4),
+                        "state": state,
+                        "reason": reason,
+                        "homeNode": unit.nodes.get(pod.metadata.uid, ""),
+                    }
+                )
+        in_flight = {m.uid for m in self.moves.values() if not m.gone}
+        for move in self.moves.values():
+            if move.uid in in_flight:
+                rows.append(
+                    {
+                        "pod": f"{move.namespace}/{move.name}",
+                        "peer": move.peer,
+                        "perHour": round(move.price, 4),
+                        "state": "coming home",
+                        "reason": f"evicted from {move.peer}; room held on home node {move.node}",
+                        "homeNode": move.node,
+                    }
+                )
+        self.status = rows
+        return ripe
+
+    def _judge(
+        self, unit: _Unit, scratch: PeerState, moving: Counter[str], now: float, wall: float
+    ) -> tuple[str, str]:
+        """(state, why) of one unit; claims its room in ``scratch`` when it may come home."""
+        uids = [pod.metadata.uid for pod in unit.members]
+        if any(uid in self.moves for uid in uids):
+            return "coming home", "evicted; its new pod is being placed at home"
+        after = unit.terms.after
+        timer = unit.key if len(uids) > 1 else uids[0]
+        placed, short = self._place(unit, scratch)
+        since = self.room_since.setdefault(timer, now) if placed else None
+        if since is None:
+            lost = self.room_since.pop(timer, None)
+            if lost is not None and unit.terms.allowed and now - lost >= 1.0:
+                self._tell_all(
+                    unit,
+                    Block.NO_ROOM,
+                    f"home had room for it for {seconds_text(now - lost)} but lost it before {seconds_text(after)} "
+                    f"passed ({short}); it comes home once home has had room for {seconds_text(after)}",
+                )
+        if not unit.terms.allowed:
+            if since is not None:
+                self._unplace(unit, scratch)  # it stays: its room is free for others
+                if now - since >= after:
+                    self._tell_all(
+                        unit,
+                        Block.HINT,
+                        f"home has had room for it for {seconds_text(now - since)}, but it stays in peer "
+                        f"{unit.peers[0].name}: {unit.terms.why_not}",
+                    )
+            return "stays", unit.terms.why_not
+        if since is None:
+            if len(uids) > 1 and self._each_fits_alone(unit, scratch):
+                why = f"gang {unit.terms.gang}: not all {len(uids)} spilled members fit at home at once ({short})"
+                self._tell_all(unit, Block.GANG, f"{why}; a gang comes home whole or not at all")
+                return "no room", why
+            return "no room", short
+        workload = workload_of(unit.members[0])
+        if (held := self.ping_pong.held_until(workload)) > now:
+            self._unplace(unit, scratch)  # held back: its room is free for others meanwhile
+            return "held back", (
+                f"ping-pong: its workload spilled again soon after coming home; held for {seconds_text(held - now)}"
+            )
+        if self.pdb_until.get(unit.key, 0.0) > now:
+            self._unplace(unit, scratch)
+            return "blocked", "its PodDisruptionBudget allows no disruption now; asked again shortly"
+        limit = len(uids) if len(uids) > 1 else unit.terms.max_in_flight
+        if moving[unit.key] >= limit:
+            return "waiting its turn", f"{moving[unit.key]} pod(s) of its workload are coming home already"
+        youngest = min(age(pod, wall) for pod in unit.members)
+        waited = now - since
+        if waited < after or youngest < after:
+            wait = max(after - waited, after - youngest)
+            node = next(iter(unit.nodes.values()))
+            return "waiting", f"home has room (node {node}); comes home in {seconds_text(wait)} if that lasts"
+        return "moving now", f"home has had room for {seconds_text(waited)}"
+
+    def _place(self, unit: _Unit, scratch: PeerState) -> tuple[bool, str]:
+        """Every member on a home node of ``scratch`` (claiming the room), or none and why."""
+        unit.nodes = {}
+        for pod, requests in zip(unit.members, unit.requests, strict=True):
+            fit = self._fit(pod, requests, scratch)
+            if fit is None:
+                self._unplace(unit, scratch)
+                return False, self._why_none(pod, requests, scratch)
+            unit.nodes[pod.metadata.uid] = fit
+            node = scratch.nodes[fit]
+            for name, amount in without_marker(requests).items():
+                node.reserved[name] = node.reserved.get(name, 0) + amount
+        return True, ""
+
+    def _unplace(self, unit: _Unit, scratch: PeerState) -> None:
+        for pod, requests in zip(unit.members, unit.requests, strict=True):
+            placed = unit.nodes.pop(pod.metadata.uid, None)
+            if placed is None:
+                continue
+            node = scratch.nodes[placed]
+            for name, amount in without_marker(requests).items():
+                node.reserved[name] = node.reserved.get(name, 0) - amount
+
+    def _each_fits_alone(self, unit: _Unit, scratch: PeerState) -> bool:
+        return all(
+            self._fit(pod, requests, scratch) is not None
+            for pod, requests in zip(unit.members, unit.requests, strict=True)
+        )
+
+    @staticmethod
+    def _fit(pod: Pod, requests: Resources, scratch: PeerState) -> str | None:
+        return find_node(pod, requests, scratch).node
+
+    @staticmethod
+    def _why_none(pod: Pod, requests: Resources, scratch: PeerState) -> str:
+        return find_node(pod, requests, scratch).reason.replace("no node of home fits", "no home node fits")
+
+    # ---- moving ---------------------------------------------------------------------------------
+    async def _move(self, unit: _Unit) -> None:
+        if len(unit.members) > 1:  # a gang: every member's budget first, so none moves alone
+            for pod in unit.members:
+                refused = await self._evict(pod, dry_run=True)
+                if refused is not None:
+                    self._blocked_by_pdb(unit, refused)
+                    return
+        for pod, peer, requests in zip(unit.members, unit.peers, unit.requests, strict=True):
+            raw = None
+            if not any(ref.controller for ref in pod.metadata.owner_references or ()):
+                raw = await self._read(pod)
+                if raw is None:
+                    continue
+            refused = await self._evict(pod)
+            if refused == "":
+                continue  # gone or replaced meanwhile
+            if refused is not None:
+                self._blocked_by_pdb(unit, refused)
+                return
+            self._started(unit, pod, peer, requests, raw)
+
+    def _started(self, unit: _Unit, pod: Pod, peer: PeerState, requests: Resources, raw: dict[str, Any] | None) -> None:
+        meta = pod.metadata
+        node = unit.nodes.get(meta.uid, "")
+        price = cost_per_hour(requests, peer)
+        workload = workload_of(pod)
+        self.moves[meta.uid] = Move(
+            uid=meta.uid,
+            namespace=meta.namespace,
+            name=meta.name,
+            workload=workload,
+            unit=unit.key,
+            peer=peer.name,
+            price=price,
+            node=node,
+            requests=requests,
+            started=self.clock(),
+            started_wall=self.wall(),
+            recreate=raw,
+        )
+        if node:
+            self.capacity.hold(meta.uid, node, requests)
+        self.ping_pong.sent_home(workload, self.clock())
+        self.room_since.pop(meta.uid, None)
+        who = owner_text(pod)
+        self.events.record(
+            _ref(pod),
+            "Repatriating",
+            f"home has had room for it for {seconds_text(unit.terms.after)} or more (node {node} fits it): evicted "
+            f"from peer {peer.name}, where it cost {money(price)}/h; {who} creates it again, at home",
+        )
+        log.info("repatriating", extra={"pod": f"{meta.namespace}/{meta.name}", "peer": peer.name, "home_node": node})
+
+    def _blocked_by_pdb(self, unit: _Unit, refused: str) -> None:
+        self.pdb_until[unit.key] = self.clock() + PDB_RETRY
+        self._tell_all(unit, Block.PDB, f"the PodDisruptionBudget allows no disruption now: {refused}")
+
+    async def _evict(self, pod: Pod, dry_run: bool = False) -> str | None:
+        """None when evicted (or would be); the budget's refusal; "" when the pod is gone."""
+        meta = pod.metadata
+        query = [("dryRun", "All")] if dry_run else []
+        try:
+            await self.home.request("POST", PODS.item(meta.name, meta.namespace, "eviction"), eviction(pod), query)
+        except ApiError as exc:
+            if exc.status == 429:
+                return _causes(exc.body) or exc.message
+            if exc.status in (404, 409):
+                return ""
+            log.warning("eviction of %s/%s failed: %s", meta.namespace, meta.name, exc)
+            return ""
+        return None
+
+    async def _read(self, pod: Pod) -> dict[str, Any] | None:
+        meta = pod.metadata
+        try:
+            raw: dict[str, Any] = msgspec.json.decode(await self.home.get(PODS.item(meta.name, meta.namespace)))
+        except (ApiError, msgspec.DecodeError, OSError) as exc:
+            log.warning("cannot read %s/%s to create it again at home: %s", meta.namespace, meta.name, exc)
+            return None
+        if (raw.get("metadata") or {}).get("uid") != pod.metadata.uid:
+            return None
+        return raw
+
+    async def _recreate_bare_pods(self) -> None:
+        for move in list(self.moves.values()):
+            if move.recreate is None or not move.gone or move.recreated:
+                continue
+            try:
+                await self.home.request("POST", PODS.collection(move.namespace), recreated_pod(move.recreate))
+                move.recreated = True
+            except ApiError as exc:
+                if exc.status == 409:
+                    continue  # the old one is still being removed: next pass
+                log.warning("could not create %s/%s again at home: %s", move.namespace, move.name, exc)
+                self.events.record(
+                    {"namespace": move.namespace, "name": move.name, "uid": move.uid},
+                    "RepatriationBlocked",
+                    f"evicted from peer {move.peer} to come home, but creating it again at home failed: {exc.message}",
+                    warning=True,
+                )
+                move.recreated = True  # told; the move times out and its room goes
+
+    def _expire(self, now: float) -> None:
+        for uid, move in list(self.moves.items()):
+            if move.done or now - move.started > MOVE_TIMEOUT:
+                if not move.done:
+                    log.warning(
+                        "%s/%s left peer %s but no new pod of it was bound at home within %gs",
+                        move.namespace,
+                        move.name,
+                        move.peer,
+                        MOVE_TIMEOUT,
+                    )
+                self.capacity.release(uid)
+                del self.moves[uid]
+        self.pdb_until = {key: until for key, until in self.pdb_until.items() if until > now}
+        self.told = {key: at for key, at in self.told.items() if now - at < TELL_EVERY}
+        self.ping_pong.forget_old(now)
+
+    # ---- what the watch shows -------------------------------------------------------------------
+    def on_list(self, items: list[Pod]) -> None:
+        self.spilled = {p.metadata.uid: p for p in items if self._live_spilled(p)}
+        uids = {p.metadata.uid for p in items}
+        for uid in list(self.room_since):
+            if "/" not in uid and uid not in self.spilled:
+                del self.room_since[uid]
+        for move in self.moves.values():
+            move.gone = move.gone or move.uid not in uids
+        self.listed = True
+
+    def on_pod(self, pod: Pod) -> None:
+        uid = pod.metadata.uid
+        if self.capacity.is_spilled(pod):
+            if self._live_spilled(pod):
+                if uid not in self.spilled and self.listed:
+                    self._spilled_now(pod)
+                self.spilled[uid] = pod
+            else:
+                self.spilled.pop(uid, None)
+            return
+        self.spilled.pop(uid, None)
+        if pod.spec.node_name and self.moves:
+            self._bound_home(pod)
+
+    def on_gone(self, pod: Pod) -> None:
+        uid = pod.metadata.uid
+        self.spilled.pop(uid, None)
+        self.room_since.pop(uid, None)
+        move = self.moves.get(uid)
+        if move is not None:
+            move.gone = True
+
+    def _live_spilled(self, pod: Pod) -> bool:
+        phase = pod.status.phase if pod.status else ""
+        return self.capacity.is_spilled(pod) and pod.metadata.deletion_timestamp is None and phase not in FINISHED
+
+    def _waiting_move(self, pod: Pod) -> Move | None:
+        """The move this new pod of a workload ends, if any."""
+        workload = workload_of(pod)
+        for move in self.moves.values():
+            fresh = move.workload == workload and not move.replacement and move.uid != pod.metadata.uid
+            if fresh and made_after(pod, move):
+                return move
+        return None
+
+    def _bound_home(self, pod: Pod) -> None:
+        if any(m.replacement == pod.metadata.uid for m in self.moves.values()):
+            return
+        move = self._waiting_move(pod)
+        if move is None:
+            return
+        move.replacement = pod.metadata.uid
+        move.home_node = pod.spec.node_name
+        self.capacity.release(move.uid)
+        self.metrics.count_repatriated(move.peer, move.price)
+        self.events.record(
+            _ref(pod),
+            "Repatriated",
+            f"came home from peer {move.peer} to node {pod.spec.node_name}, in place of {move.namespace}/{move.name} "
+            f"(evicted there): saves {money(move.price)}/h",
+        )
+
+    def _spilled_now(self, pod: Pod) -> None:
+        """A pod was just bound to a virtual node: if its workload was sent home lately, ping-pong."""
+        peer = self.directory.by_virtual_node.get(pod.spec.node_name)
+        peer_name = peer.name if peer is not None else pod.spec.node_name
+        move = self._waiting_move(pod)
+        if move is not None:  # the very pod meant to run at home spilled
+            move.replacement = pod.metadata.uid
+            self.capacity.release(move.uid)
+        workload = workload_of(pod)
+        pod_terms = terms(pod, self.directory.repatriate_after(peer_name), self.default_after)
+        hold = self.ping_pong.spilled(workload, self.clock(), pod_terms.after)
+        if hold is None:
+            return
+        self.metrics.count_ping_pong(peer_name)
+        strikes = self.ping_pong.strikes(workload)
+        self._tell(
+            pod,
+            Block.PING_PONG,
+            f"a pod of {workload} was sent home within the last hour and this one spilled to {peer_name} again "
+            f"(home's room did not last): the workload's repatriation is held back for {seconds_text(hold)} "
+            f"(strike {strikes}; each doubles the wait)",
+        )
+
+    # ---- telling ----------------------------------------------------------------------------------
+    def _tell_all(self, unit: _Unit, block: Block, message: str) -> None:
+        for pod in unit.members:
+            self._tell(pod, block, message)
+
+    def _tell(self, pod: Pod, block: Block, message: str) -> None:
+        key = (pod.metadata.uid, block)
+        now = self.clock()
+        if key in self.told and now - self.told[key] < TELL_EVERY:
+            return
+        self.told[key] = now
+        self.metrics.count_repatriation_blocked(block.value)
+        warning = block in (Block.PDB, Block.PING_PONG)
+        self.events.record(_ref(pod), "RepatriationBlocked", f"{block.value}: {message}", warning=warning)
+
+    def rows(self) -> list[dict[str, Any]]:
+        return list(self.status)
+
+
+class _Pods(Handler[Pod]):
+    def __init__(self, controller: Repatriation) -> None:
+        self.c = controller
+
+    def replace(self, items: list[Pod]) -> None:
+        self.c.on_list(items)
+
+    def upsert(self, item: Pod) -> None:
+        self.c.on_pod(item)
+
+    def delete(self, item: Pod) -> None:
+        self.c.on_gone(item)
+
+
+def _ref(pod: Pod) -> dict[str, str]:
+    return {"namespace": pod.metadata.namespace, "name": pod.metadata.name, "uid": pod.metadata.uid}
+
+
+class _Details(msgspec.Struct):
+    causes: list[dict[str, Any]] = msgspec.field(default_factory=list)
+
+
+class _Status(msgspec.Struct):
+    message: str = ""
+    details: _Details | None = None
+
+
+def _causes(body: bytes) -> str:
+    """The budget's own words from a 429 (``The disruption budget web needs 5 healthy pods and
+    has 5 currently``), after the apiserver's message."""
+    try:
+        status = msgspec.json.decode(body, type=_Status)
+    except msgspec.DecodeError:
+        return ""
+    causes = [str(c.get("message", "")) for c in (status.details.causes if status.details else []) if c.get("message")]
+    return "; ".join([status.message, *causes]) if status.message else "; ".join(causes)
