@@ -293,6 +293,7 @@ class Repatriation:
             node = scratch.nodes[fit]
             for name, amount in without_marker(requests).items():
                 node.reserved[name] = node.reserved.get(name, 0) + amount
+            scratch.generation += 1  # find_node's bounds on free room are kept per generation
         return True, ""
 
     def _unplace(self, unit: _Unit, scratch: PeerState) -> None:
@@ -303,6 +304,7 @@ class Repatriation:
             node = scratch.nodes[placed]
             for name, amount in without_marker(requests).items():
                 node.reserved[name] = node.reserved.get(name, 0) - amount
+            scratch.generation += 1
 
     def _each_fits_alone(self, unit: _Unit, scratch: PeerState) -> bool:
         return all(

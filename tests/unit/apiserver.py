@@ -4,7 +4,7 @@
 typed, with no stand-ins. It keeps objects by path and answers what Spillover asks of a real
 apiserver: get; list with label and field selectors; watch (events follow the writes); create
 (409 when the name is taken); merge patch with the resourceVersion precondition (409 on a
-stale one); delete with UID preconditions and finalizers; pods/binding. Every call is recorded.
+stale one); delete with UID preconditions and finalizers; pods/binding; pods/eviction. Every call is recorded.
 Tests steer it: ``down`` refuses connections, ``fail`` makes a call answer an error, ``hold``
 makes one wait, ``answer`` serves a path with a function (SelfSubjectAccessReviews).
 """
@@ -264,6 +264,8 @@ class FakeApiserver:
                 return found
             if method == "POST" and where.subresource == "binding":
                 return self._bind(key, found, body)
+            if method == "POST" and where.subresource == "eviction":
+                return self._evict(key, found, body, query)
             if method == "PATCH":
                 return self._patch(key, found, body, method, path)
             if method == "PUT":
@@ -324,6 +326,21 @@ class FakeApiserver:
             marked = merge_patch(found, {"metadata": {"deletionTimestamp": rfc3339()}})
             return self._store(key, marked)
         self._remove(key)
+        return {"kind": "Status", "status": "Success"}
+
+    def _evict(self, key: _Where, pod: Object, eviction: Object, query: dict[str, str]) -> Object:
+        """policy/v1 Eviction with no PodDisruptionBudget in the way (tests inject a 429 with
+        ``fail``): a dry run changes nothing; otherwise a graceful delete, which for a bound,
+        running pod only marks it (its node's kubelet, or Spillover for a proxy, finishes it)."""
+        uid = ((eviction.get("deleteOptions") or {}).get("preconditions") or {}).get("uid")
+        if uid and uid != pod["metadata"].get("uid"):
+            raise _error(409, "Conflict", f"Precondition failed: UID in precondition: {uid}", "POST", "")
+        if query.get("dryRun") != "All":
+            running = (pod.get("spec") or {}).get("nodeName") and (pod.get("status") or {}).get("phase") == "Running"
+            if running:
+                self._store(key, merge_patch(pod, {"metadata": {"deletionTimestamp": rfc3339()}}))
+            else:
+                self._remove(key)
         return {"kind": "Status", "status": "Success"}
 
     def _store(self, key: _Where, obj: Object, fill: bool = False) -> Object:

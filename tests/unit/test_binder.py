@@ -11,8 +11,8 @@ import pytest
 
 from extender.capacity.tracker import Reservations
 from extender.delegation.avoid import AvoidList
-from extender.kube.api import NODES, PODS
 from extender.home_capacity import HomeCapacity
+from extender.kube.api import NODES, PODS
 from extender.live_state import HomeNamespaces, LiveState
 from extender.peers.directory import PeerDirectory
 from extender.scheduling.binder import Binder
