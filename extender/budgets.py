@@ -30,7 +30,7 @@ from extender.wire.core import Pod
 
 MAX_SPEND = "spillover.io/max-spend-per-hour"
 """Namespace annotation: the most its pods may cost per hour in peers, all peers together."""
-CAP_FORM = r"^([0-9]+(\.[0-9]+)?|\.[0-9]+)$"
+CAP_FORM = r"^([0-9]+([.][0-9]+)?|[.][0-9]+)$"
 """A plain non-negative decimal, as the ValidatingAdmissionPolicy spillover-budgets accepts
 (manifests/base/budget-policy.yaml); keep the two in step."""
 _CAP = re.compile(CAP_FORM)

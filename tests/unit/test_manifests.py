@@ -21,8 +21,8 @@ def docs(base: str) -> list[dict[str, Any]]:
     return out
 
 
-def one(found: list[dict[str, Any]], kind: str) -> dict[str, Any]:
-    (match,) = [d for d in found if d["kind"] == kind]
+def one(found: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    (match,) = [d for d in found if d["kind"] == kind and name in (None, d["metadata"]["name"])]
     return match
 
 
@@ -94,8 +94,8 @@ def test_the_opt_in_policy_guards_exactly_the_namespaces_the_webhook_leaves_alon
     from extender.resources import SPILLABLE
 
     found = docs("base")
-    policy = one(found, "ValidatingAdmissionPolicy")
-    assert one(found, "ValidatingAdmissionPolicyBinding")["spec"] == {
+    policy = one(found, "ValidatingAdmissionPolicy", "spillover-opt-in")
+    assert one(found, "ValidatingAdmissionPolicyBinding", "spillover-opt-in")["spec"] == {
         "policyName": policy["metadata"]["name"],
         "validationActions": ["Deny"],
     }
@@ -106,3 +106,26 @@ def test_the_opt_in_policy_guards_exactly_the_namespaces_the_webhook_leaves_alon
     }
     expressions = " ".join(v["expression"] for v in policy["spec"]["variables"])
     assert f"'{SPILLABLE}'" in expressions and f"'{labels.VIRTUAL}'" in expressions
+
+
+def test_the_budget_policy_accepts_exactly_the_caps_spillover_parses() -> None:
+    from extender.budgets import CAP_FORM, MAX_SPEND
+
+    found = docs("base")
+    policy = one(found, "ValidatingAdmissionPolicy", "spillover-budgets")
+    assert one(found, "ValidatingAdmissionPolicyBinding", "spillover-budgets")["spec"] == {
+        "policyName": "spillover-budgets",
+        "validationActions": ["Deny"],
+    }
+    (rule,) = policy["spec"]["matchConstraints"]["resourceRules"]
+    assert rule["resources"] == ["namespaces"] and rule["operations"] == ["CREATE", "UPDATE"]
+    variables = {v["name"]: v["expression"] for v in policy["spec"]["variables"]}
+    assert f".matches('{CAP_FORM}')" in variables["wellFormed"]
+    assert "size(variables.value) <= 32" in variables["wellFormed"]
+    assert f"'{MAX_SPEND}'" in variables["present"]
+
+
+def test_spillover_may_evict_and_create_pods_in_home_to_bring_them_home() -> None:
+    role = one(docs("base"), "ClusterRole")
+    granted = {(resource, verb) for rule in role["rules"] for resource in rule["resources"] for verb in rule["verbs"]}
+    assert {("pods/eviction", "create"), ("pods", "create")} <= granted

@@ -23,6 +23,7 @@ CRD = REPO / "manifests" / "base" / "crd" / "peerclusters.spillover.io.yaml"
 HOME_RBAC = REPO / "manifests" / "base" / "rbac.yaml"
 HOME_FLOWSCHEMA = REPO / "manifests" / "base" / "flowschema.yaml"
 OPT_IN_POLICY = REPO / "manifests" / "base" / "opt-in-policy.yaml"
+BUDGET_POLICY = REPO / "manifests" / "base" / "budget-policy.yaml"
 PEER_RBAC = REPO / "manifests" / "peer" / "rbac.yaml"
 PEER_FLOWSCHEMA = REPO / "manifests" / "peer" / "flowschema.yaml"
 LAB_USER = {"kind": "User", "name": "spillover", "apiGroup": "rbac.authorization.k8s.io"}
@@ -74,14 +75,16 @@ def prioritise(api: Api, flowschema: Any) -> None:
 
 
 def apply_opt_in_policy(api: Api) -> None:
-    """The ValidatingAdmissionPolicy (and its binding) that refuses prepared pods outside opted-in namespaces."""
+    """The ValidatingAdmissionPolicies (and their bindings): prepared pods outside opted-in namespaces and
+    bad spend caps are refused."""
     collections = {
         "ValidatingAdmissionPolicy": "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies",
         "ValidatingAdmissionPolicyBinding": "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings",
     }
-    for doc in yaml.safe_load_all(OPT_IN_POLICY.read_text()):
-        if doc:
-            _apply(api, collections[doc["kind"]], doc)
+    for policy in (OPT_IN_POLICY, BUDGET_POLICY):
+        for doc in yaml.safe_load_all(policy.read_text()):
+            if doc:
+                _apply(api, collections[doc["kind"]], doc)
 
 
 def install(state: State) -> None:
