@@ -1,4 +1,5 @@
-"""`spillover status`: every peer as the home cluster sees it (from PeerCluster status)."""
+"""`spillover status`: every peer as the home cluster sees it (from PeerCluster status), then what
+the running server knows: spend per namespace against its cap, and the pods waiting to come home."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import msgspec
 
 from extender.cli.errors import explain
+from extender.cli.server import ServerError, add_server_flag, read_server
 from extender.kube import client as kube_client
 from extender.kube.raw import ApiError
 from extender.peers.model import PEERCLUSTERS, PeerClusterWithStatus
@@ -50,6 +52,43 @@ def render(items: list[PeerClusterWithStatus]) -> str:
     return "\n".join(lines)
 
 
+def _money(value: Any) -> str:
+    return f"{round(float(value), 4):g}"
+
+
+def render_server(data: dict[str, Any]) -> str:
+    """Spend and caps per namespace, spend per peer, and the pods running in peers with what
+    repatriation makes of them (from the server's /status.json)."""
+    lines = ["", f"{'NAMESPACE':20} {'SPEND/H':>9} {'CAP/H':>9} {'LEFT/H':>9}"]
+    spend: dict[str, float] = {}
+    for row in data.get("spend") or ():
+        spend[row["namespace"]] = spend.get(row["namespace"], 0.0) + float(row["perHour"])
+    caps = {row["namespace"]: row for row in data.get("budgets") or ()}
+    for namespace in sorted(set(spend) | set(caps)):
+        cap = caps.get(namespace)
+        if cap is None:
+            shown, left = "-", "-"
+        elif cap.get("cap") is None:
+            shown, left = "invalid", str(cap.get("error", ""))
+        else:
+            shown, left = _money(cap["cap"]), _money(cap["leftPerHour"])
+        lines.append(f"{namespace:20} {_money(spend.get(namespace, 0.0)):>9} {shown:>9} {left:>9}")
+    if not spend and not caps:
+        lines.append("(nothing spilled, no caps: annotate a namespace with spillover.io/max-spend-per-hour to cap it)")
+    per_peer = {peer["name"]: peer.get("spendPerHour", 0.0) for peer in data.get("peers") or ()}
+    if per_peer:
+        lines.append("spend per peer: " + ", ".join(f"{name} {_money(v)}/h" for name, v in sorted(per_peer.items())))
+    rows = data.get("repatriation") or []
+    lines += ["", f"{'COMING HOME':36} {'PEER':10} {'PER H':>7} {'STATE':16}  WHY"]
+    for row in rows:
+        lines.append(
+            f"{row['pod']:36} {row['peer']:10} {_money(row['perHour']):>7} {row['state']:16}  {row['reason']}"
+        )
+    if not rows:
+        lines.append("(no pod runs in a peer)")
+    return "\n".join(lines)
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         items = asyncio.run(fetch(args.kubeconfig))
@@ -60,10 +99,18 @@ def run(args: argparse.Namespace) -> int:
         print(explain(exc), file=sys.stderr)
         return 1
     print(render(items))
+    try:
+        print(render_server(read_server(args.server, "/status.json")))
+    except ServerError as exc:
+        print(f"\nspend, caps and pods coming home: not shown ({exc})")
     return 0
 
 
 def register(subparsers: Any) -> None:
-    p = subparsers.add_parser("status", help="show every peer cluster: readiness, cost, free capacity")
+    p = subparsers.add_parser(
+        "status",
+        help="show every peer cluster (readiness, cost, free capacity), spend against caps, pods coming home",
+    )
     p.add_argument("--kubeconfig", default=None, help="home cluster kubeconfig (default: $KUBECONFIG)")
+    add_server_flag(p)
     p.set_defaults(func=run)

@@ -129,3 +129,30 @@ def test_status_shows_a_pause_before_spillover_has_written_it() -> None:
     assert "placing pods here" not in stale
     assert "False" in stale and "paused (spec.paused): no new pods go there" in stale
     assert "placing pods here" in render([item(False, "True", "placing pods here")])
+
+
+def test_status_shows_spend_against_each_cap_and_what_waits_to_come_home() -> None:
+    from extender.cli.status import render_server
+
+    data = {
+        "spend": [
+            {"namespace": "shop", "peer": "east", "pods": 2, "perHour": 2.0},
+            {"namespace": "lab", "peer": "east", "pods": 1, "perHour": 0.5},
+        ],
+        "budgets": [
+            {"namespace": "shop", "cap": 3.0, "spendPerHour": 2.0, "leftPerHour": 1.0},
+            {"namespace": "ops", "cap": None, "error": "annotation ... 'lots' is invalid", "spendPerHour": 0.0},
+        ],
+        "peers": [{"name": "east", "spendPerHour": 2.5}],
+        "repatriation": [
+            {"pod": "shop/web-1", "peer": "east", "perHour": 1.0, "state": "waiting", "reason": "home has room"}
+        ],
+    }
+    text = render_server(data)
+    lines = {line.split()[0]: line.split() for line in text.splitlines() if line.strip()}
+    assert lines["shop"][1:] == ["2", "3", "1"]
+    assert lines["lab"][1:] == ["0.5", "-", "-"]
+    assert lines["ops"][2] == "invalid"
+    assert "spend per peer: east 2.5/h" in text
+    assert lines["shop/web-1"][:4] == ["shop/web-1", "east", "1", "waiting"]
+    assert "(no pod runs in a peer)" in render_server({})
