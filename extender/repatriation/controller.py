@@ -49,13 +49,17 @@ from extender.wire.core import Pod
 
 log = logging.getLogger("spillover.repatriation")
 PASS_EVERY = 1.0
-PDB_RETRY = 10.0
-"""Seconds before a workload whose PodDisruptionBudget said no is asked again (the apiserver's
-own Retry-After for a budget still being processed)."""
+PDB_RETRY = 5.0
+"""Seconds before a workload whose PodDisruptionBudget said no is asked again: a budget usually
+says no only until the last pod that came home is counted Ready (the disruption controller's
+next sync), so soon, but not at every pass."""
 TELL_EVERY = 600.0
 """The same RepatriationBlocked reason is told on a pod at most this often."""
 MOVE_TIMEOUT = 180.0
 """A move whose new pod is not bound at home by then is given up (its held room goes)."""
+
+
+BLOCKED = "its PodDisruptionBudget allows no disruption now; asked again shortly"
 
 
 class Block(enum.StrEnum):
@@ -152,6 +156,9 @@ class Repatriation:
             self.status = []
         for unit in ripe:
             await self._move(unit)
+        for row in self.status:  # what this pass's evictions met
+            if self.pdb_until.get(row["workload"], 0.0) > now and row["state"] in ("moving now", "waiting its turn"):
+                row["state"], row["reason"] = "blocked", BLOCKED
 
     # ---- assessing every spilled pod ------------------------------------------------------------
     def _units(self) -> list[_Unit]:
@@ -206,6 +213,7 @@ class Repatriation:
                         "state": state,
                         "reason": reason,
                         "homeNode": unit.nodes.get(pod.metadata.uid, ""),
+                        "workload": unit.key,
                     }
                 )
         in_flight = {m.uid for m in self.moves.values() if not m.gone}
@@ -219,6 +227,7 @@ class Repatriation:
                         "state": "coming home",
                         "reason": f"evicted from {move.peer}; room held on home node {move.node}",
                         "homeNode": move.node,
+                        "workload": move.unit,
                     }
                 )
         self.status = rows
@@ -269,7 +278,7 @@ class Repatriation:
             )
         if self.pdb_until.get(unit.key, 0.0) > now:
             self._unplace(unit, scratch)
-            return "blocked", "its PodDisruptionBudget allows no disruption now; asked again shortly"
+            return "blocked", BLOCKED
         limit = len(uids) if len(uids) > 1 else unit.terms.max_in_flight
         if moving[unit.key] >= limit:
             return "waiting its turn", f"{moving[unit.key]} pod(s) of its workload are coming home already"
@@ -464,6 +473,10 @@ class Repatriation:
         self.spilled.pop(uid, None)
         if pod.spec.node_name and self.moves:
             self._bound_home(pod)
+            if (pod.status.phase if pod.status else "") == "Running":
+                for move in self.moves.values():
+                    if move.replacement == uid:
+                        move.arrived = True
 
     def on_gone(self, pod: Pod) -> None:
         uid = pod.metadata.uid
@@ -510,6 +523,7 @@ class Repatriation:
         move = self._waiting_move(pod)
         if move is not None:  # the very pod meant to run at home spilled
             move.replacement = pod.metadata.uid
+            move.arrived = True
             self.capacity.release(move.uid)
         workload = workload_of(pod)
         pod_terms = terms(pod, self.directory.repatriate_after(peer_name), self.default_after)

@@ -2,7 +2,7 @@
 
 A move starts with the eviction of the proxy (the delegate goes with it, as with any deleted
 proxy) and ends when the proxy is gone and a new pod of the same workload, created after the
-eviction, is bound to a home node: that pod is the one that came home. A new pod of the
+eviction, runs on a home node: that pod is the one that came home (told when it is bound). A new pod of the
 workload bound to a virtual node instead spilled again (home's room was gone): ping-pong. While
 a move lasts, its room at home stays held (``HomeCapacity.hold``), so it is not promised twice.
 """
@@ -49,10 +49,13 @@ class Move:
     replacement: str = ""
     """UID of the pod that took its place (at home, or spilled again)."""
     home_node: str = ""
+    arrived: bool = False
+    """Its replacement runs (at home), or spilled again: either way this move is over once the
+    old pod is gone, and the workload's next pod may move."""
 
     @property
     def done(self) -> bool:
-        return self.gone and bool(self.replacement)
+        return self.gone and self.arrived
 
 
 def created_at(pod: Pod) -> float | None:

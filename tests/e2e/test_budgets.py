@@ -1,0 +1,116 @@
+"""Spend caps against the real lab: kube-scheduler keeps the pods home that would take their
+namespace over its cap (the reason in their FailedScheduling Event), raising the cap lets more go
+at once, and the real apiserver refuses a cap that is not a number (ValidatingAdmissionPolicy
+spillover-budgets).
+
+Lab shape (hack/lab/profile.yaml): home 2 x 4 CPU; east 3 x 4 CPU at cost 1; west 2 x 2 CPU at
+cost 2. Ten 2-CPU pods: four fit at home, six would spill; a 2-CPU pod costs 2/h in east (4/h in
+west), so a cap of 4 is room for exactly two of them in peers.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import urllib.request
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from kubernetes_asyncio.client.exceptions import ApiException
+from spillover_lab import lab as lablib
+from spillover_lab import spillover as sp
+
+from tests.e2e.conftest import Cluster
+from tests.e2e.waiting import eventually
+from tests.e2e.workloads import create_deployment, delete_deployment, ensure_namespace, events_for, pods, unique
+
+NAMESPACE = "capped"
+CAP = "spillover.io/max-spend-per-hour"
+
+
+@pytest_asyncio.fixture(scope="module")
+async def home(clusters: dict[str, Cluster], spillover: lablib.State) -> AsyncIterator[Cluster]:
+    home = clusters["home"]
+    await ensure_namespace(home, NAMESPACE, enabled=True)
+    yield home
+    await set_cap(home, None)
+
+
+async def set_cap(home: Cluster, value: str | None) -> None:
+    await home.core.patch_namespace(NAMESPACE, {"metadata": {"annotations": {CAP: value}}})
+
+
+def placement(items: list[Any]) -> tuple[int, int, int]:
+    """(at home, in peers, waiting) among live pods."""
+    live = [p for p in items if p.metadata.deletion_timestamp is None]
+    spilled = sum(1 for p in live if (p.spec.node_name or "").startswith("spillover-"))
+    waiting = sum(1 for p in live if not p.spec.node_name)
+    return len(live) - spilled - waiting, spilled, waiting
+
+
+async def test_a_cap_lets_exactly_what_it_pays_for_spill_and_raising_it_lets_more_go_at_once(
+    home: Cluster, spillover: lablib.State
+) -> None:
+    started = time.monotonic()
+    await set_cap(home, "4")
+    app = unique("capped")
+    await create_deployment(home, NAMESPACE, app, 10, "2")
+    try:
+
+        async def settled() -> tuple[int, int, int] | None:
+            where = placement(await pods(home, NAMESPACE, app))
+            return where if where == (4, 2, 4) else None
+
+        await eventually(settled, 60, "4 pods at home, 2 in peers, 4 waiting")
+        waiting = [p for p in await pods(home, NAMESPACE, app) if not p.spec.node_name]
+
+        async def told() -> str | None:
+            for event in await events_for(home, NAMESPACE, waiting[0].metadata.name):
+                if event.reason == "FailedScheduling" and CAP in event.message:
+                    return str(event.message)
+            return None
+
+        message = await eventually(told, 30, "a FailedScheduling Event naming the cap", interval=0.5)
+        assert f"namespace {NAMESPACE} is capped at {CAP}=4 per hour in peers and spends " in message, message
+        # the spend it names is the two spilled pods', counted spilled or (mid-burst) still being placed
+        spend = re.search(r"spends ([\d.]+)/h now(?: \+ ([\d.]+)/h being placed)?; this pod would add 2/h", message)
+        assert spend is not None and float(spend.group(1)) + float(spend.group(2) or 0) == 4.0, message
+        status = json.load(urllib.request.urlopen(sp.metrics_url(spillover) + "/status.json", timeout=5))
+        (row,) = [b for b in status["budgets"] if b["namespace"] == NAMESPACE]
+        assert (row["cap"], row["spendPerHour"], row["leftPerHour"]) == (4.0, 4.0, 0.0)
+        metrics = urllib.request.urlopen(sp.metrics_url(spillover) + "/metrics", timeout=5).read().decode()
+        assert f'spillover_spend_cap_per_hour{{namespace="{NAMESPACE}"}} 4.0' in metrics
+
+        raised = time.monotonic()
+        await set_cap(home, "8")
+
+        async def two_more() -> tuple[int, int, int] | None:
+            where = placement(await pods(home, NAMESPACE, app))
+            return where if where == (4, 4, 2) else None
+
+        await eventually(two_more, 30, "two more pods in peers once the cap is raised")
+        took = time.monotonic() - raised
+        assert took < 15, f"raising the cap took {took:.1f}s to let pods go"
+        print(f"\nbudgets: 2 more pods spilled {took:.1f}s after the cap was raised")
+    finally:
+        await delete_deployment(home, NAMESPACE, app, timeout=90)
+        await set_cap(home, None)
+    print(f"budget test: {time.monotonic() - started:.1f}s")
+
+
+@pytest.mark.parametrize("value", ["lots", "-1", "1e3"])
+async def test_the_apiserver_refuses_a_cap_that_is_not_a_number_naming_the_value(home: Cluster, value: str) -> None:
+    with pytest.raises(ApiException) as err:
+        await set_cap(home, value)
+    assert err.value.status in (400, 403, 422)
+    body = json.loads(err.value.body)
+    assert f"{CAP}='{value}' is invalid" in body["message"] and "spillover-budgets" in body["message"]
+    name = unique("badcap")
+    with pytest.raises(ApiException) as err:
+        await home.core.create_namespace({"metadata": {"name": name, "annotations": {CAP: value}}})
+    assert f"'{value}' is invalid" in json.loads(err.value.body)["message"]
+    await set_cap(home, "0.5")  # a good one is taken
+    await set_cap(home, None)
