@@ -178,6 +178,7 @@ class Spillover:
             # Gang members wait in the scheduler's unschedulable queue; a change to the virtual
             # node moves them back at once.
             on_gangs_placed=self.directory.capacity_changed,
+            budgets=self.budgets.left_for,
         )
         self.peer_status = PeerStatusWriter(home, self.directory, detacher.progress, self.planner.advice_for)
         self.registry = PeerRegistry(

@@ -17,15 +17,15 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 from extender.capacity.model import PeerState
 from extender.kube.reflector import Handler
-from extender.planner.pricing import cost_per_hour
+from extender.planner.pricing import cost_per_hour, money
 from extender.resources import QuantityError, Resources, pod_requests
-from extender.spend import FINISHED, Spend, SpilledPod, money, spend_per_hour
+from extender.spend import FINISHED, Spend, SpilledPod, spend_per_hour
 from extender.wire.core import Pod
 
 MAX_SPEND = "spillover.io/max-spend-per-hour"
@@ -204,6 +204,20 @@ class Budgets(Handler[Pod]):
 
     def release(self, uid: str) -> None:
         self._holds.pop(uid, None)
+
+    def left_for(self, namespaces: Iterable[str]) -> dict[str, float]:
+        """What each capped namespace among ``namespaces`` may still spend per hour (for the
+        planner; a cap that does not parse leaves nothing)."""
+        out: dict[str, float] = {}
+        for namespace in set(namespaces):
+            cap = self.caps.cap(namespace)
+            if cap is None:
+                continue
+            if isinstance(cap, str):
+                out[namespace] = 0.0
+                continue
+            out[namespace] = max(cap - self.spent(namespace) - self.held(namespace), 0.0)
+        return out
 
     # ---- what people read -----------------------------------------------------------------------
     def spend(self) -> Spend:

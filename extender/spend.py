@@ -17,11 +17,6 @@ from extender.planner.pricing import cost_per_hour
 FINISHED = frozenset({"Succeeded", "Failed"})
 
 
-def money(amount: float) -> str:
-    """A price per hour as people read it: 2, 0.5, 0.125, 1.3333."""
-    return f"{round(amount, 4):g}"
-
-
 @dataclass(frozen=True, slots=True)
 class SpilledPod:
     namespace: str

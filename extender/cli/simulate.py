@@ -59,6 +59,10 @@ def render(result: PlanResult) -> str:
             f"{u.cluster:14} {_pct(u.before.get('cpu')):>10} {_pct(u.after.get('cpu')):>10} "
             f"{_pct(u.before.get('memory')):>10} {_pct(u.after.get('memory')):>10} {gpu:>10}"
         )
+    if result.budgets:
+        lines += ["", f"{'NAMESPACE':30} {'CAP LEFT/H':>11} {'PLANNED/H':>10}"]
+        for b in result.budgets:
+            lines.append(f"{b['namespace']:30} {b['left_per_hour']:>11.4f} {b['planned_per_hour']:>10.4f}")
     if result.advice:
         lines += ["", "SCALE-UP ADVICE (fewest nodes of existing shapes for the pods that fit nowhere)"]
         lines.append(f"{'CLUSTER':14} {'NODE SHAPE':28} {'NODES TO ADD':>12} {'PODS PLACED':>11} {'COST/H':>9}")

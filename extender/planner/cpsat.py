@@ -1,8 +1,9 @@
-"""CP-SAT: the exact model over pod counts per (group, node), with gangs and limits.
+"""CP-SAT: the exact model over pod counts per (group, node), with gangs, limits and spend caps.
 
 Interchangeable classes are merged into groups first (``relaxation.merge``), which is the
 symmetry that matters: 48 classes of 6 pod shapes become 6 integers per node instead of 48.
-Every resource of every node is a constraint, a gang chooses one peer for all its members, and
+Every resource of every node is a constraint, a gang chooses one peer for all its members, each
+capped namespace's pods cost at most what its cap has left (one linear constraint each), and
 the objective is ``objective.integer_costs`` (pods, then tiers, then price, exactly). The search
 starts from the best plan found so far (a hint), and the result is used only when it is better
 under the rules, so a time-out never makes a plan worse.
@@ -17,7 +18,7 @@ import numpy as np
 from ortools.sat.python import cp_model
 
 from extender.planner.gangs import blocked, candidate_peers
-from extender.planner.objective import PRICE_SCALE, integer_costs
+from extender.planner.objective import PRICE_SCALE, integer_budgets, integer_costs, integer_prices
 from extender.planner.problem import I64
 from extender.planner.relaxation import group_slots, merge, representatives
 from extender.planner.work import Work
@@ -112,6 +113,13 @@ def solve_cpsat(
         idx = [i for g in covered for i in by_group.get(g, []) if peer_of[i] == limit.peer]
         if idx:
             model.add(sum(xs[i] for i in idx) <= int(work.limit_left[li]))
+    prices = integer_prices(problem)
+    budget_of = problem.class_budget[rep[gi]]
+    for b, cap in enumerate(integer_budgets(work.budget_left)):
+        mine = np.flatnonzero(budget_of == b)
+        if mine.size:
+            terms = prices[rep[gi[mine]], peer_of[mine]].tolist()
+            model.add(cp_model.LinearExpr.weighted_sum([xs[i] for i in mine.tolist()], terms) <= cap)
     costs = placement[rep[gi], peer_of]
     objective = cp_model.LinearExpr.weighted_sum(xs, costs.tolist()) + cp_model.LinearExpr.weighted_sum(
         unplaced_vars, [unplaced] * len(unplaced_vars)

@@ -16,8 +16,9 @@ from __future__ import annotations
 import numpy as np
 
 from extender.planner.packing import fill
+from extender.planner.pricing import money
 from extender.planner.problem import Problem
-from extender.planner.work import Work
+from extender.planner.work import SLACK, Work
 
 
 def sizes(problem: Problem, members: list[int]) -> set[int]:
@@ -78,6 +79,16 @@ def _limits_allow(work: Work, members: list[int], p: int) -> bool:
     return True
 
 
+def _budget_allows(work: Work, members: list[int], p: int) -> bool:
+    """Whether the gang's namespace can pay for every pending member on peer ``p``."""
+    problem = work.problem
+    b = int(problem.class_budget[members[0]])
+    if b < 0:
+        return True
+    need = float((work.left[members] * problem.cost[members, p]).sum())
+    return need <= float(work.budget_left[b]) + SLACK
+
+
 def place_gangs(work: Work) -> dict[tuple[str, str], str]:
     """Place every gang that may spill, whole; returns gang -> why it was not placed."""
     problem = work.problem
@@ -99,8 +110,12 @@ def place_gangs(work: Work) -> dict[tuple[str, str], str]:
         )
         # Largest members first within the peer, the usual first-fit-decreasing order.
         ordered = sorted(members, key=lambda c: -float(size_of[c]) if size_of is not None else 0.0)
+        too_dear = False
         for p in candidates:
             if not _limits_allow(work, members, p):
+                continue
+            if not _budget_allows(work, members, p):
+                too_dear = True
                 continue
             trial = work.free.copy()
             picks = []
@@ -116,8 +131,30 @@ def place_gangs(work: Work) -> dict[tuple[str, str], str]:
                     work.commit(c, nodes, counts)
                 break
         else:
-            failures[gang] = no_room(work, gang, members)
+            failures[gang] = over_budget(work, gang, members) if too_dear else no_room(work, gang, members)
     return failures
+
+
+def why_not_placed(work: Work, gang: tuple[str, str], members: list[int]) -> str:
+    """Why a gang that may spill was not placed: its namespace's cap, or room."""
+    problem = work.problem
+    b = int(problem.class_budget[members[0]])
+    peers = candidate_peers(problem, gang, members)
+    if b >= 0 and peers and not any(_budget_allows(work, members, p) for p in peers):
+        return over_budget(work, gang, members)
+    return no_room(work, gang, members)
+
+
+def over_budget(work: Work, gang: tuple[str, str], members: list[int]) -> str:
+    problem = work.problem
+    b = int(problem.class_budget[members[0]])
+    peers = candidate_peers(problem, gang, members)
+    cheapest = min((float((problem.count[members] * problem.cost[members, p]).sum()) for p in peers), default=0.0)
+    return (
+        f"gang {gang[1]}: its namespace's spend cap (spillover.io/max-spend-per-hour) leaves "
+        f"{money(max(float(work.budget_left[b]), 0.0))}/h, and the whole gang costs {money(cheapest)}/h on the "
+        "cheapest peer it may use"
+    )
 
 
 def no_room(work: Work, gang: tuple[str, str], members: list[int]) -> str:

@@ -1,4 +1,5 @@
-"""Greedy first-fit: each pod in arrival order to the cheapest allowed peer with a node it fits.
+"""Greedy first-fit: each pod in arrival order to the cheapest allowed peer with a node it fits
+(and, for a namespace with a spend cap, a price its cap still pays for).
 
 This is what per-pod scheduling without a planner does (and the benchmark's baseline); it is also
 the safety net every other solver is compared with, and the last pass that places whatever the
@@ -14,7 +15,7 @@ from operator import ge
 import numpy as np
 
 from extender.planner.problem import I64, Bool, Problem
-from extender.planner.work import Work
+from extender.planner.work import SLACK, Work
 
 _SCAN = 8
 """Nodes tested in Python past a (class, peer) pointer before numpy scans the rest..."""
@@ -43,6 +44,9 @@ def solve_greedy(work: Work, order: I64 | None = None) -> None:
     left = work.left.tolist()
     limit_left = work.limit_left.tolist()
     limit_peer = [limit.peer for limit in problem.limits]
+    budget_of = problem.class_budget.tolist()
+    budget_left = work.budget_left.tolist()
+    price = problem.cost.tolist()
     # Per class, its peers in order; a lane whose nodes are exhausted or whose limit is used up
     # never opens again and is dropped.
     lanes: dict[int, list[_Lane]] = {}
@@ -62,6 +66,10 @@ def solve_greedy(work: Work, order: I64 | None = None) -> None:
             if limits and any(limit_peer[i] == p and limit_left[i] <= 0 for i in limits):
                 mine.pop(0)
                 continue
+            b = budget_of[c]
+            if b >= 0 and price[c][p] > budget_left[b] + SLACK:
+                mine.pop(0)  # what a cap has left only shrinks: this peer stays too dear for the class
+                continue
             found = _first_fit(free, width, free_np, need, lane)
             if found >= len(lane.nodes):
                 mine.pop(0)
@@ -73,6 +81,8 @@ def solve_greedy(work: Work, order: I64 | None = None) -> None:
                 free[base + r] -= need[r]
             free_np[n] = free[base : base + width]
             left[c] -= 1
+            if b >= 0:
+                budget_left[b] -= price[c][p]
             for i in limits:
                 if limit_peer[i] == p:
                     limit_left[i] -= 1

@@ -14,7 +14,7 @@ import contextlib
 import copy
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -159,8 +159,12 @@ class LivePlanner:
         backlog: BacklogPods | None = None,
         peer_of_node: Callable[[str], str | None] | None = None,
         on_gangs_placed: Callable[[set[str]], None] | None = None,
+        budgets: Callable[[Iterable[str]], Mapping[str, float]] | None = None,
     ) -> None:
         self.peers = peers
+        self.budgets = budgets
+        """Namespaces -> what each capped one may still spend per hour in peers (its cap less
+        its spend now): the plan keeps within it, as filter and bind do."""
         self.backlog = backlog
         """The home pods as a watch sees them: before each solve, candidates scheduled, finished
         or deleted meanwhile leave the backlog, and each gang's members already scheduled are
@@ -308,7 +312,13 @@ class LivePlanner:
         started = time.perf_counter()
         result = await asyncio.to_thread(
             plan,
-            PlanInput(peers=peers, pods=pods, veto=self.veto, scheduled=scheduled),
+            PlanInput(
+                peers=peers,
+                pods=pods,
+                veto=self.veto,
+                scheduled=scheduled,
+                budgets=self.budgets({p.pod.metadata.namespace for p in pods}) if self.budgets else {},
+            ),
             Solver.AUTO,
             time_limit=SOLVE_LIMIT,
         )

@@ -45,6 +45,22 @@ def weights(problem: Problem, scale: float = 1.0) -> Weights:
     return Weights(price, tier, tier * (top_tier * pods + 1))
 
 
+BUDGET_SCALE = 1_000_000
+"""Real prices per hour in millionths, for CP-SAT's spend-cap constraints."""
+
+
+def integer_prices(problem: Problem) -> I64:
+    """[class, peer] real prices per pod-hour as integers (``BUDGET_SCALE``), for spend caps."""
+    prices: I64 = np.rint(problem.cost * BUDGET_SCALE).astype(np.int64)
+    return prices
+
+
+def integer_budgets(left: F64) -> list[int]:
+    """What each capped namespace may still spend, as integers (``BUDGET_SCALE``): rounded prices
+    may overshoot the real cap by half a millionth per pod, never more."""
+    return [int(np.floor(max(float(v), 0.0) * BUDGET_SCALE + 1e-3)) for v in left]
+
+
 def integer_costs(problem: Problem) -> tuple[I64, int]:
     """[class, peer] integer placement costs and the integer unplaced cost, for CP-SAT."""
     w = weights(problem, PRICE_SCALE)

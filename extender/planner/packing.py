@@ -64,7 +64,7 @@ def fill(problem: Problem, c: int, k: int, nodes: I64, free: I64) -> tuple[I64, 
 
 def violations(problem: Problem, x: I64) -> list[str]:
     """Every way ``x`` breaks the rules: overcommitted nodes (any resource), ineligible nodes,
-    disallowed peers, more pods than pending, split or partial gangs, exceeded limits."""
+    disallowed peers, more pods than pending, split or partial gangs, exceeded limits and spend caps."""
     out: list[str] = []
     if np.any(x < 0):
         out.append("negative assignment")
@@ -103,4 +103,9 @@ def violations(problem: Problem, x: I64) -> list[str]:
         on_peer = int(per_peer[limit.classes, limit.peer].sum())
         if on_peer > limit.cap:
             out.append(f"limit of {limit.cap} for {limit.workload} on {problem.peers[limit.peer].name}: {on_peer}")
+    slack = 1e-6 * max(int(x.sum()), 1)  # CP-SAT's prices are rounded to millionths
+    for b, spent in enumerate(problem.spend(x).tolist()):
+        if spent > problem.budget[b] + slack:
+            cap = float(problem.budget[b])
+            out.append(f"namespace {problem.budget_names[b]} spends {spent:.6f}/h, over its cap's {cap:.6f}")
     return out

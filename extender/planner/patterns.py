@@ -26,7 +26,7 @@ from extender.planner.lp import LinearProgram, Solution
 from extender.planner.objective import Weights
 from extender.planner.problem import F64, I64, Problem
 from extender.planner.relaxation import Relaxation, group_slots, representatives
-from extender.planner.work import Work
+from extender.planner.work import SLACK, Work
 
 TOP = 3
 """Groups per type whose pairs are enumerated: the most valuable there (a node of them)..."""
@@ -80,6 +80,12 @@ class _Setting:
     """[group]: pods of the group the nodes not in play hold (each group alone)..."""
     overflow_cost: F64
     """[group]: ...and the cheapest of them: where pods the patterns leave out would go."""
+    price: F64
+    """[type, group]: real price per hour of one pod (what spend caps count)."""
+    overflow_price: F64
+    """[group]: real price of a pod overflowing (the cheapest peer it has room on outside)."""
+    budget_groups: list[I64]
+    """Per capped namespace: its groups (empty when none is in play)."""
 
 
 def _setting(problem: Problem, work: Work, relaxation: Relaxation, weights: Weights) -> _Setting | None:
@@ -115,6 +121,11 @@ def _setting(problem: Problem, work: Work, relaxation: Relaxation, weights: Weig
         np.asarray([g for g in range(len(groups)) if i in work.class_limits[groups[g][0]]], dtype=np.int64)
         for i in range(len(problem.limits))
     ]
+    real = problem.cost[rep_class]
+    overflow_price = np.where(slots[:, others] > 0, real[:, problem.node_peer[others]], np.inf).min(
+        axis=1, initial=np.inf
+    )
+    budget_groups = [np.flatnonzero(problem.class_budget[rep_class] == b) for b in range(len(problem.budget_names))]
     return _Setting(
         groups,
         req,
@@ -131,6 +142,9 @@ def _setting(problem: Problem, work: Work, relaxation: Relaxation, weights: Weig
         np.asarray([limit.peer for limit in problem.limits], dtype=np.int64),
         overflow_cap,
         np.where(np.isfinite(overflow_cost), overflow_cost, 0.0),
+        real[:, problem.node_peer[rep]].T,
+        np.where(np.isfinite(overflow_price), overflow_price, 0.0),
+        budget_groups,
     )
 
 
@@ -256,8 +270,9 @@ def _generate(setting: _Setting, value: F64, seeds: tuple[I64, F64] | None = Non
 @dataclass(slots=True)
 class _Master:
     """min cost of the chosen patterns + overflow + unplaced pods. Rows: per type, at most its
-    nodes; per group, patterns + overflow + unplaced = pods left; per limit, at most its headroom.
-    Columns: per group an unplaced slack and an overflow slack, then the patterns."""
+    nodes; per group, patterns + overflow + unplaced = pods left; per limit, at most its headroom;
+    per capped namespace, the real price of its pods at most what its cap has left. Columns: per
+    group an unplaced slack and an overflow slack, then the patterns."""
 
     setting: _Setting
     lp: LinearProgram
@@ -268,12 +283,24 @@ class _Master:
     @classmethod
     def start(cls, setting: _Setting, work: Work, unplaced: float) -> _Master:
         n_types, n_groups = setting.cap.shape
-        rows = n_types + n_groups + len(setting.limit_groups)
-        lower = np.concatenate([np.full(n_types, -np.inf), setting.left, np.full(len(setting.limit_groups), -np.inf)])
-        upper = np.concatenate([setting.count, setting.left, np.maximum(work.limit_left, 0)])
-        # Two slacks per group: unplaced, and overflow to the nodes not in play.
+        n_limits, n_budgets = len(setting.limit_groups), len(setting.budget_groups)
+        rows = n_types + n_groups + n_limits + n_budgets
+        lower = np.concatenate(
+            [np.full(n_types, -np.inf), setting.left, np.full(n_limits + n_budgets, -np.inf)]
+        )
+        upper = np.concatenate(
+            [setting.count, setting.left, np.maximum(work.limit_left, 0), np.maximum(work.budget_left, 0.0)]
+        )
+        # Two slacks per group: unplaced, and overflow to the nodes not in play (which spends).
+        slack_rows = [np.tile(n_types + np.arange(n_groups), 2)]
+        slack_cols = [np.arange(2 * n_groups)]
+        slack_vals = [np.ones(2 * n_groups)]
+        for b, members in enumerate(setting.budget_groups):
+            slack_rows.append(np.full(members.size, n_types + n_groups + n_limits + b))
+            slack_cols.append(n_groups + members)
+            slack_vals.append(setting.overflow_price[members])
         slack = csc_matrix(
-            (np.ones(2 * n_groups), (np.tile(n_types + np.arange(n_groups), 2), np.arange(2 * n_groups))),
+            (np.concatenate(slack_vals), (np.concatenate(slack_rows), np.concatenate(slack_cols))),
             shape=(rows, 2 * n_groups),
         )
         lp = LinearProgram(
@@ -316,6 +343,15 @@ class _Master:
             rows.append(np.full(pick.size, n_types + n_groups + i))
             cols.append(pick)
             vals.append(on_peer[pick].astype(np.float64))
+        n_limits = len(setting.limit_groups)
+        for b, members in enumerate(setting.budget_groups):
+            if members.size == 0:
+                continue
+            spend = (a[members] * setting.price[types][:, members].T).sum(axis=0)
+            pick = np.nonzero(spend)[0]
+            rows.append(np.full(pick.size, n_types + n_groups + n_limits + b))
+            cols.append(pick)
+            vals.append(spend[pick])
         matrix = csc_matrix(
             (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(self.lp.rows, k)
         )
@@ -336,6 +372,10 @@ class _Master:
         for i, members in enumerate(setting.limit_groups):
             if members.size:
                 value[np.ix_(peers == setting.limit_peer[i], members)] += duals[n_types + n_groups + i]
+        base = n_types + n_groups + len(setting.limit_groups)
+        for b, members in enumerate(setting.budget_groups):
+            if members.size:
+                value[:, members] += duals[base + b] * setting.price[:, members]
         return np.where(setting.cap > 0, value, -1.0), duals[:n_types]
 
     def weights(self, solution: Solution) -> F64:
@@ -396,6 +436,7 @@ def _dive(master: _Master, work: Work, solution: Solution, deadline: float) -> l
     nodes_left = setting.count.copy()
     demand = setting.left.copy()
     limit_left = np.maximum(work.limit_left.copy(), 0)
+    budget_left = np.maximum(work.budget_left.copy(), 0.0)
     chosen: list[tuple[int, I64]] = []
     weights = master.weights(solution)
     peers = setting.peer
@@ -413,19 +454,29 @@ def _dive(master: _Master, work: Work, solution: Solution, deadline: float) -> l
                     pattern[g] -= cut
                     over -= cut
                 limit_left[i] -= int(pattern[members].sum())
+            for b, members in enumerate(setting.budget_groups):
+                if members.size == 0:
+                    continue
+                price = setting.price[t]
+                # Dearest pods out first, until the namespace's cap pays for the rest.
+                for g in members[np.argsort(-price[members], kind="stable")].tolist():
+                    over = float((pattern[members] * price[members]).sum()) - budget_left[b]
+                    if over <= SLACK or price[g] <= 0:
+                        break
+                    pattern[g] -= min(int(pattern[g]), int(np.ceil((over - SLACK) / price[g])))
+                budget_left[b] -= float((pattern[members] * price[members]).sum())
             nodes_left[t] -= 1
             demand[:] -= pattern
             if pattern.any():
                 chosen.append((t, pattern))
 
-    rows = np.arange(n_types + n_groups + len(setting.limit_groups))
+    extra = len(setting.limit_groups) + len(setting.budget_groups)
+    rows = np.arange(n_types + n_groups + extra)
     unplaced = float(solution.x[:n_groups].sum())
 
     def resolve() -> Solution | None:
-        upper = np.concatenate([nodes_left, np.maximum(demand, 0), limit_left]).astype(np.float64)
-        lower = np.concatenate(
-            [np.full(n_types, -np.inf), np.maximum(demand, 0), np.full(len(setting.limit_groups), -np.inf)]
-        )
+        upper = np.concatenate([nodes_left, np.maximum(demand, 0), limit_left, np.maximum(budget_left, 0.0)])
+        lower = np.concatenate([np.full(n_types, -np.inf), np.maximum(demand, 0), np.full(extra, -np.inf)])
         master.lp.set_row_bounds(rows, lower, upper)
         return master.lp.solve()
 
@@ -441,14 +492,14 @@ def _dive(master: _Master, work: Work, solution: Solution, deadline: float) -> l
         for col in np.argsort(-fraction, kind="stable")[:TRIES].tolist():
             if fraction[col] <= _TOLERANCE:
                 break
-            saved = (nodes_left.copy(), demand.copy(), limit_left.copy(), len(chosen))
+            saved = (nodes_left.copy(), demand.copy(), limit_left.copy(), budget_left.copy(), len(chosen))
             take(col, 1)
             again = resolve()
             if again is not None and float(again.x[:n_groups].sum()) <= unplaced + 0.5:
                 weights = master.weights(again)
                 break
-            nodes_left[:], demand[:], limit_left[:] = saved[0], saved[1], saved[2]
-            del chosen[saved[3] :]
+            nodes_left[:], demand[:], limit_left[:], budget_left[:] = saved[0], saved[1], saved[2], saved[3]
+            del chosen[saved[4] :]
         else:
             return chosen
     return chosen

@@ -33,6 +33,11 @@ def cost_per_hour(requests: Mapping[str, int], peer: PeerState) -> float:
     )
 
 
+def money(amount: float) -> str:
+    """A price per hour as people read it: 2, 0.5, 0.125, 1.3333."""
+    return f"{round(amount, 4):g}"
+
+
 def prefer_factor(hints: Hints, peer: str) -> float:
     if not hints.prefer:
         return 1.0

@@ -73,6 +73,26 @@ class Problem:
     arrival: I64
     """Class index of every pending pod, in input order (the order a per-pod greedy sees them)."""
     unhealthy: dict[str, str] = field(default_factory=dict)
+    budget_names: list[str] = field(default_factory=list)
+    """Namespaces with a spend cap that have pods in the backlog; their index is the ``b`` below."""
+    budget: F64 = field(default_factory=lambda: np.zeros(0))
+    """[budget]: what the namespace's planned pods may cost per hour, all together (real prices)."""
+    class_budget: I64 = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    """[class]: the budget its namespace is held to, -1 for none."""
+
+    def budget_classes(self, b: int) -> I64:
+        classes: I64 = np.flatnonzero(self.class_budget == b)
+        return classes
+
+    def spend(self, x: I64) -> F64:
+        """[budget]: what the assignment ``x`` [class, node] costs each capped namespace per hour."""
+        out = np.zeros(len(self.budget_names))
+        if out.size:
+            per_peer = np.zeros((self.n_classes, len(self.peers)), dtype=np.int64)
+            np.add.at(per_peer.T, self.node_peer, x.T)
+            capped = self.class_budget >= 0
+            np.add.at(out, self.class_budget[capped], (per_peer[capped] * self.cost[capped]).sum(axis=1))
+        return out
 
     @property
     def n_classes(self) -> int:
@@ -229,6 +249,14 @@ def build(plan_input: PlanInput) -> Problem:
                 total = int(count[members].sum())
                 limits.append(Limit(p_limit, workload, members, limit.cap(total)))
 
+    budget_index: dict[str, int] = {}
+    class_budget = np.full(c, -1, dtype=np.int64)
+    for ci, cls in enumerate(classes):
+        namespace = cls.example.pod.metadata.namespace
+        if namespace in plan_input.budgets:
+            class_budget[ci] = budget_index.setdefault(namespace, len(budget_index))
+    budget = np.asarray([max(float(plan_input.budgets[ns]), 0.0) for ns in budget_index], dtype=np.float64)
+
     node_peer = np.asarray(node_peer_list, dtype=np.int64)
     return Problem(
         input=plan_input,
@@ -254,4 +282,7 @@ def build(plan_input: PlanInput) -> Problem:
         gangs=gangs_of(classes),
         arrival=np.asarray(arrival, dtype=np.int64),
         unhealthy=unhealthy,
+        budget_names=list(budget_index),
+        budget=budget,
+        class_budget=class_budget,
     )

@@ -1,16 +1,18 @@
 """Why a pod fits nowhere, in words a user can act on.
 
-Checked from the outside in: no healthy peer, hints or rules that exclude every peer, no node a
-selector/affinity/taint admits, a pod bigger than every admitted node, limits, and finally peers
-that are simply full, each summarised per peer the way ``find_node`` does ("990 too little cpu").
+Checked from the outside in: no healthy peer, hints or rules that exclude every peer, a spend cap
+that pays for no peer with room, no node a selector/affinity/taint admits, a pod bigger than every
+admitted node, limits, and finally peers that are simply full, each summarised per peer the way
+``find_node`` does ("990 too little cpu").
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from extender.planner.problem import Problem
-from extender.planner.work import Work
+from extender.planner.pricing import money
+from extender.planner.problem import I64, Problem
+from extender.planner.work import SLACK, Work
 from extender.resources import PODS, format_resources
 
 
@@ -21,6 +23,35 @@ def _count_summary(counts: dict[str, int]) -> str:
 
 def _shortfall(name: str) -> str:
     return "too many pods" if name == PODS else f"too little {name}"
+
+
+def _over_budget(work: Work, c: int, allowed: I64) -> str | None:
+    """Why the pod's namespace cannot pay for it: no allowed peer, or no allowed peer with room
+    for it now, is cheap enough for what its spend cap has left (None: the cap is not why)."""
+    problem = work.problem
+    b = int(problem.class_budget[c])
+    if b < 0:
+        return None
+    left = float(work.budget_left[b])
+    usable = problem.usable()[c]
+    need = problem.req[c]
+    roomy = [
+        int(p)
+        for p in allowed
+        if np.any(np.all(work.free[problem.peer_nodes[p][usable[problem.peer_nodes[p]]]] >= need, axis=1))
+    ]
+    for peers, where in ((allowed.tolist(), "the cheapest peer it may use"), (roomy, "the cheapest peer with room")):
+        if not peers:
+            continue
+        p = min(peers, key=lambda q: float(problem.cost[c, q]))
+        price = float(problem.cost[c, p])
+        if price > left + SLACK:
+            return (
+                f"namespace {problem.budget_names[b]}'s spend cap (spillover.io/max-spend-per-hour) leaves "
+                f"{money(max(left, 0.0))}/h for the pods waiting to spill; this pod costs {money(price)}/h on {where}, "
+                f"{problem.peers[p].name}"
+            )
+    return None
 
 
 def unplaced_reason(work: Work, c: int) -> str:
@@ -35,6 +66,8 @@ def unplaced_reason(work: Work, c: int) -> str:
         denied = "; ".join(problem.deny[(c, p)] for p in range(len(problem.peers)))
         unhealthy = "; ".join(problem.unhealthy.values())
         return "no peer allowed: " + denied + (f"; {unhealthy}" if unhealthy else "")
+    if (over := _over_budget(work, c, allowed)) is not None:
+        return over
     parts = []
     bigger_than_all = True
     for p in allowed:

@@ -62,6 +62,7 @@ def merge(problem: Problem, work: Work, classes: I64, cost: F64) -> list[list[in
             np.packbits(usable[c]).tobytes(),
             cost[c].tobytes(),
             np.asarray(work.class_limits[c], dtype=np.int64).tobytes(),
+            problem.class_budget[c : c + 1].tobytes(),
         )
         keyed.setdefault(key, []).append(c)
     return list(keyed.values())
@@ -116,7 +117,8 @@ def relax(problem: Problem, work: Work, classes: I64, weights: Weights, deadline
 class _NodeLp:
     """The per-node LP, grown column by column.
 
-    Rows: one per group (its pods placed + unplaced = pods left), one per per-peer limit, and one
+    Rows: one per group (its pods placed + unplaced = pods left), one per per-peer limit, one per
+    capped namespace (the real price of its pods placed at most what its cap has left), and one
     per (node, resource) that can bind, added when the first column on the node arrives.
     Columns: one unplaced slack per group, then (group, node) pod counts up to the node's slots.
     """
@@ -151,12 +153,23 @@ class _NodeLp:
             if members.size:
                 self.limits.append((limit.peer, members))
                 limit_rhs.append(max(int(work.limit_left[i]), 0))
+        # Spend caps: one row per capped namespace with groups here, at real prices per pod.
+        rep = np.asarray([g[0] for g in groups], dtype=np.int64)
+        self.budgets: list[tuple[int, I64]] = []
+        budget_rhs = []
+        for b in range(len(problem.budget_names)):
+            members = np.flatnonzero(problem.class_budget[rep] == b)
+            if members.size:
+                self.budgets.append((b, members))
+                budget_rhs.append(max(float(work.budget_left[b]), 0.0))
+        self.price: F64 = problem.cost[rep][:, problem.node_peer] if self.budgets else np.zeros((0, 0))
         self.node_row = np.full(self.binds.shape, -1, dtype=np.int64)
         self.col_group: list[int] = []
         self.col_node: list[int] = []
-        rows = n_groups + len(self.limits)
-        lower = np.concatenate([left, np.full(len(self.limits), -np.inf)]).astype(np.float64)
-        upper = np.concatenate([left, limit_rhs]).astype(np.float64)
+        extra = len(self.limits) + len(self.budgets)
+        rows = n_groups + extra
+        lower = np.concatenate([left, np.full(extra, -np.inf)]).astype(np.float64)
+        upper = np.concatenate([left, limit_rhs, budget_rhs]).astype(np.float64)
         slack = csc_matrix((np.ones(n_groups), (np.arange(n_groups), np.arange(n_groups))), shape=(rows, n_groups))
         self.lp = LinearProgram(
             np.full(n_groups, weights.unplaced), slack, lower, upper, np.zeros(n_groups), np.full(n_groups, np.inf)
@@ -228,6 +241,11 @@ class _NodeLp:
             rows.append(np.full(int(pick.sum()), base + j))
             cols.append(k[pick])
             vals.append(np.ones(int(pick.sum())))
+        for j, (_, members) in enumerate(self.budgets):
+            pick = np.isin(gi, members)
+            rows.append(np.full(int(pick.sum()), base + len(self.limits) + j))
+            cols.append(k[pick])
+            vals.append(self.price[gi[pick], ni[pick]])
         matrix = csc_matrix(
             (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(self.lp.rows, gi.size)
         )
@@ -244,6 +262,8 @@ class _NodeLp:
         for j, (peer, members) in enumerate(self.limits):
             on_peer = self.problem.node_peer == peer
             reduced[np.ix_(members, np.nonzero(on_peer)[0])] -= duals[n_groups + j]
+        for j, (_, members) in enumerate(self.budgets):
+            reduced[members] -= duals[n_groups + len(self.limits) + j] * self.price[members]
         return reduced
 
 

@@ -19,7 +19,7 @@ import numpy as np
 from ortools.sat.python import cp_model
 
 from extender.planner.greedy import solve_greedy
-from extender.planner.objective import integer_costs, score
+from extender.planner.objective import integer_budgets, integer_costs, integer_prices, score
 from extender.planner.problem import I64
 from extender.planner.relaxation import group_slots, merge, representatives
 from extender.planner.work import Work
@@ -107,6 +107,22 @@ def repack(work: Work, nodes: I64, time_limit: float, workers: int = 1, count_on
                 )
             )
             model.add(sum(on) <= held_on + max(int(work.limit_left[li]), 0))
+    # Spend caps: what the neighbourhood's pods of a namespace cost, less what pulled pods cost
+    # where they were, stays within its cap's headroom plus what its pods here cost now.
+    prices = integer_prices(problem)
+    for b, cap in enumerate(integer_budgets(work.budget_left)):
+        covered = [g for g in range(n_groups) if int(problem.class_budget[rep[g]]) == b]
+        if not covered:
+            continue
+        spend = [xs[i] for g in covered for i in by_group.get(g, [])]
+        terms_b = [int(prices[rep[g], problem.node_peer[nodes[si[i]]]]) for g in covered for i in by_group.get(g, [])]
+        for g, peer, y in pulls:
+            if peer >= 0 and g in covered:
+                spend.append(y)
+                terms_b.append(-int(prices[rep[g], peer]))
+        now = int((held[covered] * prices[rep[covered]][:, problem.node_peer[nodes]]).sum())
+        if spend:
+            model.add(cp_model.LinearExpr.weighted_sum(spend, terms_b) <= cap + now)
     if count_only:
         # Only how many pods get placed: a far smaller objective that CP-SAT settles fast.
         unplaced_pulls = {id(y) for g, peer, y in pulls if peer < 0}
@@ -158,6 +174,8 @@ def repack(work: Work, nodes: I64, time_limit: float, workers: int = 1, count_on
         out.free[nodes] = -1  # the neighbourhood is full as repacked
         solve_greedy(out, np.repeat(classes, out.left[classes]))
         out.free[nodes] = blocked
+    if np.any(out.budget_left < -1e-6 * max(int(problem.count.sum()), 1)):
+        return None  # pushed pods placed beyond a cap (cannot happen: greedy checks caps) are no gain
     return out if score(problem, out.x) < score(problem, work.x) else None
 
 

@@ -8,6 +8,7 @@ does not define, two clusters with one name).
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -74,10 +75,19 @@ class SnapLimit(_Strict):
     max_share: float | None = None
 
 
+class SnapBudget(_Strict):
+    namespace: str
+    max_spend_per_hour: float
+    """The namespace's spillover.io/max-spend-per-hour."""
+    spend_per_hour: float = 0.0
+    """What it spends in peers already (its pods running there now)."""
+
+
 class Snapshot(_Strict):
     clusters: list[SnapCluster]
     pods: list[SnapPod] = msgspec.field(default_factory=list)
     limits: list[SnapLimit] = msgspec.field(default_factory=list)
+    budgets: list[SnapBudget] = msgspec.field(default_factory=list)
 
 
 _AT = re.compile(r"^(.*) - at `\$\.?(.*)`$")
@@ -107,7 +117,7 @@ def _quantities(raw: Quantities, place: str) -> dict[str, int]:
 def parse(data: Any) -> PlanInput:
     """Validate decoded YAML/JSON and build the planner's input from it."""
     if not isinstance(data, dict):
-        raise SnapshotError("snapshot: expected a mapping with `clusters` (and `pods`, `limits`)")
+        raise SnapshotError("snapshot: expected a mapping with `clusters` (and `pods`, `limits`, `budgets`)")
     try:
         snap = msgspec.convert(data, Snapshot)
     except msgspec.ValidationError as exc:
@@ -220,7 +230,24 @@ def parse(data: Any) -> PlanInput:
         if limit.max_share is not None and not 0 <= limit.max_share <= 1:
             raise SnapshotError(f"{place}.maxShare: must be between 0 and 1, got {limit.max_share}")
         limits.append(PeerLimit(limit.cluster, limit.workload, limit.max_pods, limit.max_share))
-    return PlanInput(peers=peers, pods=pods, home=home, limits=limits)
+    return PlanInput(peers=peers, pods=pods, home=home, limits=limits, budgets=_budgets(snap, pods))
+
+
+def _budgets(snap: Snapshot, pods: list[PendingPod]) -> dict[str, float]:
+    """Namespace -> what its pending pods may cost per hour: the cap less the spend now."""
+    namespaces = {p.pod.metadata.namespace for p in pods}
+    out: dict[str, float] = {}
+    for bi, budget in enumerate(snap.budgets):
+        place = f"budgets[{bi}]"
+        if budget.namespace in out:
+            raise SnapshotError(f"{place}.namespace: {budget.namespace!r} has a budget already")
+        if budget.namespace not in namespaces:
+            raise SnapshotError(f"{place}.namespace: no pods belong to namespace {budget.namespace!r}")
+        for field, value in (("maxSpendPerHour", budget.max_spend_per_hour), ("spendPerHour", budget.spend_per_hour)):
+            if not math.isfinite(value) or value < 0:
+                raise SnapshotError(f"{place}.{field}: must be a non-negative number, got {value!r}")
+        out[budget.namespace] = max(budget.max_spend_per_hour - budget.spend_per_hour, 0.0)
+    return out
 
 
 def load_snapshot(path: str | Path) -> PlanInput:

@@ -17,14 +17,14 @@ import numpy as np
 from extender.capacity.model import PeerState
 from extender.planner.advice import advise_cluster
 from extender.planner.classes import ClassKey
-from extender.planner.gangs import blocked, no_room
+from extender.planner.gangs import blocked, why_not_placed
 from extender.planner.objective import weights
 from extender.planner.pricing import GPU
 from extender.planner.problem import I64, Problem, build
 from extender.planner.reasons import unplaced_reason
 from extender.planner.search import Outcome, objective_value, search
 from extender.planner.types import Advice, Placement, PlanInput, Solver, Unplaced, Utilisation
-from extender.planner.work import Work
+from extender.planner.work import SLACK, Work
 from extender.resources import CPU, MEMORY
 
 _SHOWN = (CPU, MEMORY, GPU)
@@ -53,6 +53,8 @@ class PlanResult:
     advice_ms: float = 0.0
     gang_reasons: dict[tuple[str, str], str] = field(default_factory=dict)
     """(namespace, gang) -> why its pending members were not placed (what filter tells them)."""
+    budgets: list[dict[str, Any]] = field(default_factory=list)
+    """Per capped namespace: what its cap left for the backlog and what the plan spends of it."""
 
     def quotas(self) -> dict[ClassKey, dict[str, int]]:
         """Class -> pods planned per peer: the plan the scheduler verbs consume."""
@@ -77,6 +79,7 @@ class PlanResult:
             "gap": None if self.gap is None else round(self.gap, 6),
             "classes": self.problem.n_classes,
             "utilisation": [{"cluster": u.cluster, "before": u.before, "after": u.after} for u in self.utilisation],
+            "budgets": self.budgets,
             "advice": [
                 {
                     "cluster": a.cluster,
@@ -126,7 +129,7 @@ def _expand(
     for gang, members in problem.gangs.items():
         if work.left[members].sum() == 0:
             continue
-        reason = gang_reasons[gang] = blocked(work, gang, members) or no_room(work, gang, members)
+        reason = gang_reasons[gang] = blocked(work, gang, members) or why_not_placed(work, gang, members)
         for c in members:
             reasons[c] = reason
     for c, cls in enumerate(problem.classes):
@@ -178,6 +181,15 @@ def plan(
     placements, unplaced, total, gang_reasons = _expand(problem, work)
     result = PlanResult(placements, unplaced, total, outcome.label, solve_ms, problem, work.x, outcome.status)
     result.gang_reasons = gang_reasons
+    spent = problem.spend(work.x)
+    result.budgets = [
+        {
+            "namespace": name,
+            "left_per_hour": round(float(problem.budget[b]), 6),
+            "planned_per_hour": round(float(spent[b]), 6),
+        }
+        for b, name in enumerate(problem.budget_names)
+    ]
     result.gap_pods, result.gap = _gap(problem, outcome)
     result.utilisation = _utilisation(plan_input, problem, work.x)
     if advice and unplaced:
@@ -189,6 +201,12 @@ def plan(
 
 def scale_up_advice(plan_input: PlanInput, problem: Problem, work: Work) -> list[Advice]:
     counts = [int(k) for k in work.left]
+    # Pods a spend cap keeps home wait for money, not nodes: advise only for what it still pays.
+    for c in np.flatnonzero(problem.class_budget >= 0).tolist():
+        allowed = np.flatnonzero(problem.allowed[c])
+        cheapest = float(problem.cost[c, allowed].min()) if allowed.size else 0.0
+        if cheapest > 0:
+            counts[c] = min(counts[c], int((work.budget_left[problem.class_budget[c]] + SLACK) // cheapest))
     # Gangs that may not spill wait for members or a fix, not for nodes.
     for gang, members in problem.gangs.items():
         if blocked(work, gang, members) is not None:

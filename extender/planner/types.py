@@ -117,6 +117,9 @@ class PlanInput:
     veto: Veto | None = None
     scheduled: Mapping[tuple[str, str], GangMembersScheduled] = field(default_factory=dict)
     """(namespace, gang) -> its members already scheduled (at home or on a peer)."""
+    budgets: Mapping[str, float] = field(default_factory=dict)
+    """Namespace -> what its pods planned here may cost per hour in peers, all together (its
+    spillover.io/max-spend-per-hour less what it spends now); a namespace not listed has no cap."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,12 +39,12 @@ from extender.kube.raw import ApiError
 from extender.kube.reflector import Handler
 from extender.kube.tasks import every
 from extender.peers.directory import PeerDirectory
-from extender.planner.pricing import cost_per_hour
+from extender.planner.pricing import cost_per_hour, money
 from extender.repatriation.moves import Move, age, eviction, made_after, recreated_pod, seconds_text
 from extender.repatriation.pingpong import PingPong
 from extender.repatriation.policy import DEFAULT_AFTER, Terms, owner_text, terms, workload_of
 from extender.resources import QuantityError, Resources, pod_requests
-from extender.spend import FINISHED, money
+from extender.spend import FINISHED
 from extender.wire.core import Pod
 
 log = logging.getLogger("spillover.repatriation")

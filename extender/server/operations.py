@@ -20,6 +20,7 @@ from extender.kube.api import Api
 from extender.kube.raw import ApiError
 from extender.peers.directory import PeerDirectory
 from extender.planner.live import LivePlanner
+from extender.planner.pricing import money
 from extender.repatriation.controller import Repatriation
 from extender.scheduling.state import SchedulingState
 from extender.server import status_page
@@ -27,7 +28,7 @@ from extender.server.decisions import Decisions
 from extender.server.explain import NotFound, add_delegate, explain, read_pod
 from extender.server.history import SpilledHistory
 from extender.server.kubelet_api import Delegated, DelegateLookup
-from extender.spend import Spend, SpilledPod, money
+from extender.spend import Spend, SpilledPod
 
 _NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
 

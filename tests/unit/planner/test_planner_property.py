@@ -1,4 +1,5 @@
-"""Property: on random snapshots no solver ever overcommits a node or breaks a hint, gang or limit."""
+"""Property: on random snapshots no solver ever overcommits a node or breaks a hint, gang, limit or
+spend cap, nor places fewer pods (by the rules) than greedy."""
 
 from __future__ import annotations
 
@@ -60,6 +61,7 @@ def inputs(draw: st.DrawFn) -> PlanInput:
             annotations["spillover.io/gang"] = f"g{g}"
             annotations["spillover.io/gang-size"] = str(count + draw(st.sampled_from([0, 0, 1])))
         tolerations = [Toleration(key="dedicated", operator="Exists")] if draw(st.booleans()) else None
+        namespace = draw(st.sampled_from(["ns", "capped", "capped"]))
         cpu = draw(st.sampled_from([250, 500, 1000, 3000]))
         mem = draw(st.sampled_from([GI // 4, GI, 3 * GI]))
         gpu = draw(st.sampled_from([0, 0, 1]))
@@ -72,13 +74,15 @@ def inputs(draw: st.DrawFn) -> PlanInput:
                 annotations=annotations or None,
                 workload=f"w{g}",
                 tolerations=tolerations,
+                namespace=namespace,
             )
             for i in range(count)
         ]
     limits = []
     if draw(st.booleans()):
         limits.append(PeerLimit(draw(st.sampled_from(NAMES)), "w0", max_pods=draw(st.integers(0, 3))))
-    return PlanInput(peers, pods, limits=limits)
+    budgets = {"capped": draw(st.sampled_from([0.0, 0.01, 0.03, 0.1, 1.0]))} if draw(st.booleans()) else {}
+    return PlanInput(peers, pods, limits=limits, budgets=budgets)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
