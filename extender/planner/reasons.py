@@ -35,12 +35,17 @@ def _over_budget(work: Work, c: int, allowed: I64) -> str | None:
     left = float(work.budget_left[b])
     usable = problem.usable()[c]
     need = problem.req[c]
-    roomy = [
-        int(p)
-        for p in allowed
-        if np.any(np.all(work.free[problem.peer_nodes[p][usable[problem.peer_nodes[p]]]] >= need, axis=1))
-    ]
-    for peers, where in ((allowed.tolist(), "the cheapest peer it may use"), (roomy, "the cheapest peer with room")):
+
+    def peers_where(room: I64) -> list[int]:
+        return [
+            int(p)
+            for p in allowed
+            if np.any(np.all(room[problem.peer_nodes[p][usable[problem.peer_nodes[p]]]] >= need, axis=1))
+        ]
+
+    big_enough = peers_where(problem.alloc)
+    roomy = peers_where(work.free)
+    for peers, where in ((big_enough, "the cheapest peer it may use"), (roomy, "the cheapest peer with room")):
         if not peers:
             continue
         p = min(peers, key=lambda q: float(problem.cost[c, q]))

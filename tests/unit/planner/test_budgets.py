@@ -56,7 +56,11 @@ def test_a_cap_that_pays_for_some_pods_gets_the_most_pods_it_pays_for_at_the_lea
     assert sum(p.startswith("shop/small") for p in placed) == 3 and "shop/big" not in placed
     assert shop_spend(result) == 2.0
     unplaced = {u.pod: u.reason for u in result.unplaced}
-    assert "namespace shop's spend cap (spillover.io/max-spend-per-hour) leaves 0.5/h" in unplaced["shop/big"]
+    assert unplaced["shop/big"] == (
+        "namespace shop's spend cap (spillover.io/max-spend-per-hour) leaves 0.5/h for the pods waiting to spill; "
+        "this pod costs 3/h on the cheapest peer it may use, a"
+    ), "b has no node big enough for it: a is the cheapest it may use"
+    assert unplaced["shop/small-3"].endswith("this pod costs 1/h on the cheapest peer with room, a")
     assert result.budgets == [{"namespace": "shop", "left_per_hour": 2.5, "planned_per_hour": 2.0}]
     greedy = plan(plan_input, Solver.GREEDY, advice=False)
     assert score(result.problem, result.assignment) <= score(greedy.problem, greedy.assignment)
