@@ -20,17 +20,13 @@ status page and ``spillover status``.
 
 from __future__ import annotations
 
-import enum
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import msgspec
 
-from extender.capacity.fit import find_node, without_marker
 from extender.capacity.model import PeerState
 from extender.home_capacity import HomeCapacity
 from extender.kube.api import PODS, Api
@@ -40,10 +36,13 @@ from extender.kube.reflector import Handler
 from extender.kube.tasks import every
 from extender.peers.directory import PeerDirectory
 from extender.planner.pricing import cost_per_hour, money
-from extender.repatriation.moves import Move, age, eviction, made_after, recreated_pod, seconds_text
+from extender.planner.types import workload_of
+from extender.repatriation.assess import BLOCKED, Assessor, Block
+from extender.repatriation.moves import Move, eviction, made_after, recreated_pod, seconds_text
 from extender.repatriation.pingpong import PingPong
-from extender.repatriation.policy import DEFAULT_AFTER, Terms, owner_text, terms, workload_of
-from extender.resources import QuantityError, Resources, pod_requests
+from extender.repatriation.policy import DEFAULT_AFTER, owner_text, terms
+from extender.repatriation.units import Unit, gather
+from extender.resources import Resources
 from extender.spend import FINISHED
 from extender.wire.core import Pod
 
@@ -59,19 +58,6 @@ MOVE_TIMEOUT = 180.0
 """A move whose new pod is not bound at home by then is given up (its held room goes)."""
 
 
-BLOCKED = "its PodDisruptionBudget allows no disruption now; asked again shortly"
-
-
-class Block(enum.StrEnum):
-    """Why a pod that could come home does not (the first word of a RepatriationBlocked Event)."""
-
-    PDB = "PDB"
-    NO_ROOM = "NoRoom"
-    GANG = "Gang"
-    HINT = "Hint"
-    PING_PONG = "PingPong"
-
-
 class RepatriationMetrics(Protocol):
     def count_repatriated(self, peer: str, saved_per_hour: float) -> None:
         """A pod came home from ``peer``; it cost ``saved_per_hour`` there."""
@@ -81,20 +67,6 @@ class RepatriationMetrics(Protocol):
 
     def count_ping_pong(self, peer: str) -> None:
         """A pod spilled to ``peer`` soon after its workload's pod came home: held back."""
-
-
-@dataclass
-class _Unit:
-    """What moves together: one pod, or the spilled members of a gang."""
-
-    key: str
-    members: list[Pod]
-    peers: list[PeerState]
-    requests: list[Resources]
-    terms: Terms
-    price: float = 0.0
-    nodes: dict[str, str] = field(default_factory=dict)
-    """Member UID -> the home node that fits it (this pass)."""
 
 
 class Repatriation:
@@ -123,8 +95,7 @@ class Repatriation:
         """For home's pod watch (every replica): the spilled pods, and the new pods that end moves."""
         self.spilled: dict[str, Pod] = {}
         self.listed = False
-        self.room_since: dict[str, float] = {}
-        """Pod UID (or gang key) -> since when home has had room for it, without a break."""
+        self.assessor = Assessor()
         self.moves: dict[str, Move] = {}
         """Evicted pod UID -> its move home (on the leader only)."""
         self.ping_pong = PingPong()
@@ -138,7 +109,7 @@ class Repatriation:
     async def lead(self) -> None:
         """Room timers start afresh with each lead (a pod waits its delay again after a failover:
         the conservative side), and moves are forgotten when the lead is lost."""
-        self.room_since.clear()
+        self.assessor = Assessor()
         try:
             await every(self.interval, self.step, "repatriation pass failed")
         finally:
@@ -151,186 +122,23 @@ class Repatriation:
         now = self.clock()
         self._expire(now)
         await self._recreate_bare_pods()
-        ripe = self._assess(now) if self.spilled else []
-        if not self.spilled:
-            self.status = []
+        ripe: list[Unit] = []
+        self.status = []
+        if self.spilled:
+            units = gather(self.spilled.values(), self.directory, self.default_after)
+            scratch = self.capacity.snapshot()
+            found = self.assessor.assess(units, scratch, self.moves, self.ping_pong, self.pdb_until, now, self.wall())
+            for unit, block, message in found.tell:
+                self._tell_all(unit, block, message)
+            ripe, self.status = found.ripe, found.rows
         for unit in ripe:
             await self._move(unit)
         for row in self.status:  # what this pass's evictions met
             if self.pdb_until.get(row["workload"], 0.0) > now and row["state"] in ("moving now", "waiting its turn"):
                 row["state"], row["reason"] = "blocked", BLOCKED
 
-    # ---- assessing every spilled pod ------------------------------------------------------------
-    def _units(self) -> list[_Unit]:
-        gangs: dict[str, _Unit] = {}
-        units: list[_Unit] = []
-        for pod in self.spilled.values():
-            peer = self.directory.by_virtual_node.get(pod.spec.node_name)
-            if peer is None or pod.metadata.deletion_timestamp is not None:
-                continue
-            if (pod.status.phase if pod.status else "") != "Running":
-                continue  # a delegate not running yet is the lifecycle's to judge, not ours
-            try:
-                requests = pod_requests(pod)
-            except QuantityError:
-                continue
-            pod_terms = terms(pod, self.directory.repatriate_after(peer.name), self.default_after)
-            price = cost_per_hour(requests, peer)
-            if pod_terms.gang is not None:
-                key = f"{pod.metadata.namespace}/gang/{pod_terms.gang}"
-                unit = gangs.get(key)
-                if unit is None:
-                    unit = gangs[key] = _Unit(key, [], [], [], pod_terms)
-                    units.append(unit)
-                elif pod_terms.allowed <= unit.terms.allowed and pod_terms.after >= unit.terms.after:
-                    unit.terms = pod_terms  # the strictest member's terms hold for the gang
-                unit.members.append(pod)
-                unit.peers.append(peer)
-                unit.requests.append(requests)
-                unit.price += price
-                continue
-            units.append(_Unit(workload_of(pod), [pod], [peer], [requests], pod_terms, price))
-        return units
-
-    def _assess(self, now: float) -> list[_Unit]:
-        """Judge every spilled pod, dearest first; return the units to move now."""
-        scratch = self.capacity.snapshot()
-        moving = Counter(move.unit for move in self.moves.values())
-        wall = self.wall()
-        ripe: list[_Unit] = []
-        rows: list[dict[str, Any]] = []
-        for unit in sorted(self._units(), key=lambda u: (-u.price, u.key, u.members[0].metadata.uid)):
-            state, reason = self._judge(unit, scratch, moving, now, wall)
-            if state == "moving now":
-                ripe.append(unit)
-                moving[unit.key] += 1
-            for pod, peer, requests in zip(unit.members, unit.peers, unit.requests, strict=True):
-                rows.append(
-                    {
-                        "pod": f"{pod.metadata.namespace}/{pod.metadata.name}",
-                        "peer": peer.name,
-                        "perHour": round(cost_per_hour(requests, peer), 4),
-                        "state": state,
-                        "reason": reason,
-                        "homeNode": unit.nodes.get(pod.metadata.uid, ""),
-                        "workload": unit.key,
-                    }
-                )
-        in_flight = {m.uid for m in self.moves.values() if not m.gone}
-        for move in self.moves.values():
-            if move.uid in in_flight:
-                rows.append(
-                    {
-                        "pod": f"{move.namespace}/{move.name}",
-                        "peer": move.peer,
-                        "perHour": round(move.price, 4),
-                        "state": "coming home",
-                        "reason": f"evicted from {move.peer}; room held on home node {move.node}",
-                        "homeNode": move.node,
-                        "workload": move.unit,
-                    }
-                )
-        self.status = rows
-        return ripe
-
-    def _judge(
-        self, unit: _Unit, scratch: PeerState, moving: Counter[str], now: float, wall: float
-    ) -> tuple[str, str]:
-        """(state, why) of one unit; claims its room in ``scratch`` when it may come home."""
-        uids = [pod.metadata.uid for pod in unit.members]
-        if any(uid in self.moves for uid in uids):
-            return "coming home", "evicted; its new pod is being placed at home"
-        after = unit.terms.after
-        timer = unit.key if len(uids) > 1 else uids[0]
-        placed, short = self._place(unit, scratch)
-        since = self.room_since.setdefault(timer, now) if placed else None
-        if since is None:
-            lost = self.room_since.pop(timer, None)
-            if lost is not None and unit.terms.allowed and now - lost >= 1.0:
-                self._tell_all(
-                    unit,
-                    Block.NO_ROOM,
-                    f"home had room for it for {seconds_text(now - lost)} but lost it before {seconds_text(after)} "
-                    f"passed ({short}); it comes home once home has had room for {seconds_text(after)}",
-                )
-        if not unit.terms.allowed:
-            if since is not None:
-                self._unplace(unit, scratch)  # it stays: its room is free for others
-                if now - since >= after:
-                    self._tell_all(
-                        unit,
-                        Block.HINT,
-                        f"home has had room for it for {seconds_text(now - since)}, but it stays in peer "
-                        f"{unit.peers[0].name}: {unit.terms.why_not}",
-                    )
-            return "stays", unit.terms.why_not
-        if since is None:
-            if len(uids) > 1 and self._each_fits_alone(unit, scratch):
-                why = f"gang {unit.terms.gang}: not all {len(uids)} spilled members fit at home at once ({short})"
-                self._tell_all(unit, Block.GANG, f"{why}; a gang comes home whole or not at all")
-                return "no room", why
-            return "no room", short
-        workload = workload_of(unit.members[0])
-        if (held := self.ping_pong.held_until(workload)) > now:
-            self._unplace(unit, scratch)  # held back: its room is free for others meanwhile
-            return "held back", (
-                f"ping-pong: its workload spilled again soon after coming home; held for {seconds_text(held - now)}"
-            )
-        if self.pdb_until.get(unit.key, 0.0) > now:
-            self._unplace(unit, scratch)
-            return "blocked", BLOCKED
-        limit = len(uids) if len(uids) > 1 else unit.terms.max_in_flight
-        if moving[unit.key] >= limit:
-            return "waiting its turn", f"{moving[unit.key]} pod(s) of its workload are coming home already"
-        youngest = min(age(pod, wall) for pod in unit.members)
-        waited = now - since
-        if waited < after or youngest < after:
-            wait = max(after - waited, after - youngest)
-            node = next(iter(unit.nodes.values()))
-            return "waiting", f"home has room (node {node}); comes home in {seconds_text(wait)} if that lasts"
-        return "moving now", f"home has had room for {seconds_text(waited)}"
-
-    def _place(self, unit: _Unit, scratch: PeerState) -> tuple[bool, str]:
-        """Every member on a home node of ``scratch`` (claiming the room), or none and why."""
-        unit.nodes = {}
-        for pod, requests in zip(unit.members, unit.requests, strict=True):
-            fit = self._fit(pod, requests, scratch)
-            if fit is None:
-                self._unplace(unit, scratch)
-                return False, self._why_none(pod, requests, scratch)
-            unit.nodes[pod.metadata.uid] = fit
-            node = scratch.nodes[fit]
-            for name, amount in without_marker(requests).items():
-                node.reserved[name] = node.reserved.get(name, 0) + amount
-            scratch.generation += 1  # find_node's bounds on free room are kept per generation
-        return True, ""
-
-    def _unplace(self, unit: _Unit, scratch: PeerState) -> None:
-        for pod, requests in zip(unit.members, unit.requests, strict=True):
-            placed = unit.nodes.pop(pod.metadata.uid, None)
-            if placed is None:
-                continue
-            node = scratch.nodes[placed]
-            for name, amount in without_marker(requests).items():
-                node.reserved[name] = node.reserved.get(name, 0) - amount
-            scratch.generation += 1
-
-    def _each_fits_alone(self, unit: _Unit, scratch: PeerState) -> bool:
-        return all(
-            self._fit(pod, requests, scratch) is not None
-            for pod, requests in zip(unit.members, unit.requests, strict=True)
-        )
-
-    @staticmethod
-    def _fit(pod: Pod, requests: Resources, scratch: PeerState) -> str | None:
-        return find_node(pod, requests, scratch).node
-
-    @staticmethod
-    def _why_none(pod: Pod, requests: Resources, scratch: PeerState) -> str:
-        return find_node(pod, requests, scratch).reason.replace("no node of home fits", "no home node fits")
-
     # ---- moving ---------------------------------------------------------------------------------
-    async def _move(self, unit: _Unit) -> None:
+    async def _move(self, unit: Unit) -> None:
         if len(unit.members) > 1:  # a gang: every member's budget first, so none moves alone
             for pod in unit.members:
                 refused = await self._evict(pod, dry_run=True)
@@ -351,7 +159,7 @@ class Repatriation:
                 return
             self._started(unit, pod, peer, requests, raw)
 
-    def _started(self, unit: _Unit, pod: Pod, peer: PeerState, requests: Resources, raw: dict[str, Any] | None) -> None:
+    def _started(self, unit: Unit, pod: Pod, peer: PeerState, requests: Resources, raw: dict[str, Any] | None) -> None:
         meta = pod.metadata
         node = unit.nodes.get(meta.uid, "")
         price = cost_per_hour(requests, peer)
@@ -373,7 +181,7 @@ class Repatriation:
         if node:
             self.capacity.hold(meta.uid, node, requests)
         self.ping_pong.sent_home(workload, self.clock())
-        self.room_since.pop(meta.uid, None)
+        self.assessor.forget(meta.uid)
         who = owner_text(pod)
         self.events.record(
             _ref(pod),
@@ -383,7 +191,7 @@ class Repatriation:
         )
         log.info("repatriating", extra={"pod": f"{meta.namespace}/{meta.name}", "peer": peer.name, "home_node": node})
 
-    def _blocked_by_pdb(self, unit: _Unit, refused: str) -> None:
+    def _blocked_by_pdb(self, unit: Unit, refused: str) -> None:
         self.pdb_until[unit.key] = self.clock() + PDB_RETRY
         self._tell_all(unit, Block.PDB, f"the PodDisruptionBudget allows no disruption now: {refused}")
 
@@ -453,9 +261,9 @@ class Repatriation:
     def on_list(self, items: list[Pod]) -> None:
         self.spilled = {p.metadata.uid: p for p in items if self._live_spilled(p)}
         uids = {p.metadata.uid for p in items}
-        for uid in list(self.room_since):
+        for uid in list(self.assessor.room_since):
             if "/" not in uid and uid not in self.spilled:
-                del self.room_since[uid]
+                self.assessor.forget(uid)
         for move in self.moves.values():
             move.gone = move.gone or move.uid not in uids
         self.listed = True
@@ -481,7 +289,7 @@ class Repatriation:
     def on_gone(self, pod: Pod) -> None:
         uid = pod.metadata.uid
         self.spilled.pop(uid, None)
-        self.room_since.pop(uid, None)
+        self.assessor.forget(uid)
         move = self.moves.get(uid)
         if move is not None:
             move.gone = True
@@ -541,7 +349,7 @@ class Repatriation:
         )
 
     # ---- telling ----------------------------------------------------------------------------------
-    def _tell_all(self, unit: _Unit, block: Block, message: str) -> None:
+    def _tell_all(self, unit: Unit, block: Block, message: str) -> None:
         for pod in unit.members:
             self._tell(pod, block, message)
 

@@ -29,7 +29,8 @@ class Move:
     namespace: str
     name: str
     workload: str
-    """What the new pod is recognised by (``policy.workload_of``)."""
+    """What the new pod is recognised by (``planner.types.workload_of``: its controller, or a bare
+    pod by name, which one recreated at home keeps)."""
     unit: str
     """What moves together and is counted against the in-flight limit: the workload, or the gang."""
     peer: str

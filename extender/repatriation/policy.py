@@ -37,16 +37,6 @@ class Terms:
     gang: str | None
 
 
-def workload_of(pod: Pod) -> str:
-    """What the pod's moves are counted against: its controller, or the bare pod by name (a
-    bare pod recreated at home keeps its name, not its UID)."""
-    meta = pod.metadata
-    for ref in meta.owner_references or ():
-        if ref.controller:
-            return f"{meta.namespace}/{ref.kind}/{ref.name}"
-    return f"{meta.namespace}/Pod/{meta.name}"
-
-
 def owner_text(pod: Pod) -> str:
     """Who makes the new pod at home, for Event messages."""
     for ref in pod.metadata.owner_references or ():

@@ -24,10 +24,11 @@ from extender.kube.tasks import TaskSet
 from extender.kube.times import rfc3339
 from extender.peers.directory import PeerDirectory
 from extender.peers.model import PeerCluster, PeerClusterSpec
+from extender.planner.types import workload_of
 from extender.repatriation.controller import PDB_RETRY, Repatriation
 from extender.repatriation.moves import recreated_pod
 from extender.repatriation.pingpong import PingPong
-from extender.repatriation.policy import terms, workload_of
+from extender.repatriation.policy import terms
 from extender.scheduling.memory import make_pod, peer
 from extender.server.metrics import Metrics
 from extender.wire.core import Node, Pod
