@@ -41,6 +41,11 @@ def test_prefer_weights_parse() -> None:
         ("spillover.io/max-cost", "nan"),
         ("spillover.io/failover", "sometimes"),
         ("spillover.io/gang-size", "3"),
+        ("spillover.io/repatriate", "sometimes"),
+        ("spillover.io/repatriate-after", "5 minutes"),
+        ("spillover.io/repatriate-after", "8d"),
+        ("spillover.io/repatriate-after", "9999h"),
+        ("spillover.io/repatriate-max-in-flight", "0"),
     ],
 )
 def test_bad_hint_is_refused_naming_annotation_value_and_accepted_forms(key: str, value: str) -> None:

@@ -10,11 +10,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-import pytest
 import pytest_asyncio
 
 from extender.capacity.model import PeerState
-from extender.hints import HintError, parse_hints
+from extender.hints import parse_hints
 from extender.home_capacity import HomeCapacity
 from extender.kube.api import NODES, PODS, delete_options
 from extender.kube.fanout import FanOut
@@ -399,22 +398,6 @@ def test_a_recreated_bare_pod_keeps_its_name_labels_and_spec_but_not_its_node() 
         "metadata": {"name": "solo", "namespace": "shop", "labels": {"app": "solo"}, "annotations": {"keep": "me"}},
         "spec": {"containers": [{"name": "app"}]},
     }
-
-
-@pytest.mark.parametrize(
-    ("key", "value"),
-    [
-        ("spillover.io/repatriate", "sometimes"),
-        ("spillover.io/repatriate-after", "5 minutes"),
-        ("spillover.io/repatriate-after", "8d"),
-        ("spillover.io/repatriate-after", "9999h"),
-        ("spillover.io/repatriate-max-in-flight", "0"),
-    ],
-)
-def test_a_bad_repatriation_hint_is_refused_naming_the_value(key: str, value: str) -> None:
-    with pytest.raises(HintError) as err:
-        parse_hints({key: value})
-    assert key in str(err.value) and repr(value) in str(err.value)
 
 
 def test_repatriation_hints_parse() -> None:
