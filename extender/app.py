@@ -1,8 +1,9 @@
 """The composition root of `spillover serve`: builds every part and runs them in one event loop.
 
-Three listeners: the extender (plain HTTP on a lean server of its own, loopback or cluster
-network, called by kube-scheduler for every pod it schedules), the webhook (HTTPS, called by
-kube-apiserver; cert reloaded when its files change) and metrics/health. Background tasks: home
+Three listeners: the extender (a lean server of its own, called by kube-scheduler for every pod it
+schedules: plain HTTP on loopback beside the scheduler, else HTTPS that admits only the
+scheduler's client certificate), the webhook (HTTPS, called by kube-apiserver) and
+metrics/health. The TLS listeners pick up rotated certificate files. Background tasks: home
 watches, the peer registry and its watches, virtual nodes and Leases, the planner loop and the
 delegation controllers.
 """
@@ -11,9 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import ipaddress
 import logging
-import os
 import signal
 import ssl
 from typing import Any
@@ -22,7 +21,7 @@ from aiohttp import web
 
 from extender.budgets import Budgets
 from extender.capacity.tracker import Reservations
-from extender.config import Config
+from extender.config import Config, is_loopback
 from extender.delegation.avoid import AvoidList
 from extender.delegation.creator import DelegateCreator
 from extender.delegation.evacuation import Evacuation
@@ -54,9 +53,10 @@ from extender.scheduling.binder import Binder
 from extender.server.decisions import Decisions
 from extender.server.extender_app import start_extender_server
 from extender.server.http_server import JsonPostServer
-from extender.server.kubelet_api import DelegateLookup, client_verifying_context, start_kubelet_api
+from extender.server.kubelet_api import DelegateLookup, start_kubelet_api
 from extender.server.metrics import Metrics
 from extender.server.operations import Operations
+from extender.server.tls import ReloadingTLS, TLSFiles
 from extender.server.webhook_app import make_webhook_app
 from extender.webhook.mutate import WebhookConfig
 from extender.wire.core import Node, Pod
@@ -64,44 +64,11 @@ from extender.wire.core import Node, Pod
 log = logging.getLogger("spillover")
 
 
-class CertReloader:
-    """Re-reads the webhook's cert and key when either file changes (cert-manager rotation)."""
-
-    def __init__(self, cert: str, key: str) -> None:
-        self.cert = cert
-        self.key = key
-        self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self._stamp: tuple[float, float] = (0.0, 0.0)
-        self.reload()
-
-    def reload(self) -> bool:
-        stamp = (os.stat(self.cert).st_mtime, os.stat(self.key).st_mtime)
-        if stamp == self._stamp:
-            return False
-        self.context.load_cert_chain(self.cert, self.key)
-        self._stamp = stamp
-        return True
-
-    async def run(self) -> None:
-        while True:
-            await asyncio.sleep(5)
-            try:
-                if self.reload():
-                    log.info("webhook certificate reloaded from %s", self.cert)
-            except (OSError, ssl.SSLError) as exc:
-                log.warning("webhook certificate not reloaded (keeping the old one): %s", exc)
-
-
 def scheduler_only(cfg: Config) -> bool:
     """Whether only the scheduler can call the extender: served on loopback (Spillover as a sidecar
-    of its own kube-scheduler, or the lab). Only then may bind use the pods filter was sent."""
-    host = cfg.bind_address.strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    of its own kube-scheduler, or the lab), or over HTTPS to verified client certificates (the
+    configuration refuses anything else). Only then may bind use the pods filter was sent."""
+    return is_loopback(cfg.extender_address) or bool(cfg.extender_client_ca_file)
 
 
 class Spillover:
@@ -242,13 +209,14 @@ class Spillover:
         self.tasks.spawn(self.planner.run(), "planner")
         self.tasks.spawn(self.operations.history.run(), "spilled-history")
         self.servers.append(
-            await start_extender_server(self.state, self.metrics, cfg.bind_address, cfg.extender_port, self.decisions)
+            await start_extender_server(
+                self.state, self.metrics, cfg.extender_address, cfg.extender_port, self.decisions, self._extender_tls()
+            )
         )
         if cfg.tls_cert_file and cfg.tls_key_file:
-            reloader = CertReloader(cfg.tls_cert_file, cfg.tls_key_file)
-            self.tasks.spawn(reloader.run(), "cert-reloader")
+            webhook_tls = self._tls(TLSFiles(cfg.tls_cert_file, cfg.tls_key_file), "webhook")
             webhook = make_webhook_app(WebhookConfig(scheduler_name=cfg.scheduler_name), self.metrics)
-            await self._serve(webhook, cfg.webhook_port, reloader.context)
+            await self._serve(webhook, cfg.webhook_port, webhook_tls.context)
             await self._serve_kubelet_api(cfg)
         else:
             log.warning("no --tls-cert-file/--tls-key-file: the admission webhook is not served")
@@ -266,13 +234,31 @@ class Spillover:
         if not cfg.kubelet_client_ca_file or not cfg.tls_cert_file or not cfg.tls_key_file:
             log.info("no --kubelet-client-ca-file: `kubectl logs` on spilled pods is not served")
             return
-        context = client_verifying_context(
-            CertReloader(cfg.tls_cert_file, cfg.tls_key_file).context, cfg.kubelet_client_ca_file
-        )
+        files = TLSFiles(cfg.tls_cert_file, cfg.tls_key_file, client_ca=cfg.kubelet_client_ca_file)
+        context = self._tls(files, "kubelet API").context
         names = frozenset(n.strip() for n in cfg.kubelet_client_allowed_names.split(",") if n.strip())
         lookup = DelegateLookup(self.delegations)
         runner, _ = await start_kubelet_api(lookup, cfg.bind_address, cfg.kubelet_port, context, names)
         self.runners.append(runner)
+
+    def _extender_tls(self) -> ReloadingTLS | None:
+        cfg = self.config
+        if not (cfg.extender_tls_cert_file and cfg.extender_tls_key_file):
+            return None
+        files = TLSFiles(
+            cfg.extender_tls_cert_file,
+            cfg.extender_tls_key_file,
+            client_ca=cfg.extender_client_ca_file,
+            client_names=cfg.extender_client_name_list,
+            alpn=("h2", "http/1.1"),
+        )
+        return self._tls(files, "extender")
+
+    def _tls(self, files: TLSFiles, what: str) -> ReloadingTLS:
+        """A listener's TLS, its files checked for changes for the life of the process."""
+        tls = ReloadingTLS(files, what)
+        self.tasks.spawn(tls.run(), f"{what}-tls-reloader")
+        return tls
 
     async def _expire_reservations(self) -> None:
         self.reservations.expire()

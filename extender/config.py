@@ -7,6 +7,7 @@ file takes the same keys; flags override the file; `spillover serve --help` list
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -26,13 +27,39 @@ def _help(text: str) -> msgspec.Meta:
 class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, rename="kebab"):
     kubeconfig: Annotated[str | None, _help("home cluster kubeconfig (default: in-cluster, else $KUBECONFIG)")] = None
     bind_address: Annotated[str, _help("listen address of the extender, webhook and metrics servers")] = "127.0.0.1"
-    extender_port: Annotated[int, _help("extender HTTP port")] = 8888
+    extender_bind_address: Annotated[
+        str | None,
+        _help(
+            "the extender's own listen address (default: --bind-address); 127.0.0.1 when kube-scheduler runs in "
+            "the same pod. Plain HTTP is served on loopback only"
+        ),
+    ] = None
+    extender_port: Annotated[int, _help("extender port")] = 8888
     webhook_port: Annotated[int, _help("webhook HTTPS port")] = 8443
     metrics_port: Annotated[int, _help("port of /metrics, /healthz, /readyz and the status page")] = 9090
     tls_cert_file: Annotated[
         str | None, _help("webhook serving certificate (PEM), reloaded when it changes; with --tls-key-file")
     ] = None
     tls_key_file: Annotated[str | None, _help("webhook serving key (PEM); without both, no webhook is served")] = None
+    extender_tls_cert_file: Annotated[
+        str | None,
+        _help("extender serving certificate (PEM): HTTPS, HTTP/2 by ALPN; reloaded when it changes; with the key"),
+    ] = None
+    extender_tls_key_file: Annotated[str | None, _help("extender serving key (PEM)")] = None
+    extender_client_ca_file: Annotated[
+        str | None,
+        _help(
+            "CA bundle that must have signed the scheduler's client certificate (its extender tlsConfig); "
+            "required with HTTPS"
+        ),
+    ] = None
+    extender_client_names: Annotated[
+        str,
+        _help(
+            "comma-separated names one of which the scheduler's client certificate must carry (common name or "
+            "DNS SAN; default: any the CA signed)"
+        ),
+    ] = ""
     kubelet_port: Annotated[
         int, _help("HTTPS port of the virtual nodes' kubelet API (kubectl logs on spilled pods)")
     ] = 10250
@@ -59,9 +86,13 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, rename="k
             "kube-apiserver-kubelet-client)"
         ),
     ] = ""
-    scheduler_name: Annotated[str | None, _help("set spec.schedulerName of opted-in pods (for a second scheduler)")] = (
-        None
-    )
+    scheduler_name: Annotated[
+        str | None,
+        _help(
+            "the scheduler that consults Spillover (the own-scheduler install's, e.g. spillover): opted-in pods "
+            "that asked for the default scheduler get it; pods naming another are left alone"
+        ),
+    ] = None
     peer_timeout: Annotated[float, _help("seconds for any one call to a peer")] = 5.0
     reservation_ttl: Annotated[float, _help("seconds capacity stays reserved for a pod being placed")] = 30.0
     remote_pending_timeout: Annotated[
@@ -94,6 +125,14 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, rename="k
     ] = False
     leader_election_namespace: Annotated[str, _help("namespace of the spillover-controller Lease")] = "spillover-system"
     log_level: Annotated[str, _help("DEBUG, INFO or WARNING")] = "INFO"
+
+    @property
+    def extender_address(self) -> str:
+        return self.extender_bind_address or self.bind_address
+
+    @property
+    def extender_client_name_list(self) -> tuple[str, ...]:
+        return tuple(n.strip() for n in self.extender_client_names.split(",") if n.strip())
 
 
 @dataclass(frozen=True)
@@ -145,6 +184,45 @@ class ConfigError(ValueError):
     pass
 
 
+def is_loopback(address: str) -> bool:
+    """127.0.0.0/8, ::1 (bracketed or not) or localhost."""
+    host = address.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_extender_transport(config: Config, source: str) -> Config:
+    """Refuse extender settings that go together only in part, or that would expose the extender."""
+    if bool(config.extender_tls_cert_file) != bool(config.extender_tls_key_file):
+        raise ConfigError(f"{source}: extender-tls-cert-file and extender-tls-key-file go together")
+    tls = bool(config.extender_tls_cert_file)
+    if config.extender_client_ca_file and not tls:
+        raise ConfigError(
+            f"{source}: extender-client-ca-file needs extender-tls-cert-file and extender-tls-key-file "
+            "(client certificates are checked in the TLS handshake)"
+        )
+    if config.extender_client_names and not config.extender_client_ca_file:
+        raise ConfigError(f"{source}: extender-client-names needs extender-client-ca-file to verify them against")
+    if tls and not config.extender_client_ca_file:
+        raise ConfigError(
+            f"{source}: the extender would serve HTTPS without checking who calls it, and anyone who reaches "
+            "its port could bind pods; pass extender-client-ca-file (the CA of the scheduler's client "
+            "certificate, its extender tlsConfig)"
+        )
+    if not tls and not is_loopback(config.extender_address):
+        raise ConfigError(
+            f"{source}: the extender would listen on {config.extender_address} over plain HTTP, where anyone "
+            "who reaches it could bind pods; either bind it to 127.0.0.1 (extender-bind-address, with "
+            "kube-scheduler in the same pod) or serve it over HTTPS with client-certificate verification "
+            "(extender-tls-cert-file, extender-tls-key-file, extender-client-ca-file)"
+        )
+    return config
+
+
 def load(path: str | None, overrides: dict[str, Any]) -> Config:
     """The file at ``path`` (if any) under ``overrides`` (field name -> value; None: not given)."""
     data: dict[str, Any] = {}
@@ -158,6 +236,7 @@ def load(path: str | None, overrides: dict[str, Any]) -> Config:
         data.update(loaded)
     data.update({k.replace("_", "-"): v for k, v in overrides.items() if v is not None})
     try:
-        return msgspec.convert(data, Config)
+        config = msgspec.convert(data, Config)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"{path or 'flags'}: {exc}") from exc
+    return check_extender_transport(config, path or "flags")

@@ -28,3 +28,6 @@ bind send no other pod to a peer)."""
 
 def opted_in(namespace_labels: Mapping[str, str] | None) -> bool:
     return (namespace_labels or {}).get(ENABLED) == "true"
+SKIPPED = "spillover.io/skipped"
+"""Annotation the webhook puts on an opted-in pod it left as it is, saying why (it names a
+scheduler that does not consult Spillover)."""

@@ -1,4 +1,4 @@
-"""The extender verbs as kube-scheduler calls them (POST, JSON, capitalised keys), served over HTTP.
+"""The extender verbs as kube-scheduler calls them (POST, JSON, capitalised keys), over HTTP(S).
 
 Input is never trusted: a body that does not decode is answered 400 with msgspec's message (which
 names the path of the bad value), so a misconfigured scheduler shows up in its own logs with the
@@ -23,6 +23,7 @@ from extender.server.decisions import Decisions
 from extender.server.http_server import Answer, Handler, JsonPostServer, error_body
 from extender.server.logs import log_request
 from extender.server.metrics import Metrics
+from extender.server.tls import ReloadingTLS
 from extender.wire.core import Pod, pod_decoder
 from extender.wire.extender import (
     ExtenderBindingResult,
@@ -174,9 +175,15 @@ def extender_routes(
 
 
 async def start_extender_server(
-    state: SchedulingState, metrics: Metrics, host: str, port: int, decisions: Decisions | None = None
+    state: SchedulingState,
+    metrics: Metrics,
+    host: str,
+    port: int,
+    decisions: Decisions | None = None,
+    tls: ReloadingTLS | None = None,
 ) -> JsonPostServer:
-    """POST /filter, /prioritize, /preempt, /bind on ``host:port`` (port 0 picks a free one)."""
+    """POST /filter, /prioritize, /preempt, /bind on ``host:port`` (port 0 picks a free one);
+    HTTPS with ``tls`` (its client CA and names decide who may call)."""
     server = JsonPostServer(extender_routes(state, metrics, decisions), max_body=MAX_BODY)
-    await server.start(host, port)
+    await server.start(host, port, tls=tls)
     return server

@@ -1,4 +1,5 @@
-"""A small HTTP/1.1 server for JSON POST endpoints, on httptools (the parser uvicorn uses).
+"""A small HTTP server for JSON POST endpoints: HTTP/1.1 on httptools (the parser uvicorn uses),
+and over TLS also HTTP/2 (``http2``), chosen per connection by ALPN.
 
 Why not aiohttp here: kube-scheduler calls ``filter`` inside its serial scheduling cycle and
 ``bind`` for every pod, so this server's per-request cost is paid once or twice per scheduled pod
@@ -10,6 +11,11 @@ Scope, on purpose: POST with a body (Content-Length or chunked), keep-alive, pip
 in order, ``Expect: 100-continue``. Anything else gets a clear 4xx: an unknown path 404, another
 method 405, a body over the limit 413, bytes that are not HTTP 400. A handler that raises is a bug;
 it is logged and answered 500 rather than taking the connection down.
+
+With TLS (``ReloadingTLS``), the handshake has checked the client certificate against the client CA
+before a byte of HTTP is read; a certificate that does not name an allowed client is refused
+here, before any route runs. When the files are reloaded, every open connection is drained
+(HTTP/2 GOAWAY, HTTP/1.1 closed once idle), so no connection outlives the CA that admitted it.
 """
 
 from __future__ import annotations
@@ -18,29 +24,25 @@ import asyncio
 import collections
 import functools
 import logging
+import ssl
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Mapping
 from http import HTTPStatus
-from typing import cast
+from typing import Protocol, cast
 
 import httptools
-import msgspec
+
+from extender.server.answers import Answer, Handler, error_body
+from extender.server.tls import ReloadingTLS
 
 log = logging.getLogger("spillover.http")
 
-Answer = tuple[int, bytes]
-"""HTTP status and a JSON body."""
-Handler = Callable[[bytes], Answer | Awaitable[Answer]]
-"""A route: the request body in, an answer out (directly, or awaited when it does I/O)."""
+__all__ = ["Answer", "Handler", "JsonPostServer", "error_body"]
 
 IDLE_TIMEOUT = 120.0
 """Longer than Go's default idle timeout (90 s), so the client closes idle connections first."""
-
-_encode = msgspec.json.encode
-
-
-def error_body(message: str) -> bytes:
-    return _encode({"error": message})
+H2 = "h2"
+HTTP11 = "http/1.1"
 
 
 def _head(status: int, length: int, keep_alive: bool, extra: bytes = b"") -> bytes:
@@ -81,6 +83,7 @@ class _Connection(asyncio.Protocol):
         self.pending: collections.deque[_Request] = collections.deque()
         self.busy = False
         self.closing = False
+        self.draining = False
         self.last_active = time.monotonic()
 
     # --- asyncio.Protocol -------------------------------------------------------------------
@@ -154,6 +157,11 @@ class _Connection(asyncio.Protocol):
 
     # --- answering --------------------------------------------------------------------------
 
+    def _route(self, request: _Request) -> Answer | Awaitable[Answer]:
+        if request.problem is not None:
+            return request.problem
+        return self.server.dispatch(request.method, request.path, request.body)
+
     def _next(self) -> None:
         while self.pending and not self.closing:
             request = self.pending.popleft()
@@ -170,30 +178,9 @@ class _Connection(asyncio.Protocol):
             return
         self.busy = False
 
-    def _route(self, request: _Request) -> Answer | Awaitable[Answer]:
-        if request.problem is not None:
-            return request.problem
-        handler = self.server.routes.get(request.path)
-        if handler is None:
-            return 404, error_body(f"no such endpoint {request.path.decode(errors='replace')!r}")
-        if request.method != b"POST":
-            return 405, error_body(f"{request.method.decode(errors='replace')} is not allowed here; use POST")
-        try:
-            return handler(request.body)
-        except Exception:
-            log.exception("handler for %s failed", request.path.decode(errors="replace"))
-            return 500, error_body("internal error (logged by the server)")
-
     def _finished(self, request: _Request, task: asyncio.Future[Answer]) -> None:
         self.server.tasks.discard(task)
-        if task.cancelled():
-            answer: Answer = 503, error_body("server is shutting down")
-        elif (exc := task.exception()) is not None:
-            log.error("handler for %s failed: %r", request.path.decode(errors="replace"), exc, exc_info=exc)
-            answer = 500, error_body("internal error (logged by the server)")
-        else:
-            answer = task.result()
-        self._write(request, answer)
+        self._write(request, self.server.settle(request.path, task))
         self._next()
 
     def _write(self, request: _Request, answer: Answer) -> None:
@@ -202,9 +189,10 @@ class _Connection(asyncio.Protocol):
             return
         status, body = answer
         extra = b"Allow: POST\r\n" if status == 405 else b""
-        transport.write(_head(status, len(body), request.keep_alive, extra) + body)
+        keep_alive = request.keep_alive and not (self.draining and not self.pending)
+        transport.write(_head(status, len(body), keep_alive, extra) + body)
         self.last_active = time.monotonic()
-        if not request.keep_alive:
+        if not keep_alive:
             self.closing = True
             transport.close()
 
@@ -217,10 +205,60 @@ class _Connection(asyncio.Protocol):
         self.closing = True
         transport.close()
 
-    def close_if_idle(self, now: float) -> None:
-        if not self.busy and not self.pending and now - self.last_active > IDLE_TIMEOUT and self.transport:
+    def close_if_idle(self, now: float, idle_timeout: float) -> None:
+        if not self.busy and not self.pending and now - self.last_active > idle_timeout and self.transport:
             self.closing = True
             self.transport.close()
+
+    def drain(self) -> None:
+        """Close now if idle, else after the answer in progress (with ``Connection: close``)."""
+        self.draining = True
+        if not self.busy and not self.pending and self.transport is not None:
+            self.closing = True
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+class _Served(Protocol):
+    """A connection the server keeps track of, whatever its framing."""
+
+    def close_if_idle(self, now: float, idle_timeout: float) -> None: ...
+    def drain(self) -> None: ...
+    def abort(self) -> None: ...
+
+
+class _Handshaken(asyncio.Protocol):
+    """First protocol of a TLS connection: checks the client and hands over to h2 or HTTP/1.1."""
+
+    def __init__(self, server: JsonPostServer, tls: ReloadingTLS) -> None:
+        self.server = server
+        self.tls = tls
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # Called once the handshake is complete: the client certificate is verified by now.
+        ok, why = self.tls.allows(transport.get_extra_info("peercert"))
+        if not ok:
+            peer = transport.get_extra_info("peername")
+            log.warning("refused a connection to the extender from %s: %s", peer, why)
+            transport.close()
+            return
+        ssl_object: ssl.SSLObject | None = transport.get_extra_info("ssl_object")
+        protocol = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
+        chosen: asyncio.Protocol
+        if protocol == H2:
+            from extender.server.http2 import H2Connection
+
+            chosen = H2Connection(self.server)
+        else:
+            chosen = _Connection(self.server)
+        transport.set_protocol(chosen)
+        chosen.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:  # pragma: no cover - replaced before any data
+        raise AssertionError("data before the protocol was chosen")
 
 
 class JsonPostServer:
@@ -229,8 +267,9 @@ class JsonPostServer:
     def __init__(self, routes: Mapping[str, Handler], max_body: int) -> None:
         self.routes: dict[bytes, Handler] = {path.encode(): handler for path, handler in routes.items()}
         self.max_body = max_body
-        self.connections: set[_Connection] = set()
+        self.connections: set[_Served] = set()
         self.tasks: set[asyncio.Future[Answer]] = set()
+        self.idle_timeout = IDLE_TIMEOUT
         self._server: asyncio.Server | None = None
         self._reaper: asyncio.Task[None] | None = None
 
@@ -240,17 +279,52 @@ class JsonPostServer:
         port: int = self._server.sockets[0].getsockname()[1]
         return port
 
-    async def start(self, host: str, port: int, backlog: int = 1024) -> None:
+    async def start(self, host: str, port: int, backlog: int = 1024, tls: ReloadingTLS | None = None) -> None:
+        """Listen on ``host:port``; with ``tls``, HTTPS (HTTP/2 or HTTP/1.1 by ALPN) only."""
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: _Connection(self), host, port, backlog=backlog)
+        if tls is None:
+            self._server = await loop.create_server(lambda: _Connection(self), host, port, backlog=backlog)
+        else:
+            tls.on_reload.append(self.drain)
+            self._server = await loop.create_server(
+                lambda: _Handshaken(self, tls), host, port, backlog=backlog, ssl=tls.context
+            )
         self._reaper = asyncio.create_task(self._reap_idle(), name="http-idle-reaper")
+
+    def dispatch(self, method: bytes, path: bytes, body: bytes) -> Answer | Awaitable[Answer]:
+        """The route's answer (or the awaitable that will give it); never raises."""
+        handler = self.routes.get(path)
+        if handler is None:
+            return 404, error_body(f"no such endpoint {path.decode(errors='replace')!r}")
+        if method != b"POST":
+            return 405, error_body(f"{method.decode(errors='replace')} is not allowed here; use POST")
+        try:
+            return handler(body)
+        except Exception:
+            log.exception("handler for %s failed", path.decode(errors="replace"))
+            return 500, error_body("internal error (logged by the server)")
+
+    @staticmethod
+    def settle(path: bytes, task: asyncio.Future[Answer]) -> Answer:
+        """The answer of a finished handler task (a failure is logged and answered 500)."""
+        if task.cancelled():
+            return 503, error_body("server is shutting down")
+        if (exc := task.exception()) is not None:
+            log.error("handler for %s failed: %r", path.decode(errors="replace"), exc, exc_info=exc)
+            return 500, error_body("internal error (logged by the server)")
+        return task.result()
+
+    def drain(self) -> None:
+        """Ask every open connection to finish (new TLS files: reconnect under them)."""
+        for connection in list(self.connections):
+            connection.drain()
 
     async def _reap_idle(self) -> None:
         while True:
-            await asyncio.sleep(IDLE_TIMEOUT / 4)
+            await asyncio.sleep(self.idle_timeout / 4)
             now = time.monotonic()
             for connection in list(self.connections):
-                connection.close_if_idle(now)
+                connection.close_if_idle(now, self.idle_timeout)
 
     async def close(self) -> None:
         if self._server is not None:
@@ -262,7 +336,6 @@ class JsonPostServer:
         if self.tasks:
             await asyncio.wait(list(self.tasks), timeout=5)
         for connection in list(self.connections):
-            if connection.transport is not None:
-                connection.transport.close()
+            connection.abort()
         if self._server is not None:
             await self._server.wait_closed()

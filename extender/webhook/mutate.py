@@ -6,8 +6,11 @@ scheduler's ``managedResources`` keys on, so only these pods are sent to the ext
 ignore it (``ignoredByScheduler``) and the delegate in the peer does not carry it.
 
 ``local-only`` pods get neither: they can then never be placed on a virtual node, whatever
-happens later. Every change is conditional on its absence, so a reinvoked webhook (or a pod
-created already carrying them) yields no operation, and nothing else in the pod is touched.
+happens later. Nor does a pod that names a scheduler other than the one consulting Spillover
+(another scheduler would find no node with the marker resource, or bind it to a virtual node
+behind Spillover's back): it is left as it is, with an annotation saying why. Every change is
+conditional on its absence, so a reinvoked webhook (or a pod created already carrying them) yields
+no operation, and nothing else in the pod is touched.
 """
 
 from __future__ import annotations
@@ -33,7 +36,12 @@ VIRTUAL_TOLERATION: dict[str, Any] = {"key": labels.VIRTUAL, "operator": "Exists
 @dataclass(frozen=True, slots=True)
 class WebhookConfig:
     scheduler_name: str | None = None
-    """When set, opted-in pods that asked for no particular scheduler are given this one."""
+    """The scheduler that consults Spillover when it is not the cluster's default (the
+    own-scheduler install): opted-in pods that asked for the default scheduler are given it."""
+
+    @property
+    def spillover_scheduler(self) -> str:
+        return self.scheduler_name or DEFAULT_SCHEDULER
 
 
 class BadReview(ValueError):
@@ -64,6 +72,14 @@ def pod_patch(pod: Pod, config: WebhookConfig) -> list[Op]:
     hints = parse_hints(pod.metadata.annotations)
     if hints.policy is Policy.LOCAL_ONLY or not pod.spec.containers:
         return []
+    asked = pod.spec.scheduler_name or DEFAULT_SCHEDULER
+    ours = config.spillover_scheduler
+    if asked not in (ours, DEFAULT_SCHEDULER):
+        return _skipped(
+            pod,
+            f"the pod names scheduler {asked!r}, which does not consult Spillover ({ours!r} does): "
+            "it will not spill over",
+        )
     ops: list[Op] = []
     tolerations = pod.spec.tolerations
     if tolerations is None:
@@ -71,10 +87,18 @@ def pod_patch(pod: Pod, config: WebhookConfig) -> list[Op]:
     elif not _has_virtual_toleration(tolerations):
         ops.append(add("/spec/tolerations/-", VIRTUAL_TOLERATION))
     ops.extend(_marker_ops(pod.spec.containers[0].resources))
-    wanted = config.scheduler_name
-    if wanted and pod.spec.scheduler_name in ("", DEFAULT_SCHEDULER) and pod.spec.scheduler_name != wanted:
-        ops.append(add("/spec/schedulerName", wanted))
+    if asked != ours:
+        ops.append(add("/spec/schedulerName", ours))
     return ops
+
+
+def _skipped(pod: Pod, why: str) -> list[Op]:
+    annotations = pod.metadata.annotations
+    if annotations is None:
+        return [add("/metadata/annotations", {labels.SKIPPED: why})]
+    if annotations.get(labels.SKIPPED) == why:
+        return []
+    return [add(pointer("metadata", "annotations", labels.SKIPPED), why)]
 
 
 def mutate(request: AdmissionRequest, config: WebhookConfig) -> AdmissionResponse:

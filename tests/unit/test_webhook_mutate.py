@@ -144,9 +144,31 @@ def test_invalid_hints_are_denied_naming_annotation_value_and_accepted_forms(
 def test_scheduler_name_is_set_only_when_configured_and_the_pod_asked_for_the_default() -> None:
     assert "schedulerName" not in json.dumps(json.loads(mutate(review(fixture_pod()), WebhookConfig()).patch or b"[]"))
     assert mutated(fixture_pod(), WebhookConfig(scheduler_name="spill"))["spec"]["schedulerName"] == "spill"
+    explicit = fixture_pod()
+    explicit["spec"]["schedulerName"] = "default-scheduler"
+    assert mutated(explicit, WebhookConfig(scheduler_name="spill"))["spec"]["schedulerName"] == "spill"
+    ours = fixture_pod()
+    ours["spec"]["schedulerName"] = "spill"
+    pod = mutated(ours, WebhookConfig(scheduler_name="spill"))
+    assert pod["spec"]["schedulerName"] == "spill" and MARKER in pod["spec"]["containers"][0]["resources"]["requests"]
+
+
+@pytest.mark.parametrize("config", [WebhookConfig(scheduler_name="spill"), WebhookConfig()])
+def test_a_pod_naming_another_scheduler_is_left_alone_and_the_annotation_says_why(config: WebhookConfig) -> None:
     custom = fixture_pod()
     custom["spec"]["schedulerName"] = "gang-scheduler"
-    assert mutated(custom, WebhookConfig(scheduler_name="spill"))["spec"]["schedulerName"] == "gang-scheduler"
+    pod = mutated(custom, config)
+    assert pod["spec"] == custom["spec"], "no marker, no toleration, its own scheduler"
+    why = pod["metadata"]["annotations"]["spillover.io/skipped"]
+    assert "'gang-scheduler'" in why and repr(config.spillover_scheduler) in why and "will not spill" in why
+    assert {k: v for k, v in pod["metadata"]["annotations"].items() if k != "spillover.io/skipped"} == (
+        custom["metadata"].get("annotations") or {}
+    )
+    again = mutate(review(pod), config)
+    assert again.allowed and again.patch is None, "a reinvocation changes nothing"
+    bare = copy.deepcopy(custom)
+    bare["metadata"].pop("annotations", None)
+    assert "spillover.io/skipped" in mutated(bare, config)["metadata"]["annotations"]
 
 
 def test_other_kinds_and_operations_are_allowed_untouched() -> None:

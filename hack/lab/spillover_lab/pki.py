@@ -85,18 +85,23 @@ def make_leaf(
     org: str | None = None,
     server: bool = False,
     sans: tuple[str, ...] = (),
+    expired: bool = False,
 ) -> None:
+    """A certificate signed by ``ca`` (``expired``: one whose validity ended an hour ago)."""
     ca_cert, ca_key = ca
     key = _key()
     now = datetime.datetime.now(datetime.UTC)
+    start, end = now - datetime.timedelta(minutes=5), now + _VALID
+    if expired:
+        start, end = now - datetime.timedelta(days=2), now - datetime.timedelta(hours=1)
     builder = (
         x509.CertificateBuilder()
         .subject_name(_name(cn, org))
         .issuer_name(ca_cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + _VALID)
+        .not_valid_before(start)
+        .not_valid_after(end)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH] if server else [ExtendedKeyUsageOID.CLIENT_AUTH]),
