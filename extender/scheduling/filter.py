@@ -29,7 +29,7 @@ import msgspec
 from extender import labels, pod_security
 from extender.capacity.fit import find_node
 from extender.capacity.model import PeerState
-from extender.hints import AVOID_CLUSTERS, CLUSTERS, MAX_COST, HintError, Hints, Policy, parse_hints
+from extender.hints import AVOID_CLUSTERS, CLUSTERS, MAX_COST, POLICY, HintError, Hints, Policy, parse_hints
 from extender.pod_security import Level
 from extender.resources import QuantityError, Resources, pod_requests
 from extender.scheduling.prioritize import ranked_scores
@@ -267,6 +267,13 @@ def filter_nodes(
             real.append(name)
 
     if not virtual:
+        annotations = pod.metadata.annotations
+        if real and annotations and annotations.get(POLICY) == Policy.REMOTE_ONLY:
+            # kube-scheduler stops looking once it has found percentageOfNodesToScore worth of
+            # feasible nodes (at least 100), from a start that moves on each attempt: a window
+            # without the virtual nodes says nothing about the peers, so the pod waits for the next.
+            why = "remote-only: no peer was among the nodes the scheduler examined in this attempt; retrying"
+            return Filtered(ExtenderFilterResult(NodeNames=[], FailedNodes=_exclude(real, why)), Outcome.NONE)
         return Filtered(ExtenderFilterResult(NodeNames=real), Outcome.HOME if real else Outcome.NONE)
     virtual_names = [name for name, _ in virtual]
     home_outcome = Outcome.HOME if real else Outcome.NONE

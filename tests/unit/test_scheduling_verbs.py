@@ -207,6 +207,14 @@ def test_remote_only_never_uses_home() -> None:
     assert EAST in out.result.FailedNodes
 
 
+def test_remote_only_waits_when_the_scheduler_examined_no_virtual_node() -> None:
+    out = filter_nodes(state(), policy("remote-only"), HOME)
+    assert out.outcome is Outcome.NONE and out.result.NodeNames == []
+    assert set(out.result.FailedNodes) == set(HOME), "resolvable: the next attempt may examine the peers"
+    assert all("no peer was among the nodes the scheduler examined" in why for why in out.result.FailedNodes.values())
+    assert filter_nodes(state(), policy("remote-first"), HOME).result.NodeNames == HOME, "a preference: home it is"
+
+
 def test_local_only_never_uses_peers() -> None:
     out = filter_nodes(state(), policy("local-only"), [EAST])
     assert out.outcome is Outcome.NONE
