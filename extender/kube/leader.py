@@ -4,6 +4,10 @@ The extender and webhook answer on every replica (they only read caches, and bin
 by idempotent delegate names), and every replica keeps its watches; the controllers that write
 on their own initiative (mirroring, deletion, failover, orphan sweeps, detaching peers) run as
 one group under ``LeaderGate``, only on the leader.
+
+A leader that stops (a rolling update, SIGTERM) hands the Lease back as client-go's
+``ReleaseOnCancel`` does: no holder and a 1 s duration, so the next replica leads at its next
+round instead of a full lease duration later.
 """
 
 from __future__ import annotations
@@ -45,17 +49,34 @@ class LeaderElector:
     async def run(self) -> None:
         if not self.enabled:
             return
-        while True:
-            try:
-                leading = await self._try()
-            except Exception as exc:
-                log.warning("leader election round failed: %s", exc)
-                leading = False
-            if leading != self.leading:
-                self.leading = leading
-                log.info("leadership %s", "acquired" if leading else "lost", extra={"identity": self.identity})
-                self.changed.set()
-            await asyncio.sleep(self.renew)
+        try:
+            while True:
+                try:
+                    leading = await self._try()
+                except Exception as exc:
+                    log.warning("leader election round failed: %s", exc)
+                    leading = False
+                if leading != self.leading:
+                    self.leading = leading
+                    log.info("leadership %s", "acquired" if leading else "lost", extra={"identity": self.identity})
+                    self.changed.set()
+                await asyncio.sleep(self.renew)
+        finally:
+            if self.leading:
+                self.leading = False
+                try:
+                    await asyncio.wait_for(self._release(), 2)
+                except Exception as exc:  # the Lease then simply expires
+                    log.warning("could not hand back the leader Lease: %s", exc)
+
+    async def _release(self) -> None:
+        lease = msgspec.json.decode(await self.home.get(self.path), type=Lease)
+        if lease.spec.holder_identity != self.identity:
+            return
+        spec = {"holderIdentity": "", "leaseDurationSeconds": 1, "renewTime": rfc3339(utc_now(), micro=True)}
+        patch = {"metadata": {"resourceVersion": lease.metadata.resource_version}, "spec": spec}
+        await self.home.request("PATCH", self.path, patch, content_type=PatchType.MERGE)
+        log.info("leader Lease handed back", extra={"identity": self.identity})
 
     async def _try(self) -> bool:
         now = utc_now()
