@@ -2,8 +2,10 @@
 # `make test` (the whole suite: lint, types, unit, and e2e against the real lab).
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+IMAGE ?= ghcr.io/spillover/spillover:$(VERSION)
 
-.PHONY: install lab lab-down test unit e2e lint bench
+.PHONY: install lab lab-down test unit e2e lint bench image image-check
 
 install:
 	$(PIP) install --quiet --disable-pip-version-check -e '.[dev]'
@@ -37,3 +39,11 @@ test: install
 
 bench: install
 	$(PYTHON) hack/bench/run_all.py
+
+# The container image (buildah, no Docker; installs buildah and mmdebstrap if missing), and its
+# smoke test (CI runs both: .ci/run).
+image:
+	hack/image/build --image $(IMAGE)
+
+image-check: image
+	hack/image/check --image $(IMAGE)

@@ -184,6 +184,11 @@ async def start_extender_server(
 ) -> JsonPostServer:
     """POST /filter, /prioritize, /preempt, /bind on ``host:port`` (port 0 picks a free one);
     HTTPS with ``tls`` (its client CA and names decide who may call)."""
-    server = JsonPostServer(extender_routes(state, metrics, decisions), max_body=MAX_BODY)
+    connections = metrics.extender_connections
+    server = JsonPostServer(
+        extender_routes(state, metrics, decisions),
+        max_body=MAX_BODY,
+        on_connection=lambda protocol: connections.labels(protocol).inc(),
+    )
     await server.start(host, port, tls=tls)
     return server

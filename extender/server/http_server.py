@@ -26,7 +26,7 @@ import functools
 import logging
 import ssl
 import time
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from http import HTTPStatus
 from typing import Protocol, cast
 
@@ -243,10 +243,12 @@ class _Handshaken(asyncio.Protocol):
         if not ok:
             peer = transport.get_extra_info("peername")
             log.warning("refused a connection to the extender from %s: %s", peer, why)
+            self.server.on_connection("refused")
             transport.close()
             return
         ssl_object: ssl.SSLObject | None = transport.get_extra_info("ssl_object")
         protocol = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
+        self.server.on_connection(H2 if protocol == H2 else f"{HTTP11} (TLS)")
         chosen: asyncio.Protocol
         if protocol == H2:
             from extender.server.http2 import H2Connection
@@ -264,9 +266,13 @@ class _Handshaken(asyncio.Protocol):
 class JsonPostServer:
     """Serves ``routes`` (path -> handler) on one TCP port until ``close()``."""
 
-    def __init__(self, routes: Mapping[str, Handler], max_body: int) -> None:
+    def __init__(
+        self, routes: Mapping[str, Handler], max_body: int, on_connection: Callable[[str], None] | None = None
+    ) -> None:
         self.routes: dict[bytes, Handler] = {path.encode(): handler for path, handler in routes.items()}
         self.max_body = max_body
+        self.on_connection: Callable[[str], None] = on_connection or (lambda _protocol: None)
+        """Told of every accepted connection: its protocol (h2, http/1.1, ...) or "refused"."""
         self.connections: set[_Served] = set()
         self.tasks: set[asyncio.Future[Answer]] = set()
         self.idle_timeout = IDLE_TIMEOUT
@@ -283,7 +289,12 @@ class JsonPostServer:
         """Listen on ``host:port``; with ``tls``, HTTPS (HTTP/2 or HTTP/1.1 by ALPN) only."""
         loop = asyncio.get_running_loop()
         if tls is None:
-            self._server = await loop.create_server(lambda: _Connection(self), host, port, backlog=backlog)
+
+            def plain() -> _Connection:
+                self.on_connection(HTTP11)
+                return _Connection(self)
+
+            self._server = await loop.create_server(plain, host, port, backlog=backlog)
         else:
             tls.on_reload.append(self.drain)
             self._server = await loop.create_server(

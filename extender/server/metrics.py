@@ -36,6 +36,13 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.extender_connections = Counter(
+            "spillover_extender_connections",
+            "Connections the extender accepted, by protocol: h2 and http/1.1 over TLS, http/1.1 plain, "
+            "or refused (a verified client certificate not naming an allowed client).",
+            ["protocol"],
+            registry=r,
+        )
         self.filter_decisions = Counter(
             "spillover_filter_decisions",
             "Filter calls by outcome: home (only real nodes passed), peer (only virtual nodes), none.",

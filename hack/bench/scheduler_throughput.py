@@ -1,18 +1,26 @@
 """Pods/s bound by the real kube-scheduler, with and without Spillover in the loop, in one run.
 
-A bench lab (home with 50 kwok nodes) runs `spillover serve`. For each round, 500 pods are
-created for a scheduler that is not running yet, then that scheduler is started and the bench
-measures, from a watch, the rate between the first and the last binding. Three schedulers, the
-same binary and settings but for the extender entry:
-  baseline:  no extender                              (pods in an unlabelled namespace)
-  spillover: extender configured, pods opted in       (filter + prioritize + bind by Spillover)
-  bypass:    extender configured, pods not opted in   (never call out: should be 1.0x)
-Every round runs each case once, and the order rotates from round to round (use a multiple of
-three rounds): the case that runs first in a round was measured 15-35 % slower than the same
-work run later (the lab still busy with the deletion before it), so a fixed order would favour
-whichever case runs later.
+A bench lab (home with --nodes kwok nodes) gets Spillover's manifests and certificates as the
+lab installs them (hack/lab/spillover_lab/spillover.py), and two Spillover processes with the
+manifests' arguments: one as in the own-scheduler mode (extender on loopback, plain HTTP), one as
+in the extender mode (HTTPS with the scheduler's client certificate; HTTP/2 by ALPN). For each
+round, --pods pods are created for a scheduler that is not running yet, then that scheduler is
+started and the bench measures, from a watch, the rate between the first and the last binding.
+The schedulers are the same binary, all named `spillover` (the webhook hands opted-in pods to
+that name), one at a time; the cases differ in their KubeSchedulerConfiguration:
+  baseline:  no extender, the default percentageOfNodesToScore  (pods in an unlabelled namespace)
+  own:       manifests/own-scheduler's configuration: loopback HTTP, its percentageOfNodesToScore
+  http:      the same extender entry with the default percentage: the scheduler alone decides
+  https:     manifests/extender/kube-scheduler-config.yaml's entry: HTTPS, client certificate
+  https-h1:  the same, the scheduler started with DISABLE_HTTP2=1 (HTTP/1.1 over TLS)
+  bypass:    the own configuration, pods not opted in (never call out: should be 1.0x)
+  filteronly, bindonly: the http case with only that verb (diagnosis: which verb costs what)
+The default is baseline, own, https, https-h1 (--cases picks others). Every round runs each case
+once, and the order rotates from round to round (use a multiple of the number of cases): the
+case that runs first in a round was measured 15-35 % slower than the same work run later (the
+lab still busy with the deletion before it), so a fixed order would favour whichever runs later.
 
-Usage: python hack/bench/scheduler_throughput.py [--pods 500] [--nodes 50] [--rounds 3]
+Usage: python hack/bench/scheduler_throughput.py [--pods 500] [--nodes 50] [--rounds 4] [--cases ...]
 """
 
 from __future__ import annotations
@@ -35,11 +43,15 @@ sys.path.insert(0, str(HERE.parent.parent))
 from kubernetes_asyncio import client, config  # noqa: E402
 from proc_cpu import cpu_snapshot  # noqa: E402  (hack/bench, the script's own folder)
 from spillover_lab import lab as lablib  # noqa: E402
-from spillover_lab import procs  # noqa: E402
+from spillover_lab import manifests, procs  # noqa: E402
 from spillover_lab import spillover as sp  # noqa: E402
 
 OPTED = "bench-opted"
 PLAIN = "bench-plain"
+SCHEDULER = "spillover"
+"""Every case's profile name: the one the webhook gives opted-in pods (--scheduler-name)."""
+CASES = ("baseline", "own", "https", "https-h1")
+ALL_CASES = (*CASES, "http", "bypass", "filteronly", "bindonly")
 
 
 def write_profile(root: Path, nodes: int) -> Path:
@@ -50,7 +62,7 @@ def write_profile(root: Path, nodes: int) -> Path:
             {
                 "clusters": {
                     "home": {
-                        "extender": True,
+                        "home": True,
                         "nodes": [{"count": nodes, "cpu": "64", "memory": "256Gi", "pods": 250}],
                     },
                 }
@@ -60,27 +72,73 @@ def write_profile(root: Path, nodes: int) -> Path:
     return profile
 
 
-def scheduler_config(state: lablib.State, name: str, extender: bool, drop_verbs: tuple[str, ...] = ()) -> Path:
+def scheduler_config(state: lablib.State, case: str, extenders: dict[str, Any]) -> Path:
+    """The case's KubeSchedulerConfiguration, with the bench's connection and no leader election."""
     home = state.root / "home"
     cfg: dict[str, Any] = {
         "apiVersion": "kubescheduler.config.k8s.io/v1",
         "kind": "KubeSchedulerConfiguration",
         "clientConnection": {"kubeconfig": str(home / "scheduler.kubeconfig"), "qps": 1000, "burst": 2000},
         "leaderElection": {"leaderElect": False},
-        "profiles": [{"schedulerName": name}],
+        "profiles": [{"schedulerName": SCHEDULER}],
     }
-    if extender:
-        base = yaml.safe_load((home / "scheduler-config.yaml").read_text())
-        cfg["extenders"] = base["extenders"]
-        for verb in drop_verbs:  # diagnosis: which verb costs what
-            for entry in cfg["extenders"]:
-                entry.pop(f"{verb}Verb", None)
-    path = home / f"{name}.yaml"
+    if case in ("own", "bypass"):
+        cfg["profiles"] = extenders["own-profiles"]
+    if case != "baseline":
+        cfg["extenders"] = extenders["https" if case.startswith("https") else "http"]
+    drop = {"filteronly": ("bind", "preempt"), "bindonly": ("filter", "preempt")}.get(case, ())
+    if drop:
+        cfg["extenders"] = [
+            {k: v for k, v in e.items() if k not in {f"{verb}Verb" for verb in drop}} for e in cfg["extenders"]
+        ]
+    path = home / f"bench-{case}.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
 
 
-async def create_pods(core: client.CoreV1Api, namespace: str, scheduler: str, count: int, tag: str) -> None:
+def extender_entries(state: lablib.State, plain_port: int, tls_port: int) -> dict[str, Any]:
+    """The extender entries and the own scheduler's profiles, as the manifests have them."""
+    rendered = sp.render(state, "own-scheduler")
+    deployment = manifests.one(rendered, "Deployment", sp.DEPLOYMENTS["own-scheduler"])
+    own = manifests.scheduler_config(rendered, deployment)
+    http = [{**e, "urlPrefix": f"http://127.0.0.1:{plain_port}"} for e in own["extenders"]]
+    snippet = yaml.safe_load((manifests.MANIFESTS / "extender" / "kube-scheduler-config.yaml").read_text())
+    certs = sp.certs_dir(state)
+    https = []
+    for entry in snippet["extenders"]:
+        tls = {**entry["tlsConfig"], "caFile": str(certs / "ca.crt")}
+        tls.update(certFile=str(certs / "client.crt"), keyFile=str(certs / "client.key"))
+        https.append({**entry, "urlPrefix": f"https://127.0.0.1:{tls_port}", "tlsConfig": tls})
+    for profile in own["profiles"]:
+        assert profile["schedulerName"] == SCHEDULER, "the bench names every case's profile as the manifest does"
+    return {"own-profiles": own["profiles"], "http": http, "https": https}
+
+
+def start_spillovers(state: lablib.State) -> tuple[dict[str, procs.Proc], int, int]:
+    """Spillover twice, with the arguments of each mode's Deployment: plain (the own-scheduler
+    mode's, whose webhook is registered) and TLS (the extender mode's), on ports of their own."""
+    started = {}
+    ports = {}
+    for mode in ("extender", "own-scheduler"):  # own-scheduler last: its webhook stays registered
+        rendered = sp.install(state, mode)
+        sp.start(state, mode, rendered, scheduler=False)
+        name = "spillover-tls" if mode == "extender" else "spillover-plain"
+        proc = sp.running_serve(state)
+        assert proc is not None
+        proc.name = name
+        started[name] = proc
+        ports[name] = state.ports("home")["extender"]
+        state.data["extra"] = [p for p in state.data.get("extra", []) if p["pid"] != proc.pid]
+        state.add_proc(None, proc)
+        if mode == "extender":  # the second one needs ports of its own
+            home = state.data["clusters"]["home"]["ports"]
+            for key in ("extender", "webhook", "metrics"):
+                home[key] = procs.free_port()
+            state.save()
+    return started, ports["spillover-plain"], ports["spillover-tls"]
+
+
+async def create_pods(core: client.CoreV1Api, namespace: str, count: int, tag: str) -> None:
     sem = asyncio.Semaphore(32)
 
     async def one(i: int) -> None:
@@ -89,7 +147,7 @@ async def create_pods(core: client.CoreV1Api, namespace: str, scheduler: str, co
             "kind": "Pod",
             "metadata": {"name": f"{tag}-{i}", "labels": {"bench": tag}},
             "spec": {
-                "schedulerName": scheduler,
+                "schedulerName": SCHEDULER,
                 "terminationGracePeriodSeconds": 0,
                 "containers": [
                     {
@@ -160,13 +218,17 @@ async def delete_all(core: client.CoreV1Api, namespace: str, tag: str) -> None:
 async def run(args: argparse.Namespace) -> int:
     os.environ["SPILLOVER_LAB_DIR"] = str(Path(args.lab_dir).expanduser())
     root = lablib.lab_root()
+    cases = tuple(args.cases.split(",")) if args.cases else CASES
+    unknown = set(cases) - set(ALL_CASES)
+    if unknown:
+        print(f"error: unknown cases {sorted(unknown)}; the cases are {', '.join(ALL_CASES)}", file=sys.stderr)
+        return 2
     print(f"[bench] bench lab in {root}: home with {args.nodes} kwok nodes", flush=True)
     state = lablib.up(write_profile(root, args.nodes), root=root)
-    started_lab = True
     try:
-        sp.install(state)
-        if sp.running_serve(state) is None:
-            sp.start_serve(state)
+        sp.stop(state)
+        spillovers, plain_port, tls_port = start_spillovers(state)
+        extenders = extender_entries(state, plain_port, tls_port)
         cfg = client.Configuration()
         await config.load_kube_config(config_file=str(state.kubeconfig("home")), client_configuration=cfg)
         cfg.connection_pool_maxsize = 64
@@ -186,29 +248,18 @@ async def run(args: argparse.Namespace) -> int:
                 except client.exceptions.ApiException:
                     await asyncio.sleep(0.2)
         bin_dir = Path(state.data["bin_dir"])
-        kinds = {
-            "baseline": (PLAIN, "bench-baseline", False),
-            "spillover": (OPTED, "bench-extender", True),
-            "bypass": (PLAIN, "bench-extender", True),
-            "filteronly": (OPTED, "bench-filteronly", True),
-            "bindonly": (OPTED, "bench-bindonly", True),
-        }
-        if args.only:
-            kinds = {k: kinds[k] for k in args.only.split(",")}
-        else:
-            kinds = {k: kinds[k] for k in ("baseline", "spillover", "bypass")}
-        results: dict[str, list[float]] = {k: [] for k in kinds}
-        cpu: dict[str, list[dict[str, float]]] = {k: [] for k in kinds}
-        watched = {p.name: p.pid for p in state.procs()}
+        results: dict[str, list[float]] = {k: [] for k in cases}
+        cpu: dict[str, list[dict[str, float]]] = {k: [] for k in cases}
+        watched = {p.name: p.pid for p in state.procs() if p.alive()}
         watched["bench"] = os.getpid()
-        order = list(kinds.items())
+        order = list(cases)
         for round_no in range(args.rounds):
             shift = round_no % len(order)
-            for kind, (ns, scheduler, extender) in order[shift:] + order[:shift]:
-                tag = f"{kind}-{round_no}"
-                await create_pods(core, ns, scheduler, args.pods, tag)
-                drop = {"filteronly": ("bind", "preempt"), "bindonly": ("filter", "preempt")}.get(kind, ())
-                conf = scheduler_config(state, scheduler, extender, drop)
+            for case in order[shift:] + order[:shift]:
+                tag = f"{case}-{round_no}"
+                ns = PLAIN if case in ("baseline", "bypass") else OPTED
+                await create_pods(core, ns, args.pods, tag)
+                conf = scheduler_config(state, case, extenders)
                 argv = [
                     str(bin_dir / "kube-scheduler"),
                     f"--config={conf}",
@@ -217,42 +268,64 @@ async def run(args: argparse.Namespace) -> int:
                     f"--authentication-kubeconfig={state.root / 'home' / 'scheduler.kubeconfig'}",
                     f"--authorization-kubeconfig={state.root / 'home' / 'scheduler.kubeconfig'}",
                 ]
+                env = dict(os.environ, DISABLE_HTTP2="1") if case == "https-h1" else None
 
-                def start(argv: list[str] = argv, kind: str = kind) -> procs.Proc:
-                    return procs.start(f"bench-{kind}", argv, state.root / "home" / "logs" / f"bench-{kind}.log")
+                def start(argv: list[str] = argv, case: str = case, env: dict[str, str] | None = env) -> procs.Proc:
+                    log = state.root / "home" / "logs" / f"bench-{case}.log"
+                    return procs.start(f"bench-{case}", argv, log, env=env)
 
                 rate, per_pod = await measure(api, ns, tag, args.pods, start, watched)
-                results[kind].append(rate)
-                cpu[kind].append(per_pod)
-                print(f"[bench] round {round_no + 1}/{args.rounds} {kind:9}: {rate:6.0f} pods/s", flush=True)
+                results[case].append(rate)
+                cpu[case].append(per_pod)
+                print(f"[bench] round {round_no + 1}/{args.rounds} {case:9}: {rate:6.0f} pods/s", flush=True)
                 await delete_all(core, ns, tag)
         await api.close()
+        for proc in spillovers.values():
+            procs.stop(proc)
     finally:
-        if started_lab and not args.keep:
+        if not args.keep:
             lablib.down(root, quiet=True)
-    if args.only:
-        print_cpu(cpu)
-        return 0
-    base = statistics.median(results["baseline"])
+    report(args, cases, results, cpu)
+    return 0
+
+
+def report(
+    args: argparse.Namespace,
+    cases: tuple[str, ...],
+    results: dict[str, list[float]],
+    cpu: dict[str, list[dict[str, float]]],
+) -> None:
     print()
     print(f"kube-scheduler v1.36.2, {args.nodes} kwok nodes, {args.pods} pods per run, median of {args.rounds} rounds")
-    print(f"{'case':40} {'pods/s':>8} {'ratio':>7}")
-    print(f"{'baseline (no extender)':40} {base:8.0f} {1.0:7.2f}x")
-    opted = statistics.median(results["spillover"])
-    bypass = statistics.median(results["bypass"])
-    print(f"{'Spillover in the loop (opted-in pods)':40} {opted:8.0f} {opted / base:7.2f}x   goal >= 0.90x")
-    print(f"{'extender configured, pods not opted in':40} {bypass:8.0f} {bypass / base:7.2f}x   goal ~1.00x")
-    # Each round runs the three cases back to back, so a ratio within a round is spared most of
-    # the machine's drift between rounds; the bypass case shows how much noise is left.
-    paired = [s / b for s, b in zip(results["spillover"], results["baseline"], strict=True)]
-    paired_bypass = [s / b for s, b in zip(results["bypass"], results["baseline"], strict=True)]
-    print(
-        f"median of per-round ratios: Spillover {statistics.median(paired):.2f}x "
-        f"(rounds {', '.join(f'{r:.2f}' for r in paired)}); "
-        f"not opted in {statistics.median(paired_bypass):.2f}x (rounds {', '.join(f'{r:.2f}' for r in paired_bypass)})"
-    )
+    labels = {
+        "baseline": "baseline (no extender)",
+        "own": "own scheduler (loopback HTTP, manifest)",
+        "http": "extender over HTTP, default percentage",
+        "https": "extender over HTTPS (HTTP/2)",
+        "https-h1": "extender over HTTPS (HTTP/1.1)",
+        "bypass": "own scheduler, pods not opted in",
+        "filteronly": "extender over HTTP, filter only",
+        "bindonly": "extender over HTTP, bind only",
+    }
+    medians = {case: statistics.median(results[case]) for case in cases}
+    base = medians.get("baseline")
+    print(f"{'case':42} {'pods/s':>8} {'vs baseline':>12} {'per-round ratios':>18}")
+    for case in cases:
+        if base is None:
+            print(f"{labels[case]:42} {medians[case]:8.0f}")
+            continue
+        paired = [c / b for c, b in zip(results[case], results["baseline"], strict=True)]
+        print(
+            f"{labels[case]:42} {medians[case]:8.0f} {medians[case] / base:11.2f}x "
+            f"{statistics.median(paired):8.2f}x ({', '.join(f'{r:.2f}' for r in paired)})"
+        )
+    if "https" in cases and "https-h1" in cases:
+        paired = [a / b for a, b in zip(results["https"], results["https-h1"], strict=True)]
+        print(f"HTTPS: HTTP/2 vs HTTP/1.1 over TLS, median of per-round ratios {statistics.median(paired):.2f}x")
+    if "https" in cases and "http" in cases:
+        paired = [a / b for a, b in zip(results["https"], results["http"], strict=True)]
+        print(f"HTTPS (HTTP/2) vs plain HTTP, median of per-round ratios {statistics.median(paired):.2f}x")
     print_cpu(cpu)
-    return 0
 
 
 def print_cpu(cpu: dict[str, list[dict[str, float]]]) -> None:
@@ -273,14 +346,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pods", type=int, default=500)
     parser.add_argument("--nodes", type=int, default=50)
-    parser.add_argument("--rounds", type=int, default=3, help="a multiple of 3, so each case runs first as often")
+    parser.add_argument("--rounds", type=int, default=4, help="a multiple of the number of cases (each runs first)")
     parser.add_argument("--lab-dir", default="~/.cache/spillover-lab/bench-lab")
     parser.add_argument("--keep", action="store_true", help="leave the bench lab running")
     parser.add_argument(
-        "--only",
-        default="",
-        help="comma-separated cases to run, no summary (for diagnosis): baseline, spillover, bypass, "
-        "filteronly (extender filters, scheduler binds), bindonly (extender binds only)",
+        "--cases", default="", help=f"comma-separated cases (default {','.join(CASES)}) of: {', '.join(ALL_CASES)}"
     )
     return asyncio.run(run(parser.parse_args()))
 

@@ -55,14 +55,27 @@ def lab() -> Iterator[lablib.State]:
 
 @pytest.fixture(scope="session")
 def spillover(lab: lablib.State) -> Iterator[lablib.State]:
-    """Spillover serving in the lab: CRD and webhook installed, east and west joined."""
+    """Spillover installed from manifests/ in the default (own-scheduler) mode, east and west
+    joined. A test that needs the other mode takes ``extender_mode`` as well."""
     from spillover_lab import spillover as sp
 
     started_here = sp.running_serve(lab) is None
-    sp.ensure_running(lab)
+    sp.ensure_running(lab, sp.DEFAULT_MODE)
     yield lab
     if started_here and not os.environ.get("SPILLOVER_KEEP_LAB"):
-        sp.stop_serve(lab)
+        sp.stop(lab)
+
+
+@pytest.fixture(scope="module")
+def extender_mode(spillover: lablib.State) -> Iterator[lablib.State]:
+    """Spillover installed from manifests/extender for one test module: home's own
+    kube-scheduler calls the extender over HTTPS with its client certificate. The default mode
+    is back afterwards, for the modules that follow."""
+    from spillover_lab import spillover as sp
+
+    sp.ensure_running(spillover, "extender")
+    yield spillover
+    sp.ensure_running(spillover, sp.DEFAULT_MODE)
 
 
 async def _client(kubeconfig: Path) -> client.ApiClient:

@@ -306,3 +306,18 @@ def test_https_and_the_refusals_hold_on_uvloop_as_in_production(certs: Path) -> 
             await server.close()
 
     assert uvloop.run(exchange()) == (200, 200, True)
+
+
+async def test_every_accepted_connection_is_counted_by_protocol_and_a_misnamed_client_as_refused(certs: Path) -> None:
+    seen: list[str] = []
+    server = JsonPostServer({"/fast": fast}, max_body=64, on_connection=seen.append)
+    await server.start("127.0.0.1", 0, tls=ReloadingTLS(files(certs, ("system:kube-scheduler",)), "extender"))
+    try:
+        client = await H2Client.connect(server.port, client_context(certs, "scheduler", "h2"))
+        await client.calls([("/fast", b"1"), ("/fast", b"2")])
+        client.writer.close()
+        await h1_call(server.port, client_context(certs, "scheduler", "http/1.1"), "/fast", b"3")
+        assert await refused(server.port, client_context(certs, "tenant", "http/1.1"))
+    finally:
+        await server.close()
+    assert seen == ["h2", "http/1.1 (TLS)", "refused"]

@@ -28,8 +28,13 @@ KWOK_STAGES = (
     "pod/fast/pod-delete.yaml",
 )
 """kwok's own stage definitions (from its module at the pinned version): nodes go Ready and
-renew their Lease, pods on them go Running, deleted pods go away."""
-STAGES_FILE = "kwok-stages-v3.yaml"
+renew their Lease, pods on them go Running, Job pods complete, deleted pods go away."""
+STAGES_FILE = "kwok-stages-v4.yaml"
+SPILLED_JOB_POD_STAGE = "pod-complete-spilled-job"
+"""kwok completes a running pod a Job owns (its pod-complete stage matches the ownerReference).
+A delegate in a peer carries no ownerReference (its Job is in home), only the Job's labels, so
+without a stage of its own a spilled Job pod would run for ever and its Job never finish. This
+one is pod-complete with that selector: a Spillover delegate of a Job's pod."""
 KWOK_OPTIONS = """apiVersion: config.kwok.x-k8s.io/v1alpha1
 kind: KwokConfiguration
 options:
@@ -195,8 +200,28 @@ def _write_kwok_stages(go: str, bin_dir: Path) -> None:
             f"{out.stderr.strip() or out.stdout.strip()}; check GOPROXY access and retry"
         ) from exc
     parts = [(module_dir / "kustomize" / "stage" / rel).read_text() for rel in KWOK_STAGES]
+    parts.append(spilled_job_stage((module_dir / "kustomize" / "stage" / "pod/fast/pod-complete.yaml").read_text()))
     parts.append(KWOK_OPTIONS)
     (bin_dir / STAGES_FILE).write_text("\n---\n".join(parts))
+
+
+def spilled_job_stage(pod_complete: str) -> str:
+    """kwok's pod-complete stage, matching delegates of Job pods instead of pods a Job owns."""
+    import yaml
+
+    stage = yaml.safe_load(pod_complete)
+    stage["metadata"]["name"] = SPILLED_JOB_POD_STAGE
+    expressions = [
+        e for e in stage["spec"]["selector"]["matchExpressions"] if not e["key"].startswith(".metadata.ownerReferences")
+    ]
+    if len(expressions) == len(stage["spec"]["selector"]["matchExpressions"]):
+        raise BuildError("kwok's pod-complete stage no longer selects by ownerReferences; review SPILLED_JOB_POD_STAGE")
+    expressions += [
+        {"key": '.metadata.labels["app.kubernetes.io/managed-by"]', "operator": "In", "values": ["spillover"]},
+        {"key": '.metadata.labels["batch.kubernetes.io/job-name"]', "operator": "Exists"},
+    ]
+    stage["spec"]["selector"]["matchExpressions"] = expressions
+    return yaml.safe_dump(stage, sort_keys=False)
 
 
 if __name__ == "__main__":

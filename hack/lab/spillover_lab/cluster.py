@@ -12,7 +12,6 @@ from . import build, kubeconfig, pki
 from .procs import LOOPBACK, free_port
 
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
-EXTENDER_MANAGED_RESOURCE = "spillover.io/spillable"
 CONTAINER_LOG_START = (
     "2026-01-01T00:00:00.000000000Z stdout F lab container started\n"
     "2026-01-01T00:00:01.000000000Z stdout F lab container ready\n"
@@ -35,7 +34,8 @@ class NodeShape:
 class ClusterSpec:
     name: str
     nodes: list[NodeShape]
-    extender: bool = False
+    home: bool = False
+    """Spillover's home: it gets the ports Spillover and its own scheduler listen on."""
 
 
 @dataclass
@@ -51,9 +51,10 @@ class Ports:
     metrics: int = 0
     kubelet: int = 0
     """Spillover's kubelet API (pod logs on virtual nodes)."""
+    spillover_scheduler: int = 0
 
     @classmethod
-    def pick(cls, extender: bool) -> Ports:
+    def pick(cls, home: bool) -> Ports:
         return cls(
             etcd=free_port(),
             etcd_peer=free_port(),
@@ -61,10 +62,11 @@ class Ports:
             controller_manager=free_port(),
             scheduler=free_port(),
             kwok=free_port(),
-            extender=free_port() if extender else 0,
-            webhook=free_port() if extender else 0,
-            metrics=free_port() if extender else 0,
-            kubelet=free_port() if extender else 0,
+            extender=free_port() if home else 0,
+            webhook=free_port() if home else 0,
+            metrics=free_port() if home else 0,
+            spillover_scheduler=free_port() if home else 0,
+            kubelet=free_port() if home else 0,
         )
 
 
@@ -87,7 +89,7 @@ def load_profile(path: Path) -> list[ClusterSpec]:
                 shapes.append(NodeShape(**shape))
             except TypeError as exc:
                 raise ValueError(f"{where}.nodes[{i}]: {exc}") from exc
-        specs.append(ClusterSpec(name=str(name), nodes=shapes, extender=bool(body.get("extender"))))
+        specs.append(ClusterSpec(name=str(name), nodes=shapes, home=bool(body.get("home"))))
     return specs
 
 
@@ -123,8 +125,6 @@ class Cluster:
             kubeconfig.write(self.dir / f"{identity}.kubeconfig", self.name, self.server, self.pki, identity)
         kubeconfig.write(self.kubeconfig, self.name, self.server, self.pki, "admin")
         self.container_log.write_text(CONTAINER_LOG_START)
-        if self.spec.extender:
-            (self.dir / "scheduler-config.yaml").write_text(self.scheduler_config())
 
     @property
     def container_log(self) -> Path:
@@ -146,36 +146,6 @@ class Cluster:
         }
         options = build.KWOK_OPTIONS + "  enableDebuggingHandlers: true\n"
         return shared[: -len(build.KWOK_OPTIONS)] + options + "---\n" + yaml.safe_dump(logs, sort_keys=False)
-
-    def scheduler_config(self) -> str:
-        config: dict[str, Any] = {
-            "apiVersion": "kubescheduler.config.k8s.io/v1",
-            "kind": "KubeSchedulerConfiguration",
-            "clientConnection": {
-                "kubeconfig": str(self.dir / "scheduler.kubeconfig"),
-                "qps": 1000,
-                "burst": 2000,
-            },
-            "leaderElection": {"leaderElect": False},
-        }
-        if self.spec.extender:
-            config["extenders"] = [
-                {
-                    "urlPrefix": f"http://{LOOPBACK}:{self.ports.extender}",
-                    "filterVerb": "filter",
-                    # No prioritizeVerb: filter passes only the best-ranked peer, which saves a
-                    # round trip inside the scheduler's serial scheduling cycle for every pod.
-                    "preemptVerb": "preempt",
-                    "bindVerb": "bind",
-                    "weight": 20,
-                    "enableHTTPS": False,
-                    "nodeCacheCapable": True,
-                    "httpTimeout": "5s",
-                    "ignorable": False,
-                    "managedResources": [{"name": EXTENDER_MANAGED_RESOURCE, "ignoredByScheduler": True}],
-                }
-            ]
-        return yaml.safe_dump(config, sort_keys=False)
 
     def etcd_argv(self, etcd: Path) -> list[str]:
         peer = f"http://{LOOPBACK}:{self.ports.etcd_peer}"
@@ -259,19 +229,20 @@ class Cluster:
 
     def scheduler_argv(self, bin_dir: Path) -> list[str]:
         kc = self.dir / "scheduler.kubeconfig"
-        argv = [
+        # Every cluster's own scheduler is plain: Spillover brings a scheduler of its own (the
+        # default install) or restarts home's with its extender entry (spillover.start).
+        return [
             str(bin_dir / "kube-scheduler"),
             f"--authentication-kubeconfig={kc}",
             f"--authorization-kubeconfig={kc}",
             f"--bind-address={LOOPBACK}",
             f"--secure-port={self.ports.scheduler}",
             "--v=1",
+            f"--kubeconfig={kc}",
+            "--leader-elect=false",
+            "--kube-api-qps=1000",
+            "--kube-api-burst=2000",
         ]
-        if self.spec.extender:
-            argv.append(f"--config={self.dir / 'scheduler-config.yaml'}")
-        else:
-            argv += [f"--kubeconfig={kc}", "--leader-elect=false", "--kube-api-qps=1000", "--kube-api-burst=2000"]
-        return argv
 
     def kwok_argv(self, bin_dir: Path) -> list[str]:
         config = self.dir / "kwok.yaml"

@@ -167,7 +167,7 @@ def up(profile: Path = DEFAULT_PROFILE, root: Path | None = None) -> State:
                     shutil.rmtree(child)
         root.mkdir(parents=True, exist_ok=True)
         state.data = {"clusters": {}, "extra": [], "profile": str(profile), "bin_dir": str(bin_dir)}
-        clusters = [Cluster(spec, root, Ports.pick(spec.extender)) for spec in specs]
+        clusters = [Cluster(spec, root, Ports.pick(spec.home)) for spec in specs]
         try:
             _start_all(state, clusters, bin_dir, etcd)
             break
@@ -192,7 +192,7 @@ def _start_all(state: State, clusters: list[Cluster], bin_dir: Path, etcd: Path)
             "server": c.server,
             "kubeconfig": str(c.kubeconfig),
             "ports": asdict(c.ports),
-            "extender": c.spec.extender,
+            "home": c.spec.home,
             "procs": [],
         }
         state.save()
@@ -263,6 +263,39 @@ def start_component(state: State, cluster: str, component: str, timeout: float =
             api.wait_ready(time.monotonic() + timeout, f"{cluster} kube-apiserver", proc.alive)
         return proc
     raise LabError(f"{cluster} has no recorded {component}")
+
+
+def replace_component(state: State, cluster: str, component: str, argv: list[str]) -> procs.Proc:
+    """Restart one recorded process with another command line (home's kube-scheduler with
+    Spillover's extender entry); ``restore_component`` brings back the one the lab started."""
+    original = state.data["clusters"][cluster].setdefault("original_argv", {})
+    if component not in original:
+        original[component] = _recorded(state, cluster, component).argv
+    return _restart(state, cluster, component, argv)
+
+
+def restore_component(state: State, cluster: str, component: str) -> procs.Proc | None:
+    original = state.data["clusters"][cluster].get("original_argv", {}).pop(component, None)
+    if original is None:
+        return None
+    return _restart(state, cluster, component, original)
+
+
+def _recorded(state: State, cluster: str, component: str) -> procs.Proc:
+    for entry in state.data["clusters"][cluster]["procs"]:
+        if entry["name"] == component:
+            return procs.Proc.from_json(entry)
+    raise LabError(f"{cluster} has no recorded {component}")
+
+
+def _restart(state: State, cluster: str, component: str, argv: list[str]) -> procs.Proc:
+    old = _recorded(state, cluster, component)
+    procs.stop(old)
+    proc = procs.start(component, argv, Path(old.log))
+    entries = state.data["clusters"][cluster]["procs"]
+    entries[:] = [proc.to_json() if e["name"] == component else e for e in entries]
+    state.save()
+    return proc
 
 
 def down(root: Path | None = None, quiet: bool = False) -> int:
