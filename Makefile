@@ -30,6 +30,7 @@ e2e: install
 	$(PYTHON) -m pytest tests/e2e -q
 
 test: install
+	hack/need shellcheck shellcheck
 	hack/lab/build
 	hack/ci/install-browser
 	$(PYTHON) -m ruff check extender tests hack
