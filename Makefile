@@ -4,6 +4,7 @@ PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 IMAGE ?= ghcr.io/spillover/spillover:$(VERSION)
+MODE ?= own-scheduler
 
 .PHONY: install lab lab-down test unit e2e lint bench image image-check
 
@@ -12,7 +13,7 @@ install:
 
 lab: install
 	hack/lab/up
-	hack/demo/up
+	hack/demo/up --mode $(MODE)
 
 lab-down:
 	hack/lab/down

@@ -43,11 +43,16 @@ def kubectl(state: lablib.State, cluster: str, *args: str) -> None:
 
 
 def main() -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--mode", choices=("own-scheduler", "extender"), default=sp.DEFAULT_MODE)
+    args = parser.parse_args()
     state = lablib.State(lablib.lab_root())
     if not state.data["clusters"]:
         print("error: no lab is up; run hack/lab/up first (make lab does both)", file=sys.stderr)
         return 1
-    sp.ensure_running(state)
+    sp.ensure_running(state, args.mode)
     api = sp.home_api(state)
     sp.label_namespace(api, "shop")
     deadline = time.monotonic() + 30

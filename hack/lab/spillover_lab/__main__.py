@@ -1,4 +1,4 @@
-"""`python -m spillover_lab build|up|down|status|env` (wrapped by hack/lab/{build,up,down,status})."""
+"""`python -m spillover_lab build|up|install|down|status|env` (wrapped by hack/lab/<command>)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     p_up = sub.add_parser("up", help="start the clusters of a profile (reuses a lab that is already up)")
     p_up.add_argument("--profile", type=Path, default=lab.DEFAULT_PROFILE)
+    p_install = sub.add_parser(
+        "install", help="install Spillover in the running lab from manifests/<mode> (switching modes if need be)"
+    )
+    p_install.add_argument("--mode", choices=("own-scheduler", "extender"), default="own-scheduler")
     sub.add_parser("down", help="stop exactly the processes `up` started")
     sub.add_parser("status", help="list the lab's processes and whether they run")
     sub.add_parser("env", help="print shell exports: PATH with kubectl and one KUBECONFIG_<NAME> per cluster")
@@ -27,6 +31,15 @@ def main(argv: list[str] | None = None) -> int:
         elif args.cmd == "up":
             state = lab.up(args.profile)
             _print_usage(state)
+        elif args.cmd == "install":
+            from . import spillover
+
+            state = lab.State(lab.lab_root())
+            if not state.data["clusters"]:
+                print("error: no lab is up; run hack/lab/up first", file=sys.stderr)
+                return 1
+            spillover.ensure_running(state, args.mode)
+            print(f"Spillover runs in the {args.mode} mode; metrics and status: {spillover.metrics_url(state)}/")
         elif args.cmd == "down":
             lab.down()
         elif args.cmd == "status":
@@ -50,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             for name in state.cluster_names():
                 print(f"export KUBECONFIG_{name.upper()}={state.kubeconfig(name)}")
             print(env_server(state))
-    except (build.BuildError, lab.LabError, ValueError) as err:
+    except (build.BuildError, lab.LabError, ValueError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0

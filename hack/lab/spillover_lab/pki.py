@@ -134,8 +134,8 @@ CLIENTS = {
     "controller-manager": ("system:kube-controller-manager", None),
     "scheduler": ("system:kube-scheduler", None),
     "kwok": ("kwok-controller", "system:masters"),
-    # No system:masters: Spillover works with the RBAC its manifests grant (the lab binds them
-    # to this user), so a missing permission fails the e2e tests as it would fail a cluster.
+    # An identity the cluster's CA signed but no RBAC grants: the e2e tests present it where
+    # only Spillover's own CA is trusted (Spillover itself runs with a ServiceAccount token).
     "spillover": ("spillover", None),
 }
 

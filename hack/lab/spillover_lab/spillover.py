@@ -48,7 +48,6 @@ and the default minute would make them slow."""
 CERTS_SCRIPT = REPO / "hack" / "install" / "self-signed-certs"
 PEER_MANIFESTS = REPO / "manifests" / "peer"
 TOKEN_SECONDS = 7 * 24 * 3600
-WEBHOOK_NAME = "spillover.io"
 PEERS = {"east": {"cost": 1.0, "tier": 0}, "west": {"cost": 2.0, "tier": 0}}
 """The default lab's peers: east is cheaper, so it fills first."""
 DEPLOYMENTS = {"own-scheduler": "spillover-scheduler", "extender": "spillover"}
@@ -410,6 +409,7 @@ def stop(state: State) -> None:
 
 
 def stop_serve(state: State) -> None:
+    """Stop Spillover (and its scheduler); kept for callers of the name."""
     stop(state)
 
 
