@@ -33,6 +33,7 @@ from typing import Protocol, cast
 import httptools
 
 from extender.server.answers import Answer, Handler, error_body
+from extender.server.http2 import H2Connection
 from extender.server.tls import ReloadingTLS
 
 log = logging.getLogger("spillover.http")
@@ -250,17 +251,12 @@ class _Handshaken(asyncio.Protocol):
         protocol = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
         self.server.on_connection(H2 if protocol == H2 else f"{HTTP11} (TLS)")
         chosen: asyncio.Protocol
-        if protocol == H2:
-            from extender.server.http2 import H2Connection
-
-            chosen = H2Connection(self.server)
-        else:
-            chosen = _Connection(self.server)
+        chosen = H2Connection(self.server) if protocol == H2 else _Connection(self.server)
         transport.set_protocol(chosen)
         chosen.connection_made(transport)
 
-    def data_received(self, data: bytes) -> None:  # pragma: no cover - replaced before any data
-        raise AssertionError("data before the protocol was chosen")
+    def data_received(self, data: bytes) -> None:
+        """Only a refused connection still gets here (before its close takes effect): dropped."""
 
 
 class JsonPostServer:
