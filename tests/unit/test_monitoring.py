@@ -63,7 +63,7 @@ def _docs(path: Path) -> list[dict[str, Any]]:
 
 def test_the_servicemonitor_selects_the_services_metrics_port() -> None:
     monitor = _docs(MONITORING / "servicemonitor.yaml")[0]
-    service = next(d for d in _docs(BASE / "deployment.yaml") if d["kind"] == "Service")
+    service = next(d for d in _docs(BASE / "service.yaml") if d["kind"] == "Service")
     selector = monitor["spec"]["selector"]["matchLabels"]
     assert selector.items() <= (service["metadata"].get("labels") or {}).items()
     assert service["metadata"]["namespace"] in monitor["spec"]["namespaceSelector"]["matchNames"]
