@@ -427,7 +427,9 @@ def ensure_running(state: State, mode: str = DEFAULT_MODE) -> procs.Proc:
         stop(state)
         rendered = install(state, mode)
         start(state, mode, rendered)
-    join_peers(state)
+    missing = {name: spec for name, spec in _default_peers(state).items() if not _joined(state, name)}
+    if missing:
+        join_peers(state, missing)
     proc = running_serve(state)
     assert proc is not None
     return proc
@@ -456,9 +458,22 @@ def peer_kubeconfig(state: State, name: str) -> Path:
     )
 
 
+def _default_peers(state: State) -> dict[str, dict[str, Any]]:
+    return {name: spec for name, spec in PEERS.items() if name in state.cluster_names()}
+
+
+def _joined(state: State, name: str) -> bool:
+    """A PeerCluster of that name exists and is not being deleted (a mode switch keeps them)."""
+    try:
+        peer = home_api(state).request("GET", f"/apis/spillover.io/v1alpha1/peerclusters/{name}")
+    except ApiError:
+        return False
+    return not peer["metadata"].get("deletionTimestamp")
+
+
 def join_peers(state: State, peers: dict[str, dict[str, Any]] | None = None) -> None:
     """`spillover join` each peer, with the identity manifests/peer makes there."""
-    peers = peers or {name: spec for name, spec in PEERS.items() if name in state.cluster_names()}
+    peers = peers or _default_peers(state)
     head = [sys.executable, "-m", "extender"]
     for name, spec in peers.items():
         cmd = [
