@@ -111,12 +111,7 @@ class Decoder:
                 fields.append(self._entry(index))
                 seen_field = True
             elif byte & 0x40:  # literal with incremental indexing (6.2.1)
-                index, at = _integer(block, at, 6)
-                if index:
-                    name = self._entry(index)[0]
-                else:
-                    name, at = self._string(block, at)
-                value, at = self._string(block, at)
+                name, value, at = self._literal(block, at, 6)
                 fields.append((name, value))
                 self._add(name, value)
                 seen_field = True
@@ -129,15 +124,20 @@ class Decoder:
                 self.max_size = size
                 self._evict()
             else:  # literal without indexing (0000) or never indexed (0001) (6.2.2, 6.2.3)
-                index, at = _integer(block, at, 4)
-                if index:
-                    name = self._entry(index)[0]
-                else:
-                    name, at = self._string(block, at)
-                value, at = self._string(block, at)
+                name, value, at = self._literal(block, at, 4)
                 fields.append((name, value))
                 seen_field = True
         return fields
+
+    def _literal(self, block: bytes, at: int, prefix_bits: int) -> tuple[bytes, bytes, int]:
+        """A literal field: its name by index (or spelled out when the index is 0), then its value."""
+        index, at = _integer(block, at, prefix_bits)
+        if index:
+            name = self._entry(index)[0]
+        else:
+            name, at = self._string(block, at)
+        value, at = self._string(block, at)
+        return name, value, at
 
 
 def _literal(name_index: int, value: bytes) -> bytes:

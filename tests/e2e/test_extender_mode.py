@@ -27,7 +27,15 @@ from spillover_lab import spillover as sp
 
 from tests.e2e.conftest import Cluster
 from tests.e2e.waiting import eventually
-from tests.e2e.workloads import create_deployment, delete_deployment, ensure_namespace, pods, unique, wait_bound
+from tests.e2e.workloads import (
+    create_deployment,
+    delete_deployment,
+    ensure_namespace,
+    overflow_twelve,
+    pods,
+    unique,
+    wait_bound,
+)
 
 SHOP = "shop"
 
@@ -95,11 +103,8 @@ async def test_the_control_plane_scheduler_spills_a_deployment_over_one_http2_co
     assert sp.current_mode(lab) == "extender"
     before = connections(lab)
     name = unique("web")
-    await create_deployment(home, SHOP, name, 12, "1")
     try:
-        placed = await wait_bound(home, SHOP, name, 12, timeout=90)
-        where = Counter("home" if n.startswith("home-node-") else n for n in placed.values())
-        assert where == {"home": 8, "spillover-east": 4}, where
+        await overflow_twelve(home, SHOP, name)
         assert {p.spec.scheduler_name for p in await pods(home, SHOP, name)} == {"default-scheduler"}
     finally:
         await delete_deployment(home, SHOP, name)

@@ -5,7 +5,6 @@ webhook handed to it, and spills them over; everything else is the cluster's sch
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -22,6 +21,7 @@ from tests.e2e.workloads import (
     create_deployment,
     delete_deployment,
     ensure_namespace,
+    overflow_twelve,
     pod_template,
     pods,
     unique,
@@ -51,11 +51,8 @@ async def test_the_own_scheduler_schedules_and_spills_opted_in_pods_and_the_clus
     home: Cluster,
 ) -> None:
     spilled, plain = unique("web"), unique("plain")
-    await create_deployment(home, SHOP, spilled, 12, "1")
     try:
-        placed = await wait_bound(home, SHOP, spilled, 12, timeout=90)
-        where = Counter("home" if n.startswith("home-node-") else n for n in placed.values())
-        assert where == {"home": 8, "spillover-east": 4}, where
+        await overflow_twelve(home, SHOP, spilled)
         opted = await pods(home, SHOP, spilled)
         assert {p.spec.scheduler_name for p in opted} == {"spillover"}
         one = opted[0].metadata.name

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from typing import Any
 
 from kubernetes_asyncio.client.exceptions import ApiException
@@ -77,6 +78,16 @@ async def wait_bound(c: Cluster, namespace: str, app: str, count: int, timeout: 
         return bound if len(bound) == count and len(live) == count else None
 
     return await eventually(probe, timeout, f"{count} pods of {namespace}/{app} bound")
+
+
+async def overflow_twelve(c: Cluster, namespace: str, name: str) -> dict[str, str]:
+    """12 x 1 CPU in an opted-in namespace: the lab's home has 8 CPUs, so 8 run there and 4 spill
+    to east (the cheaper peer with room). Returns pod name -> node; the caller deletes it."""
+    await create_deployment(c, namespace, name, 12, "1")
+    placed = await wait_bound(c, namespace, name, 12, timeout=90)
+    where = Counter("home" if n.startswith("home-node-") else n for n in placed.values())
+    assert where == {"home": 8, "spillover-east": 4}, where
+    return placed
 
 
 async def delete_deployment(c: Cluster, namespace: str, name: str, timeout: float = 60) -> None:

@@ -213,11 +213,16 @@ async def test_a_client_without_an_acceptable_certificate_is_refused(
     assert await refused(server.port, client_context(certs, identity, "http/1.1")), why
 
 
-async def test_rotated_files_take_effect_for_new_connections_and_old_ones_are_drained(certs: Path) -> None:
-    live = certs / "live"
-    live.mkdir()
+def live_copy(certs: Path, folder: Path) -> Path:
+    """The serving certificate, key and client CA in a folder of their own, to be rewritten."""
+    folder.mkdir()
     for name in ("serving.crt", "serving.key", "ca.crt"):
-        shutil.copy(certs / name, live / name)
+        shutil.copy(certs / name, folder / name)
+    return folder
+
+
+async def test_rotated_files_take_effect_for_new_connections_and_old_ones_are_drained(certs: Path) -> None:
+    live = live_copy(certs, certs / "live")
     tls = ReloadingTLS(files(live), "extender")
     server = await started(tls)
     try:
@@ -241,10 +246,7 @@ async def test_rotated_files_take_effect_for_new_connections_and_old_ones_are_dr
 
 
 async def test_a_broken_file_keeps_the_previous_certificate(certs: Path, tmp_path: Path) -> None:
-    live = tmp_path / "broken"
-    live.mkdir()
-    for name in ("serving.crt", "serving.key", "ca.crt"):
-        shutil.copy(certs / name, live / name)
+    live = live_copy(certs, tmp_path / "broken")
     tls = ReloadingTLS(files(live), "extender")
     server = await started(tls)
     try:
