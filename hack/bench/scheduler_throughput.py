@@ -132,7 +132,7 @@ def start_spillovers(state: lablib.State) -> tuple[dict[str, procs.Proc], int, i
         state.add_proc(None, proc)
         if mode == "extender":  # the second one needs ports of its own
             home = state.data["clusters"]["home"]["ports"]
-            for key in ("extender", "webhook", "metrics"):
+            for key in ("extender", "webhook", "metrics", "kubelet"):
                 home[key] = procs.free_port()
             state.save()
     return started, ports["spillover-plain"], ports["spillover-tls"]
