@@ -26,13 +26,11 @@ import functools
 import logging
 import struct
 import time
-from typing import TYPE_CHECKING, cast
+from collections.abc import Awaitable
+from typing import Any, Protocol, cast
 
 from extender.server.answers import Answer, error_body
 from extender.server.header_compression import CompressionError, Decoder, response_headers
-
-if TYPE_CHECKING:
-    from extender.server.http_server import JsonPostServer
 
 log = logging.getLogger("spillover.http2")
 
@@ -88,10 +86,22 @@ class _Stream:
         """Answer bytes waiting for window."""
 
 
+class Server(Protocol):
+    """What a connection needs of its server (``http_server.JsonPostServer``): the routes, the
+    body limit, and the sets it registers connections and running handlers in."""
+
+    max_body: int
+    connections: set[Any]
+    tasks: set[asyncio.Future[Answer]]
+
+    def dispatch(self, method: bytes, path: bytes, body: bytes) -> Answer | Awaitable[Answer]: ...
+    def settle(self, path: bytes, task: asyncio.Future[Answer]) -> Answer: ...
+
+
 class H2Connection(asyncio.Protocol):
     """One HTTP/2 connection, already through its TLS handshake (ALPN chose h2)."""
 
-    def __init__(self, server: JsonPostServer) -> None:
+    def __init__(self, server: Server) -> None:
         self.server = server
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()

@@ -133,7 +133,8 @@ def test_the_extender_is_reached_at_the_fixed_cluster_ip_over_https_by_the_sched
     snippet = yaml.safe_load((MANIFESTS / "extender" / "kube-scheduler-config.yaml").read_text())
     (extender,) = snippet["extenders"]
     assert extender["urlPrefix"] == f"https://{service['spec']['clusterIP']}:{port['port']}"
-    assert extender["enableHTTPS"] and extender["tlsConfig"]["serverName"] == f"spillover.{service['metadata']['namespace']}.svc"
+    assert extender["enableHTTPS"]
+    assert extender["tlsConfig"]["serverName"] == f"spillover.{service['metadata']['namespace']}.svc"
     mounts = {m["mountPath"]: m["name"] for m in spillover["volumeMounts"]}
     secrets = {v["name"]: v["secret"]["secretName"] for v in pod(found)["volumes"] if "secret" in v}
     for flag in ("--extender-tls-cert-file", "--extender-tls-key-file", "--extender-client-ca-file"):
