@@ -93,7 +93,9 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, rename="k
             "that asked for the default scheduler get it; pods naming another are left alone"
         ),
     ] = None
-    peer_timeout: Annotated[float, _help("seconds for any one call to a peer")] = 5.0
+    peer_timeout: Annotated[
+        float, _help("seconds any one call to a peer may stay silent; each page of a list is one call")
+    ] = 5.0
     reservation_ttl: Annotated[float, _help("seconds capacity stays reserved for a pod being placed")] = 30.0
     remote_pending_timeout: Annotated[
         float, _help("seconds a delegate may stay unschedulable in its peer before it is withdrawn")

@@ -1,58 +1,128 @@
 """Keeps one peer's per-node free capacity current from its Node and Pod watches.
 
-Pods are counted as kube-scheduler counts them: every pod bound to a node and not terminal
-(Succeeded/Failed), including pods being deleted, by their effective requests. Pods bound by
+Pods are counted as kube-scheduler v1.36 counts them in its cache: every pod bound to a node and
+not terminal (its informer leaves out Succeeded and Failed pods: pkg/scheduler/scheduler.go),
+including pods being deleted, by ``bound_pod_requests`` (in-place resizes included). Pods bound by
 Spillover (label spillover.io/proxy-uid) are also tallied apart, so the virtual node can
 advertise what the peer could take if none of them were there (the home scheduler already
 counts their proxies against it).
+
+The node and pod watches are independent streams, so any order of their events can happen: pods
+listed before their nodes, a node deleted while its pods are still listed, a node deleted and
+re-created under the same name. As in kube-scheduler's cache (pkg/scheduler/backend/cache/cache.go:
+``addPod`` creates the NodeInfo of a node not seen yet, ``RemoveNode`` keeps a "ghost" while pods
+refer to it), what pods use is kept per node *name*, whether or not the node is there, so the
+figures are exact once both streams have caught up, whatever the interleaving.
+
+Memory: a peer may run 100,000 pods. Each is kept as one dict entry (its UID as an integer, when
+it is a UUID) holding a tuple of its node's (interned) name and a shape number; request vectors
+(``Shapes``) and allocatable lists are shared, since most pods have one of a handful of shapes.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import re
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass
 
 from cachetools import TTLCache
 
 from extender import labels
-from extender.capacity.model import NodeCapacity, PeerState
-from extender.kube.reflector import Handler
-from extender.resources import Resources, add_into, parse_resources, pod_requests, subtract
-from extender.wire.core import Node, Pod
+from extender.capacity.model import EMPTY, NodeCapacity, PeerState
+from extender.kube.reflector import Handler, Listing
+from extender.resources import (
+    PODS,
+    QuantityError,
+    Resources,
+    add_into,
+    bound_pod_requests,
+    node_allocatable,
+    simple_signature,
+)
+from extender.wire.core import PeerNode, PeerPod
 
+log = logging.getLogger("spillover.capacity")
 TERMINAL = ("Succeeded", "Failed")
+POD_FIELD_SELECTOR = "status.phase!=Succeeded,status.phase!=Failed"
+"""What kube-scheduler's own pod informer asks for (pkg/scheduler/scheduler.go
+``newPodInformer``): finished pods are never sent, and a pod that finishes arrives as DELETED."""
+_NO_LABELS: Mapping[str, str] = {}
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+ADOPT_SLICE = 250
+"""Nodes recounted from a fresh pod list between two turns of the event loop."""
+_INTERNED_MAX = 50_000
+"""Distinct allocatable lists remembered for sharing before starting over."""
+
+PodKey = int | str
+Record = tuple[str, int]
+"""Where a counted pod is and what it takes: node name, and its shape number (see ``Shapes``) times
+two plus one for a delegate. Atomic values only, so the cyclic GC leaves 100,000 of them alone."""
+Counted = tuple[str, Resources, bool]
+"""The same, spelled out: node name, requests, delegate."""
 
 
-@dataclass(slots=True)
-class _Counted:
-    node: str
-    requests: Resources
-    delegate: bool
+class Shapes:
+    """Request vectors shared by every pod that has them, by number, counted by reference.
+
+    A pod's record holds a shape's number rather than its dict: a tuple holding a dict is tracked
+    by the cyclic garbage collector forever, and walking 100,000s of them made full collections
+    stall the event loop. A shape no pod has any more is forgotten (its number is reused).
+    """
+
+    __slots__ = ("amounts", "free", "ids", "keys", "refs")
+
+    def __init__(self) -> None:
+        self.ids: dict[tuple[tuple[str, int], ...], int] = {}
+        self.amounts: list[Resources] = []
+        self.keys: list[tuple[tuple[str, int], ...]] = []
+        self.refs: list[int] = []
+        self.free: list[int] = []
+
+    def take(self, amounts: Resources) -> int:
+        key = _shape_key(amounts)
+        number = self.ids.get(key)
+        if number is None:
+            if self.free:
+                number = self.free.pop()
+                self.amounts[number], self.keys[number], self.refs[number] = amounts, key, 0
+            else:
+                number = len(self.amounts)
+                self.amounts.append(amounts)
+                self.keys.append(key)
+                self.refs.append(0)
+            self.ids[key] = number
+        self.refs[number] += 1
+        return number
+
+    def drop(self, number: int) -> None:
+        self.refs[number] -= 1
+        if not self.refs[number]:
+            del self.ids[self.keys[number]]
+            self.amounts[number] = EMPTY
+            self.free.append(number)
+
+    def record(self, counted: Counted) -> Record:
+        node, requests, delegate = counted
+        return node, self.take(requests) * 2 + delegate
+
+    def counted(self, record: Record) -> Counted:
+        node, shape = record
+        return node, self.amounts[shape >> 1], bool(shape & 1)
 
 
-@dataclass(slots=True)
-class Reservation:
-    peer: str
-    node: str
-    requests: Resources
+def _shape_key(amounts: Resources) -> tuple[tuple[str, int], ...]:
+    return tuple(sorted(amounts.items()))
 
 
-def node_capacity(node: Node, previous: NodeCapacity | None) -> NodeCapacity:
-    conditions = {c.type: c.status for c in node.status.conditions or ()}
-    cap = NodeCapacity(
-        name=node.metadata.name,
-        allocatable=parse_resources(node.status.allocatable or node.status.capacity),
-        labels=dict(node.metadata.labels or {}),
-        taints=tuple(node.spec.taints or ()),
-        ready=conditions.get("Ready") == "True",
-        unschedulable=node.spec.unschedulable,
-    )
-    if previous is not None:
-        cap.requested = previous.requested
-        cap.delegated = previous.delegated
-        cap.reserved = previous.reserved
-    return cap
+def pod_key(uid: str) -> PodKey:
+    """A UID as a 16-byte integer when it is a UUID (as the apiserver makes them): half the memory."""
+    if len(uid) == 36 and _UUID.fullmatch(uid):
+        return int(uid.replace("-", ""), 16)
+    return uid
 
 
 class PeerTracker:
@@ -67,113 +137,308 @@ class PeerTracker:
         self.peer = peer
         self.on_change = on_change
         self.on_delegate_seen = on_delegate_seen
-        """Called with the proxy UID of each delegate first seen bound to a node here."""
-        self._pods: dict[str, _Counted] = {}
-        self._orphan_requests: dict[str, Resources] = {}
-        """Requests of pods on nodes not (yet) seen, per node name: applied when it appears."""
+        """Called with the proxy UID of each delegate seen bound to a node here (its bind's
+        reservation is then counted by the pod itself)."""
+        self._pods: dict[PodKey, Record] = {}
+        self._shapes = Shapes()
+        self._allocatables: dict[tuple[tuple[str, int], ...], Resources] = {}
+        self._by_signature: dict[Hashable, Resources] = {}
+        """Requests of plain pods by what they are computed from (``simple_signature``)."""
+        self._warned = 0.0
         self.nodes = _NodeHandler(self)
         self.pods = _PodHandler(self)
 
     def changed(self) -> None:
-        self.peer.generation += 1
+        self.peer.bump()
         self.on_change(self.peer)
 
-    def _account(self, node_name: str, requests: Resources, delegate: bool, sign: int) -> None:
-        amounts = requests if sign > 0 else {k: -v for k, v in requests.items()}
-        node = self.peer.nodes.get(node_name)
-        if node is None:
-            pending = self._orphan_requests.setdefault(node_name, {})
-            add_into(pending, amounts)
-            return
-        add_into(node.requested, amounts)
-        if delegate:
-            add_into(node.delegated, amounts)
+    @property
+    def pod_count(self) -> int:
+        return len(self._pods)
 
-    def set_pod(self, pod: Pod) -> None:
-        uid = pod.metadata.uid
-        counted = self._pods.get(uid)
-        phase = pod.status.phase if pod.status else ""
+    @property
+    def shape_count(self) -> int:
+        """Distinct request vectors of the pods counted now."""
+        return len(self._shapes.ids)
+
+    # --- what a pod and a node amount to ------------------------------------------------------
+
+    def _interned(self, table: dict[tuple[tuple[str, int], ...], Resources], amounts: Resources) -> Resources:
+        key = tuple(sorted(amounts.items()))
+        shared = table.get(key)
+        if shared is None:
+            if len(table) >= _INTERNED_MAX:
+                table.clear()
+            shared = table[key] = amounts
+        return shared
+
+    def _warn(self, message: str) -> None:
+        now = time.monotonic()
+        if now - self._warned > 60:
+            self._warned = now
+            log.warning("peer %s: %s", self.peer.name, message)
+
+    def count(self, pod: PeerPod) -> tuple[PodKey, Counted | None, str | None]:
+        """The pod's key, what it takes where (None: nothing, it is unbound or finished), and the
+        proxy UID when it is one of Spillover's delegates."""
+        key = pod_key(pod.metadata.uid)
         node_name = pod.spec.node_name
-        if not node_name or phase in TERMINAL:
+        if not node_name or (pod.status is not None and pod.status.phase in TERMINAL):
+            return key, None, None
+        signature = simple_signature(pod)
+        requests = self._by_signature.get(signature) if signature is not None else None
+        if requests is None:
+            try:
+                requests = bound_pod_requests(pod)
+            except QuantityError as exc:  # the apiserver never sends one; count the pod slot at least
+                self._warn(f"pod {pod.metadata.name} ({pod.metadata.uid}): {exc}; counted as one pod slot only")
+                requests = {PODS: 1}
+            if signature is not None:
+                if len(self._by_signature) >= _INTERNED_MAX:
+                    self._by_signature.clear()
+                self._by_signature[signature] = requests
+        pod_labels = pod.metadata.labels
+        proxy = pod_labels.get(labels.PROXY_UID) if pod_labels else None
+        return key, (sys.intern(node_name), requests, proxy is not None), proxy
+
+    def _slot(self, name: str) -> NodeCapacity:
+        """The node of that name, present or ghost; a new ghost if pods are seen before it."""
+        peer = self.peer
+        node = peer.nodes.get(name) or peer.ghosts.get(name)
+        if node is None:
+            node = peer.ghosts[name] = _ghost(name)
+        return node
+
+    # --- pods ---------------------------------------------------------------------------------
+
+    def set_pod(self, pod: PeerPod) -> None:
+        key, counted, proxy = self.count(pod)
+        record = self._pods.get(key)
+        old = self._shapes.counted(record) if record is not None else None
+        if counted != old:  # a status write, a label: nothing the scheduler counts changed
+            if record is not None and old is not None:
+                self._forget(key, record, old)
             if counted is not None:
-                self.drop_pod(uid)
-            return
-        if counted is not None and counted.node == node_name:
-            return  # requests of a bound pod are immutable (in-place resize is not modelled)
-        if counted is not None:
-            self.drop_pod(uid)
-        pod_labels = pod.metadata.labels or {}
-        delegate = labels.PROXY_UID in pod_labels
-        requests = pod_requests(pod)
-        self._pods[uid] = _Counted(node_name, requests, delegate)
-        self._account(node_name, requests, delegate, +1)
-        if delegate and self.on_delegate_seen is not None:
-            self.on_delegate_seen(pod_labels[labels.PROXY_UID])
-        self.changed()
+                self._pods[key] = self._shapes.record(counted)
+                self.peer.use(self._slot(counted[0]), counted[1], 1, counted[2])
+            self.on_change(self.peer)
+        if proxy is not None and counted is not None and self.on_delegate_seen is not None:
+            self.on_delegate_seen(proxy)
+
+    def _forget(self, key: PodKey, record: Record, counted: Counted) -> None:
+        del self._pods[key]
+        self.peer.use(self._slot(counted[0]), counted[1], -1, counted[2])
+        self._shapes.drop(record[1] >> 1)
 
     def drop_pod(self, uid: str) -> None:
-        counted = self._pods.pop(uid, None)
-        if counted is None:
+        key = pod_key(uid)
+        record = self._pods.get(key)
+        if record is None:
             return
-        self._account(counted.node, counted.requests, counted.delegate, -1)
-        self.changed()
+        self._forget(key, record, self._shapes.counted(record))
+        self.on_change(self.peer)
 
-    def replace_pods(self, pods: list[Pod]) -> None:
-        for node in self.peer.nodes.values():
-            node.requested = {}
-            node.delegated = {}
-        self._pods.clear()
-        self._orphan_requests.clear()
-        for pod in pods:
-            self.set_pod(pod)
-        self.changed()
+    def replace_pods(self, pods: list[PeerPod]) -> None:
+        listing = _PodListing(self)
+        listing.add(pods)
+        for _ in self.adopting(listing.pods, listing.shapes, listing.finished()):
+            pass
+        listing.release_reservations()
 
-    def set_node(self, node: Node) -> None:
-        name = node.metadata.name
-        cap = node_capacity(node, self.peer.nodes.get(name))
-        if name not in self.peer.nodes:
-            add_into(cap.requested, self._orphan_requests.pop(name, {}))
-        self.peer.nodes[name] = cap
-        self.changed()
+    def adopting(
+        self, pods: dict[PodKey, Record], shapes: Shapes, usage: dict[str, tuple[Resources, Resources]]
+    ) -> Iterator[None]:
+        """A complete pod list replaces what was counted, node by node, pausing (yielding) every
+        ``ADOPT_SLICE`` nodes so the event loop runs in between; each node is exact throughout,
+        counted by the previous list or by this one, never half of each."""
+        peer = self.peer
+        self._pods, self._shapes = pods, shapes
+        names = list(dict.fromkeys([*peer.nodes, *peer.ghosts, *usage]))
+        for done, name in enumerate(names, 1):
+            requested, delegated = usage.get(name, (EMPTY, EMPTY))
+            node = peer.nodes.get(name) or peer.ghosts.get(name)
+            if node is None:
+                node = peer.ghosts[name] = _ghost(name)
+            peer.recount(node, requested, delegated)
+            if done % ADOPT_SLICE == 0:
+                yield
+        peer.free_bounds()  # anything left stale is redone here, in the watch, not in a filter call
+        self.on_change(peer)
+
+    # --- nodes --------------------------------------------------------------------------------
+
+    def _apply_node(self, item: PeerNode) -> bool:
+        """Take in a node as listed or watched; False when nothing kube-scheduler reads changed
+        (a heartbeat, a condition, an image list): then nothing else changes either."""
+        name = sys.intern(item.metadata.name)
+        try:
+            allocatable = node_allocatable(item.status.allocatable)
+        except QuantityError as exc:
+            self._warn(f"node {name}: {exc}; it offers nothing until its allocatable parses")
+            allocatable = {}
+        allocatable = self._interned(self._allocatables, allocatable)
+        node_labels = item.metadata.labels or _NO_LABELS
+        taints = tuple(item.spec.taints or ())
+        unschedulable = item.spec.unschedulable
+        peer = self.peer
+        node = peer.nodes.get(name)
+        if node is not None:
+            if (
+                node.allocatable == allocatable
+                and node.unschedulable == unschedulable
+                and node.taints == taints
+                and node.labels == node_labels
+            ):
+                return False
+            peer.reshape(node, allocatable, node_labels, taints, unschedulable)
+            return True
+        node = peer.ghosts.get(name) or _ghost(name)
+        node.allocatable, node.labels, node.taints, node.unschedulable = allocatable, node_labels, taints, unschedulable
+        peer.place(node)
+        return True
+
+    def set_node(self, node: PeerNode) -> None:
+        if self._apply_node(node):
+            self.on_change(self.peer)
 
     def drop_node(self, name: str) -> None:
-        if self.peer.nodes.pop(name, None) is not None:
-            self.changed()
+        if self.peer.unplace(name) is not None:
+            self.on_change(self.peer)
 
-    def replace_nodes(self, nodes: list[Node]) -> None:
-        old = self.peer.nodes
-        self.peer.nodes = {}
-        for node in nodes:
-            self.peer.nodes[node.metadata.name] = node_capacity(node, old.get(node.metadata.name))
-        self.changed()
+    def replace_nodes(self, nodes: list[PeerNode]) -> None:
+        listing = _NodeListing(self)
+        listing.add(nodes)
+        listing.done()
 
 
-class _NodeHandler(Handler[Node]):
+def _ghost(name: str) -> NodeCapacity:
+    return NodeCapacity(name=name, allocatable=EMPTY, requested=EMPTY, delegated=EMPTY, reserved=EMPTY,
+                        labels=_NO_LABELS)
+
+
+class _NodeListing(Listing[PeerNode]):
+    """A node list taken page by page: each listed node is current as soon as its page comes (a
+    node is one object, right on its own); those not listed at all go when the list is complete."""
+
+    def __init__(self, tracker: PeerTracker) -> None:
+        self.t = tracker
+        self.listed: set[str] = set()
+        tracker.peer.free_bounds()  # a live tally from the start: nodes enter it one by one, no rebuild
+
+    def add(self, items: list[PeerNode]) -> None:
+        for node in items:
+            self.t._apply_node(node)
+            self.listed.add(node.metadata.name)
+
+    def done(self) -> None:
+        peer = self.t.peer
+        for name in [name for name in peer.nodes if name not in self.listed]:
+            peer.unplace(name)
+        peer.free_bounds()
+        self.t.changed()
+
+
+class _PodListing(Listing[PeerPod]):
+    """A pod list taken page by page into compact records, then swapped in whole: until the last
+    page the scheduling path keeps reading the previous, complete count."""
+
+    def __init__(self, tracker: PeerTracker) -> None:
+        self.t = tracker
+        self.pods: dict[PodKey, Record] = {}
+        self.shapes = Shapes()
+        self.usage: dict[str, tuple[Resources, Resources]] = {}
+        self.proxies: list[str] = []
+
+    def _tally(self, counted: Counted, sign: int) -> None:
+        node, requests, delegate = counted
+        entry = self.usage.get(node)
+        if entry is None:
+            entry = self.usage[node] = ({}, EMPTY)
+        amounts = requests if sign > 0 else {k: -v for k, v in requests.items()}
+        add_into(entry[0], amounts)
+        if delegate:
+            delegated = entry[1] if entry[1] is not EMPTY else {}
+            add_into(delegated, amounts)
+            self.usage[node] = (entry[0], delegated)
+
+    def add(self, items: list[PeerPod]) -> None:
+        count, pods, shapes = self.t.count, self.pods, self.shapes
+        for pod in items:
+            key, counted, proxy = count(pod)
+            if counted is None:
+                continue
+            old = pods.get(key)
+            if old is not None:  # listed twice (never from an apiserver): count it once
+                self._tally(shapes.counted(old), -1)
+                shapes.drop(old[1] >> 1)
+            pods[key] = shapes.record(counted)
+            self._tally(counted, 1)
+            if proxy is not None:
+                self.proxies.append(proxy)
+
+    def finished(self) -> dict[str, tuple[Resources, Resources]]:
+        for node, (requested, delegated) in self.usage.items():  # zeros from a pod listed twice
+            self.usage[node] = (_nonzero(requested), _nonzero(delegated))
+        return self.usage
+
+    def release_reservations(self) -> None:
+        if self.t.on_delegate_seen is not None:
+            for proxy in self.proxies:
+                self.t.on_delegate_seen(proxy)
+
+    async def done(self) -> None:
+        for _ in self.t.adopting(self.pods, self.shapes, self.finished()):
+            await asyncio.sleep(0)
+        self.release_reservations()
+
+
+def _nonzero(amounts: Resources) -> Resources:
+    return {name: amount for name, amount in amounts.items() if amount} or EMPTY
+
+
+class _NodeHandler(Handler[PeerNode]):
     def __init__(self, tracker: PeerTracker) -> None:
         self.t = tracker
 
-    def replace(self, items: list[Node]) -> None:
+    def listing(self) -> Listing[PeerNode]:
+        return _NodeListing(self.t)
+
+    def replace(self, items: list[PeerNode]) -> None:
         self.t.replace_nodes(items)
 
-    def upsert(self, item: Node) -> None:
+    def upsert(self, item: PeerNode) -> None:
         self.t.set_node(item)
 
-    def delete(self, item: Node) -> None:
+    def delete(self, item: PeerNode) -> None:
         self.t.drop_node(item.metadata.name)
 
 
-class _PodHandler(Handler[Pod]):
+class _PodHandler(Handler[PeerPod]):
     def __init__(self, tracker: PeerTracker) -> None:
         self.t = tracker
 
-    def replace(self, items: list[Pod]) -> None:
+    def listing(self) -> Listing[PeerPod]:
+        return _PodListing(self.t)
+
+    def replace(self, items: list[PeerPod]) -> None:
         self.t.replace_pods(items)
 
-    def upsert(self, item: Pod) -> None:
+    def upsert(self, item: PeerPod) -> None:
         self.t.set_pod(item)
 
-    def delete(self, item: Pod) -> None:
+    def delete(self, item: PeerPod) -> None:
         self.t.drop_pod(item.metadata.uid)
+
+
+# --- reservations -------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Reservation:
+    peer: str
+    node: NodeCapacity
+    """The node object itself: a reservation stays with it through a delete and re-create."""
+    requests: Resources
 
 
 class _ExpiringHolds(TTLCache[str, Reservation]):
@@ -205,7 +470,8 @@ class Reservations:
     """Capacity held for pods being placed until the peer's watch shows them (or a TTL passes).
 
     Without it, a burst of binds would all see the same free node and overcommit the peer
-    between the create call and the watch event that counts the new pod.
+    between the create call and the watch event that counts the new pod. (kube-scheduler's own
+    "assumed pods" do the same between its decision and the Binding showing up in its watch.)
     """
 
     def __init__(self, ttl: float = 30.0, maxsize: int = 100_000, timer: Callable[[], float] = time.monotonic) -> None:
@@ -218,10 +484,10 @@ class Reservations:
         target = peer.nodes.get(node)
         if target is None:
             return
-        add_into(target.reserved, requests)
-        self._held[proxy_uid] = Reservation(peer.name, node, dict(requests))
+        held = dict(requests)
+        peer.hold(target, held, 1)
+        self._held[proxy_uid] = Reservation(peer.name, target, held)
         self.peers[peer.name] = peer
-        peer.generation += 1
 
     def release(self, proxy_uid: str) -> None:
         reservation = self._held.pop(proxy_uid, None)
@@ -236,30 +502,8 @@ class Reservations:
 
     def _undo(self, reservation: Reservation) -> None:
         peer = self.peers.get(reservation.peer)
-        if peer is None:
-            return
-        node = peer.nodes.get(reservation.node)
-        if node is not None:
-            node.reserved = subtract(node.reserved, reservation.requests)
-            peer.generation += 1
+        if peer is not None:  # (a peer removed meanwhile took its nodes with it)
+            peer.hold(reservation.node, reservation.requests, -1)
 
     def __len__(self) -> int:
         return len(self._held)
-
-
-def virtual_allocatable(peer: PeerState) -> Resources:
-    """What the home scheduler may place on the peer's virtual node in total.
-
-    Per schedulable node: allocatable minus what pods other than Spillover's own use, floored
-    at zero; summed. The home scheduler subtracts the proxies bound to the virtual node itself.
-    """
-    total: Resources = {}
-    for node in peer.nodes.values():
-        if not node.schedulable:
-            continue
-        foreign = subtract(node.requested, node.delegated)
-        for name, amount in node.allocatable.items():
-            room = amount - foreign.get(name, 0)
-            if room > 0:
-                total[name] = total.get(name, 0) + room
-    return total

@@ -41,7 +41,11 @@ class Api(Protocol):
 
 
 class WatchApi(Api, Protocol):
-    """An ``Api`` that can also stream: a watch, a pod's log."""
+    """An ``Api`` that can also stream: a list page by page, a watch, a pod's log."""
+
+    async def list_page(self, path: str, query: Query = ()) -> bytes:
+        """One page of a list (``limit``/``continue`` in ``query``); the timeout bounds silence,
+        not the length of a healthy page."""
 
     def stream_lines(self, path: str, query: Query, idle_timeout: float) -> AsyncIterator[bytes]:
         """The watch's events, one JSON line each, until the server ends it."""

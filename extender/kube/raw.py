@@ -19,6 +19,8 @@ from kubernetes_asyncio import client
 from extender.kube.api import Query
 from extender.kube.keepalive import KeepAliveClient
 
+READ_CHUNK = 2**16
+
 
 class _Status(msgspec.Struct):
     """meta/v1 Status, the body of an error answer."""
@@ -130,6 +132,24 @@ class RawClient:
 
     async def get(self, path: str, query: Query = ()) -> bytes:
         return await self.request("GET", path, query=query)
+
+    async def list_page(self, path: str, query: Query = ()) -> bytes:
+        """One page of a list. The timeout bounds silence (connect, then each read), not the whole
+        body: a long page from a slow but healthy server is read to the end."""
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.timeout, sock_read=self.timeout)
+        async with self.session().get(
+            self.host + path,
+            params=[(k, str(v)) for k, v in query],
+            headers=await self._headers(None),
+            timeout=timeout,
+        ) as resp:
+            # Taken a chunk at a time (not resp.read(), which lifts the flow control): the TLS
+            # layer then decrypts a bounded amount per turn of the event loop, not a whole page.
+            chunks = [chunk async for chunk in resp.content.iter_chunked(READ_CHUNK)]
+            body = b"".join(chunks)
+            if resp.status >= 300:
+                raise ApiError(resp.status, body, "GET", path)
+            return body
 
     async def stream_lines(self, path: str, query: Query, idle_timeout: float) -> AsyncIterator[bytes]:
         """A watch stream, line by line; the server closes it after timeoutSeconds."""

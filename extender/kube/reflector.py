@@ -1,8 +1,13 @@
 """List, then watch, one resource type forever: the cache feed behind every scheduling answer.
 
 Resumes from the last resourceVersion (bookmarks keep it fresh), re-lists on 410 Gone, backs
-off exponentially with jitter on errors, and bounds every request with a timeout. Handlers are
-plain callbacks run in the event loop, so caches they update need no locks.
+off exponentially with jitter on errors. Handlers are plain callbacks run in the event loop, so
+caches they update need no locks.
+
+Lists come in pages (``limit``/``continue``, 500 objects a page as client-go's reflector asks),
+each decoded and handed over before the next is fetched: a peer of 100,000 pods (hundreds of MB
+of JSON) never stalls the event loop for more than one page, never holds more than one page of
+decoded objects, and a timeout bounds each page's silence, not the whole download.
 """
 
 from __future__ import annotations
@@ -11,7 +16,8 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Sequence
+import weakref
+from collections.abc import Awaitable, Sequence
 from typing import Generic, TypeVar
 
 import msgspec
@@ -23,8 +29,15 @@ T = TypeVar("T")
 log = logging.getLogger("spillover.reflector")
 
 
+PAGE_SIZE = 500
+CHUNK = 100
+"""Objects of a page handed over at a time: the event loop runs between chunks, so no handler
+holds it for long even when a server ignores ``limit`` and sends everything in one page."""
+
+
 class ListMeta(msgspec.Struct, rename="camel"):
     resource_version: str = ""
+    continue_: str = msgspec.field(default="", name="continue")
 
 
 class ObjectList(msgspec.Struct, Generic[T]):
@@ -51,11 +64,43 @@ class _Status(msgspec.Struct):
     reason: str = ""
 
 
+class Listing(Generic[T]):
+    """One list as it arrives, page by page; what it says holds only once ``done`` is called (a list
+    cut short by an error is dropped, and the next one starts afresh)."""
+
+    def add(self, items: list[T]) -> None:
+        """One page of the list."""
+
+    def done(self) -> Awaitable[None] | None:
+        """The last page came: the pages together are the authoritative set. A handler with much
+        to do may return an awaitable that does it in turns (the reflector awaits it)."""
+        return None
+
+
+class _Collected(Listing[T]):
+    def __init__(self, handler: Handler[T]) -> None:
+        self.handler = handler
+        self.items: list[T] = []
+
+    def add(self, items: list[T]) -> None:
+        self.items.extend(items)
+
+    def done(self) -> None:
+        self.handler.replace(self.items)
+        return None
+
+
 class Handler(Generic[T]):
     """Callbacks of a reflector; override what you need."""
 
     def replace(self, items: list[T]) -> None:
         """A full list (at start and after every re-list): the authoritative set."""
+
+    def listing(self) -> Listing[T]:
+        """Start taking a list. By default the pages are collected and handed to ``replace`` once
+        complete; a handler of large lists takes each page as it comes instead, so no more than one
+        page of decoded objects is alive at a time."""
+        return _Collected(self)
 
     def upsert(self, item: T) -> None:
         """ADDED or MODIFIED."""
@@ -79,6 +124,7 @@ class Reflector(Generic[T]):
         name: str = "",
         watch_seconds: int = 300,
         max_backoff: float = 30.0,
+        page_size: int = PAGE_SIZE,
     ) -> None:
         self.raw = raw
         self.path = path
@@ -87,6 +133,8 @@ class Reflector(Generic[T]):
         self.name = name or path
         self.watch_seconds = watch_seconds
         self.max_backoff = max_backoff
+        self.page_size = page_size
+        """Objects per list page; 0 lists everything in one response."""
         self.synced = asyncio.Event()
         self.resource_version = ""
         self._list_decoder = msgspec.json.Decoder(ObjectList[item_type])  # type: ignore[valid-type]
@@ -124,10 +172,37 @@ class Reflector(Generic[T]):
                 backoff = min(self.max_backoff, backoff * 2)
 
     async def _list(self) -> None:
-        payload = await self.raw.get(self.path, query=self.query)
-        listed = self._list_decoder.decode(payload)
-        self.handler.replace(listed.items)
-        self.resource_version = listed.metadata.resource_version
+        listing = self.handler.listing()
+        token = ""
+        while True:
+            query: list[tuple[str, str | int]] = [*self.query]
+            if self.page_size:
+                query.append(("limit", self.page_size))
+            if token:
+                query.append(("continue", token))
+            try:
+                payload = await self.raw.list_page(self.path, query)
+            except ApiError as exc:
+                if exc.status == 410 and token:  # the continue token expired mid-list: start over
+                    raise _Gone from None
+                raise
+            async with _turns():
+                page = self._list_decoder.decode(payload)
+                del payload
+                items = page.items
+                for start in range(0, len(items), CHUNK):
+                    if start:
+                        await asyncio.sleep(0)  # let the scheduling path in between chunks
+                    listing.add(items[start : start + CHUNK] if len(items) > CHUNK else items)
+            token, version = page.metadata.continue_, page.metadata.resource_version
+            del page, items
+            if not token:
+                break
+        async with _turns():
+            finishing = listing.done()
+            if finishing is not None:
+                await finishing
+        self.resource_version = version
         self.synced.set()
 
     async def _watch(self) -> None:
@@ -162,6 +237,20 @@ class Reflector(Generic[T]):
             self.handler.delete(item)
         else:
             self.handler.upsert(item)
+
+
+_TURNS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+def _turns() -> asyncio.Lock:
+    """One list at a time takes in what it fetched (fetching goes on in parallel). Each chunk is
+    one step of the event loop; with twenty lists at once, twenty such steps would be ready
+    together and a scheduler's call would wait behind all of them, where now it waits behind one."""
+    loop = asyncio.get_running_loop()
+    lock = _TURNS.get(loop)
+    if lock is None:
+        lock = _TURNS[loop] = asyncio.Lock()
+    return lock
 
 
 class _Gone(Exception):

@@ -18,7 +18,7 @@ from extender.capacity.tracker import PeerTracker
 from extender.kube.api import Client
 from extender.kube.reflector import Reflector
 from extender.peers.model import FINALIZER, PeerCluster
-from extender.wire.core import Node, Pod
+from extender.wire.core import PeerNode, PeerPod
 
 DEFAULT_GRACE_PERIOD = 60.0
 
@@ -29,8 +29,8 @@ class PeerRuntime:
     raw: Client
     tracker: PeerTracker
     kubeconfig_hash: str
-    node_reflector: Reflector[Node]
-    pod_reflector: Reflector[Pod]
+    node_reflector: Reflector[PeerNode]
+    pod_reflector: Reflector[PeerPod]
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     last_seen: str = ""
     told_unreachable: bool = False

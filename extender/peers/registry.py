@@ -18,19 +18,19 @@ from typing import Any, Protocol
 import msgspec
 
 from extender.capacity.model import PeerState
-from extender.capacity.tracker import PeerTracker, Reservations
+from extender.capacity.tracker import POD_FIELD_SELECTOR, PeerTracker, Reservations
 from extender.kube import client as kube_client
 from extender.kube.api import NODES, PODS, READYZ, SECRETS, Client, PatchType, WatchApi
 from extender.kube.events import EventSink
 from extender.kube.raw import ApiError
-from extender.kube.reflector import Handler, Reflector
+from extender.kube.reflector import Handler, Listing, Reflector
 from extender.kube.tasks import TaskSet, cancel_and_wait
 from extender.kube.times import rfc3339
 from extender.peers.directory import PeerDirectory, PeerRuntime
 from extender.peers.model import FINALIZER, GROUP, PEERCLUSTERS, VERSION, PeerCluster
 from extender.peers.status import PeerStatusWriter
 from extender.peers.virtual_node import VirtualNodes, virtual_node_name
-from extender.wire.core import Node, Pod
+from extender.wire.core import PeerNode, PeerPod
 
 log = logging.getLogger("spillover.peers")
 PROBE_EVERY = 3.0
@@ -191,7 +191,10 @@ class PeerRegistry(Handler[PeerCluster]):
 
     @staticmethod
     def _apply_spec(state: PeerState, pc: PeerCluster) -> None:
+        """Take in the PeerCluster's spec; a new generation only when something changed (its status,
+        which Spillover itself writes every few seconds, brings the same spec back each time)."""
         spec = pc.spec
+        before = _spec_view(state)
         state.cost = spec.cost
         state.cost_per_gib = spec.cost_per_gi_b
         state.cost_per_gpu = spec.cost_per_gpu
@@ -201,7 +204,8 @@ class PeerRegistry(Handler[PeerCluster]):
         state.remote_namespace = spec.namespace or None
         state.pod_security = spec.pod_security
         state.detaching = "its PeerCluster is being deleted" if pc.metadata.deletion_timestamp else ""
-        state.generation += 1
+        if _spec_view(state) != before:
+            state.bump()
 
     async def _start(self, name: str, kubeconfig_text: str, digest: str) -> PeerRuntime:
         raw = await self.connect(kubeconfig_text, f"PeerCluster {name}", self.peer_timeout)
@@ -213,9 +217,16 @@ class PeerRegistry(Handler[PeerCluster]):
             tracker=tracker,
             kubeconfig_hash=digest,
             node_reflector=Reflector(
-                raw, NODES.collection(), Node, _Health(state, tracker.nodes), name=f"{name}/nodes"
+                raw, NODES.collection(), PeerNode, _Health(state, tracker.nodes), name=f"{name}/nodes"
             ),
-            pod_reflector=Reflector(raw, PODS.collection(), Pod, _Health(state, tracker.pods), name=f"{name}/pods"),
+            pod_reflector=Reflector(
+                raw,
+                PODS.collection(),
+                PeerPod,
+                _Health(state, tracker.pods),
+                query=[("fieldSelector", POD_FIELD_SELECTOR)],
+                name=f"{name}/pods",
+            ),
         )
         self.directory.peers[name] = runtime
         self.directory.by_virtual_node[state.virtual_node] = state
@@ -310,6 +321,20 @@ class PeerRegistry(Handler[PeerCluster]):
             await self._stop(runtime)
 
 
+def _spec_view(state: PeerState) -> tuple[Any, ...]:
+    return (
+        state.cost,
+        state.cost_per_gib,
+        state.cost_per_gpu,
+        state.tier,
+        state.paused,
+        state.allowed_namespaces,
+        state.remote_namespace,
+        state.pod_security,
+        state.detaching,
+    )
+
+
 class _Secret(msgspec.Struct):
     data: dict[str, str] | None = None
 
@@ -323,6 +348,9 @@ class _Health(Handler[Any]):
 
     def replace(self, items: list[Any]) -> None:
         self.inner.replace(items)
+
+    def listing(self) -> Listing[Any]:
+        return self.inner.listing()
 
     def upsert(self, item: Any) -> None:
         self.inner.upsert(item)

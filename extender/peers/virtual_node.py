@@ -17,7 +17,6 @@ import msgspec
 
 from extender import __version__, labels
 from extender.capacity.model import PeerState
-from extender.capacity.tracker import virtual_allocatable
 from extender.kube.api import LEASES, NODES, Api, PatchType
 from extender.kube.lease import LeaseSpec, lease_body
 from extender.kube.raw import ApiError
@@ -74,7 +73,7 @@ def node_status(peer: PeerState, kubelet: tuple[str, int] | None = None) -> dict
     """``kubelet``: the address and port of Spillover's kubelet API, where kube-apiserver calls
     for the logs of the node's pods (only an InternalIP: a Hostname address, preferred by default,
     would have to resolve)."""
-    allocatable = quantities(virtual_allocatable(peer)) if peer.healthy else quantities({})
+    allocatable = quantities(peer.advertised()) if peer.healthy else quantities({})
     endpoint: dict[str, Any] = {}
     if kubelet is not None:
         endpoint = {

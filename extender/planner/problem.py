@@ -144,7 +144,7 @@ class Problem:
 def _node_kind_key(node: NodeCapacity) -> Hashable:
     taints = tuple((t.key, t.value, t.effect) for t in node.taints)
     labels = tuple(sorted(node.labels.items())) if node.labels else ()
-    return (node.ready, node.unschedulable, labels, taints)
+    return (node.unschedulable, labels, taints)
 
 
 def build(plan_input: PlanInput) -> Problem:

@@ -29,6 +29,9 @@ class SnapshotError(ValueError):
     """A snapshot that cannot be planned; the message starts with the place in the file."""
 
 
+NOT_READY = Taint(key="node.kubernetes.io/not-ready", effect="NoSchedule")
+
+
 class _Strict(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
     pass
 
@@ -167,8 +170,9 @@ def parse(data: Any) -> PlanInput:
                     allocatable=dict(capacity),
                     requested=dict(used),
                     labels=node.labels,
-                    taints=tuple(node.taints),
-                    ready=node.ready,
+                    # As in a cluster: a node that is not ready carries the node lifecycle
+                    # controller's taint, which is what schedulers look at.
+                    taints=tuple(node.taints) + (() if node.ready else (NOT_READY,)),
                     unschedulable=node.unschedulable,
                 )
         if cluster.home:

@@ -128,7 +128,6 @@ def node_capacity(
     used_memory: int = 0,
     labels: Mapping[str, str] | None = None,
     taints: Iterable[Taint] = (),
-    ready: bool = True,
     unschedulable: bool = False,
 ) -> NodeCapacity:
     return NodeCapacity(
@@ -137,7 +136,6 @@ def node_capacity(
         requested={"cpu": used_cpu_m, "memory": used_memory, "pods": 1 if used_cpu_m else 0},
         labels=dict(labels or {}),
         taints=tuple(taints),
-        ready=ready,
         unschedulable=unschedulable,
     )
 

@@ -5,9 +5,8 @@ not there. Virtual nodes take the planner's score when it has one (it sees every
 once); otherwise the planner's model for this one pod (``ranked_scores``: tier, then price with
 the ``spillover.io/prefer`` discount), with more headroom as the tiebreaker.
 
-Headroom is the only figure that needs a walk over a peer's nodes, so it is cached per peer
-capacity generation (bumped by the watches whenever free capacity changes); a score computed from
-a generation-old figure is still a fine score.
+Headroom is read from the peer's running totals (kept by every capacity change), so scoring
+never walks a peer's nodes.
 """
 
 from __future__ import annotations
@@ -18,37 +17,16 @@ from extender.capacity.fit import without_marker
 from extender.capacity.model import PeerState
 from extender.hints import DEFAULT, HintError, Hints, parse_hints
 from extender.planner.pricing import placement_key
-from extender.resources import CPU, MEMORY, QuantityError, pod_requests
+from extender.resources import QuantityError, pod_requests
 from extender.scheduling.state import SchedulingState
 from extender.wire.core import Pod
 from extender.wire.extender import MAX_EXTENDER_PRIORITY, MIN_EXTENDER_PRIORITY, HostPriority
 
 REAL_NODE_SCORE = 0
 
-_headroom_cache: dict[int, tuple[PeerState, int, int, float]] = {}
-"""id(peer) -> (peer, generation, node count, headroom); holding the peer keeps its id from being reused."""
-
-
 def headroom(peer: PeerState) -> float:
     """Free share (0-1) of the peer's schedulable CPU and memory, averaged."""
-    cached = _headroom_cache.get(id(peer))
-    if cached is not None and cached[0] is peer and cached[1] == peer.generation and cached[2] == len(peer.nodes):
-        return cached[3]
-    shares = []
-    for resource in (CPU, MEMORY):
-        total = free = 0
-        for node in peer.nodes.values():
-            if not node.schedulable:
-                continue
-            alloc = node.allocatable.get(resource, 0)
-            total += alloc
-            free += max(0, alloc - node.requested.get(resource, 0) - node.reserved.get(resource, 0))
-        shares.append(free / total if total else 0.0)
-    value = sum(shares) / len(shares)
-    if len(_headroom_cache) > 1024:
-        _headroom_cache.clear()
-    _headroom_cache[id(peer)] = (peer, peer.generation, len(peer.nodes), value)
-    return value
+    return peer.headroom()
 
 
 def _clamp(score: float) -> int:

@@ -2,7 +2,8 @@
 
 Reads the live objects the composition root built (peer directory, delegations, planner, decisions,
 history); never on the scheduling path. Routes on the metrics port:
-``/explain/{namespace}/{name}`` (JSON), ``/`` and ``/status`` (HTML), ``/status.json``.
+``/explain/{namespace}/{name}`` (JSON), ``/`` and ``/status`` (HTML), ``/status.json``,
+``/capacity.json`` (every peer node as the capacity cache has it).
 """
 
 from __future__ import annotations
@@ -140,11 +141,16 @@ class Operations:
             return web.Response(body=msgspec.json.encode(data), content_type="application/json")
         return web.Response(text=status_page.render(data), content_type="text/html")
 
+    async def capacity_handler(self, request: web.Request) -> web.Response:
+        data = status_page.capacity(self.peers(), request.query.get("peer"))
+        return web.Response(body=msgspec.json.encode(data), content_type="application/json")
+
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/explain/{namespace}/{name}", self.explain_handler)
         app.router.add_get("/", self.status_handler)
         app.router.add_get("/status", self.status_handler)
         app.router.add_get("/status.json", self.status_handler)
+        app.router.add_get("/capacity.json", self.capacity_handler)
 
 
 def _error(status: int, message: str) -> web.Response:

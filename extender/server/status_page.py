@@ -323,3 +323,34 @@ placed<span class="free"></span>free</span></h2>
 <footer class="muted"><a href="/metrics">metrics</a> · <a href="/status.json">status.json</a> ·
 <a href="/plan.json">plan.json</a> · explain a pod: <code>spillover explain POD -n NAMESPACE</code></footer>
 </main></body></html>"""
+
+
+def capacity(peers: list[PeerState], peer: str | None = None) -> dict[str, Any]:
+    """Every peer node as the capacity cache has it (``/capacity.json[?peer=NAME]``): what it offers,
+    what its pods request (Spillover's delegates among them), what binds hold, what is free; and
+    the ghosts (nodes gone that pods or reservations still name). For checking the cache against a
+    peer (``kubectl describe node`` there shows the same requests)."""
+    out: dict[str, Any] = {}
+    for state in peers:
+        if peer is not None and state.name != peer:
+            continue
+        out[state.name] = {
+            "synced": state.synced,
+            "capacityGeneration": state.generation,
+            "nodes": {
+                node.name: {
+                    "allocatable": node.allocatable,
+                    "requested": node.requested,
+                    "delegated": node.delegated,
+                    "reserved": node.reserved,
+                    "free": node.free(),
+                    "unschedulable": node.unschedulable,
+                    "taints": [f"{t.key}={t.value}:{t.effect}" for t in node.taints],
+                }
+                for node in state.nodes.values()
+            },
+            "ghosts": {
+                node.name: {"requested": node.requested, "reserved": node.reserved} for node in state.ghosts.values()
+            },
+        }
+    return {"peers": out, "units": {"cpu": "millicores", "memory": "bytes", "other": "counts"}}

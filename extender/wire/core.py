@@ -10,8 +10,13 @@ from __future__ import annotations
 import msgspec
 
 
-class Base(msgspec.Struct, rename="camel", omit_defaults=True, forbid_unknown_fields=False):
-    """camelCase JSON keys, as the Kubernetes API writes them."""
+class Base(msgspec.Struct, rename="camel", omit_defaults=True, forbid_unknown_fields=False, gc=False):
+    """camelCase JSON keys, as the Kubernetes API writes them.
+
+    ``gc=False``: these are trees decoded from JSON and never form reference cycles, so the cyclic
+    garbage collector need not track them; a page of a peer's pod list is thousands of them, and a
+    full collection walking them all stalled the event loop.
+    """
 
 
 class OwnerReference(Base):
@@ -47,6 +52,14 @@ class Container(Base):
     image: str = ""
     resources: ResourceRequirements | None = None
     restart_policy: str | None = None
+
+
+class ContainerStatus(Base):
+    """What the kubelet reports of a container's resources (in-place resize: allocated and actuated)."""
+
+    name: str = ""
+    allocated_resources: dict[str, str | int | float] | None = None
+    resources: ResourceRequirements | None = None
 
 
 class Toleration(Base):
@@ -90,10 +103,22 @@ class PodSpec(Base):
     scheduler_name: str = ""
     priority: int | None = None
     overhead: dict[str, str | int | float] | None = None
+    resources: ResourceRequirements | None = None
+    """Pod-level resources (PodLevelResources, on by default since 1.34)."""
+
+
+class PodCondition(Base):
+    type: str = ""
+    reason: str = ""
 
 
 class PodStatus(Base):
     phase: str = ""
+    conditions: list[PodCondition] | None = None
+    container_statuses: list[ContainerStatus] | None = None
+    init_container_statuses: list[ContainerStatus] | None = None
+    resources: ResourceRequirements | None = None
+    allocated_resources: dict[str, str | int | float] | None = None
 
 
 class Pod(Base):
@@ -128,6 +153,46 @@ class Node(Base):
     metadata: ObjectMeta = msgspec.field(default_factory=ObjectMeta)
     spec: NodeSpec = msgspec.field(default_factory=NodeSpec)
     status: NodeStatus = msgspec.field(default_factory=NodeStatus)
+
+
+# --- a peer's nodes and pods as the capacity cache reads them -----------------------------------
+# Peers list every node and pod they have (100,000 pods is a few hundred MB of JSON): these models
+# declare only what kube-scheduler's fit reads, so msgspec skips the rest (annotations, managed
+# fields, images, env) without building it.
+
+
+class NamedMeta(Base):
+    name: str = ""
+    uid: str = ""
+    labels: dict[str, str] | None = None
+
+
+class NodeOffer(Base):
+    allocatable: dict[str, str | int | float] | None = None
+
+
+class PeerNode(Base):
+    """A peer's Node: what its scheduler reads to place a pod there (no conditions: it reads none)."""
+
+    metadata: NamedMeta = msgspec.field(default_factory=NamedMeta)
+    spec: NodeSpec = msgspec.field(default_factory=NodeSpec)
+    status: NodeOffer = msgspec.field(default_factory=NodeOffer)
+
+
+class PeerPodSpec(Base):
+    node_name: str = ""
+    containers: list[Container] = msgspec.field(default_factory=list)
+    init_containers: list[Container] | None = None
+    overhead: dict[str, str | int | float] | None = None
+    resources: ResourceRequirements | None = None
+
+
+class PeerPod(Base):
+    """A peer's Pod: where it is bound and what it takes from that node."""
+
+    metadata: NamedMeta = msgspec.field(default_factory=NamedMeta)
+    spec: PeerPodSpec = msgspec.field(default_factory=PeerPodSpec)
+    status: PodStatus | None = None
 
 
 def annotations_of(meta: ObjectMeta) -> dict[str, str]:

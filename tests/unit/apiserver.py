@@ -212,6 +212,9 @@ class FakeApiserver:
     async def get(self, path: str, query: Query = ()) -> bytes:
         return await self.request("GET", path, query=query)
 
+    async def list_page(self, path: str, query: Query = ()) -> bytes:
+        return await self.request("GET", path, query=query)
+
     async def stream_lines(self, path: str, query: Query, idle_timeout: float) -> AsyncIterator[bytes]:
         self.calls.append(Call("WATCH", path, None, {k: str(v) for k, v in query}))
         if self.down:

@@ -28,7 +28,7 @@ from extender.peers.status import PeerStatusWriter
 from extender.peers.virtual_node import VirtualNodes
 from extender.scheduling.memory import peer
 from extender.server.metrics import Metrics
-from extender.wire.core import Node, Pod
+from extender.wire.core import PeerNode, PeerPod
 from tests.unit.apiserver import FakeApiserver, Object
 
 OLD = "2020-01-01T00:00:00Z"
@@ -56,8 +56,8 @@ def peer_runtime(state: PeerState, api: FakeApiserver) -> PeerRuntime:
         raw=api,
         tracker=tracker,
         kubeconfig_hash="",
-        node_reflector=Reflector(api, NODES.collection(), Node, tracker.nodes),
-        pod_reflector=Reflector(api, PODS.collection(), Pod, tracker.pods),
+        node_reflector=Reflector(api, NODES.collection(), PeerNode, tracker.nodes),
+        pod_reflector=Reflector(api, PODS.collection(), PeerPod, tracker.pods),
     )
 
 

@@ -28,8 +28,7 @@ def test_a_plain_pod_fits_an_empty_ready_node() -> None:
     assert node_fit_rejection(make_pod(), pod_requests(make_pod()), node_capacity("n")) is None
 
 
-def test_not_ready_and_cordoned_nodes_are_rejected() -> None:
-    assert placement_rejection(make_pod(), node_capacity("n", ready=False)) == "node not ready"
+def test_cordoned_nodes_are_rejected() -> None:
     assert placement_rejection(make_pod(), node_capacity("n", unschedulable=True)) == "node unschedulable"
 
 
@@ -94,8 +93,63 @@ def test_match_fields_select_by_node_name() -> None:
     pod = make_pod(affinity=affinity({"matchFields": [expr("metadata.name", "In", "west-2")]}))
     assert placement_rejection(pod, node_capacity("west-2")) is None
     assert placement_rejection(pod, node_capacity("west-1")) == "node affinity mismatch"
+    not_in = make_pod(affinity=affinity({"matchFields": [expr("metadata.name", "NotIn", "west-2")]}))
+    assert placement_rejection(not_in, node_capacity("west-1")) is None
+    assert placement_rejection(not_in, node_capacity("west-2")) == "node affinity mismatch"
+    # A node has no other field: fields.Set reads it as "" (In never matches, NotIn always does).
     other_field = make_pod(affinity=affinity({"matchFields": [expr("metadata.uid", "In", "west-2")]}))
     assert placement_rejection(other_field, node_capacity("west-2")) == "node affinity mismatch"
+    other_not_in = make_pod(affinity=affinity({"matchFields": [expr("metadata.uid", "NotIn", "x")]}))
+    assert placement_rejection(other_not_in, node_capacity("west-2")) is None
+
+
+@pytest.mark.parametrize(
+    "term",
+    [
+        {"matchFields": [expr("metadata.name", "In", "a", "b")]},  # matchFields take exactly one value
+        {"matchFields": [expr("metadata.name", "Exists")]},  # and only In / NotIn
+        {"matchExpressions": [{"key": "zone", "operator": "In", "values": []}]},
+        {"matchExpressions": [expr("zone", "Exists", "a")]},
+        {"matchExpressions": [expr("cores", "Gt", "4.5")]},  # Gt/Lt: one integer
+        {"matchExpressions": [expr("cores", "Gt", "1", "2")]},
+        {"matchExpressions": [expr("bad key!", "Exists")]},
+        {"matchExpressions": [expr("zone", "In", "not a label value")]},
+    ],
+)
+def test_a_term_that_labels_new_requirement_refuses_matches_no_node_but_other_terms_still_count(
+    term: dict[str, Any],
+) -> None:
+    labels = {"zone": "a", "cores": "8"}
+    assert placement_rejection(make_pod(affinity=affinity(term)), node_capacity("a", labels=labels)) is not None
+    other = {"matchExpressions": [expr("zone", "In", "a")]}
+    assert placement_rejection(make_pod(affinity=affinity(term, other)), node_capacity("a", labels=labels)) is None
+
+
+@pytest.mark.parametrize(("value", "matches"), [("+8", True), ("008", True), (" 8", False), ("8_0", False)])
+def test_gt_parses_label_values_as_go_parse_int_does(value: str, matches: bool) -> None:
+    pod = make_pod(affinity=affinity({"matchExpressions": [expr("cores", "Gt", "4")]}))
+    assert (placement_rejection(pod, node_capacity("n", labels={"cores": value})) is None) is matches
+
+
+def test_node_selector_needs_each_label_present_and_equal_even_when_empty() -> None:
+    pod = make_pod(nodeSelector={"gpu": ""})
+    assert placement_rejection(pod, node_capacity("n", labels={"gpu": ""})) is None
+    assert placement_rejection(pod, node_capacity("n", labels={})) == "node selector mismatch"
+
+
+def test_an_untolerated_taint_is_reported_before_a_selector_mismatch_as_the_scheduler_orders_plugins() -> None:
+    pod = make_pod(nodeSelector={"zone": "a"})
+    node = node_capacity("n", taints=[Taint(key="k", effect="NoSchedule")])
+    assert placement_rejection(pod, node) == "untolerated taint k:NoSchedule"
+
+
+def test_zero_requests_fit_anywhere_with_a_pod_slot_and_non_zero_defaults_are_for_scoring_only() -> None:
+    pod = make_pod(cpu="0", memory="0")
+    node = node_capacity("n", cpu_m=0, memory=0)
+    assert node_fit_rejection(pod, pod_requests(pod), node) is None
+    assert node_fit_rejection(pod, pod_requests(pod), node_capacity("n", cpu_m=0, memory=0, pods=0)) == (
+        "too many pods"
+    )
 
 
 @pytest.mark.parametrize(
@@ -109,6 +163,9 @@ def test_match_fields_select_by_node_name() -> None:
         (Toleration(operator="Exists"), Taint(key="anything", effect="NoExecute"), True),
         (Toleration(key="other", operator="Exists"), Taint(key="k", effect="NoSchedule"), False),
         (Toleration(key="k", operator="Weird"), Taint(key="k", effect="NoSchedule"), False),
+        # Lt/Gt need the alpha TaintTolerationComparisonOperators gate, off in v1.36
+        (Toleration(key="k", operator="Gt", value="1"), Taint(key="k", value="5", effect="NoSchedule"), False),
+        (Toleration(value="v"), Taint(key="any", value="v", effect="NoSchedule"), True),
     ],
 )
 def test_tolerations_follow_the_kubernetes_rules(toleration: Toleration, taint: Taint, tolerated: bool) -> None:
@@ -170,11 +227,11 @@ def test_find_node_summarises_reasons_most_common_first() -> None:
         node_capacity("a", cpu_m=100),
         node_capacity("b", cpu_m=100),
         node_capacity("c", labels={"zone": "b"}),
-        node_capacity("d", ready=False),
+        node_capacity("d", unschedulable=True),
     ]
     pod = make_pod(cpu="1", nodeSelector={"zone": "a"})
     result = find_node(pod, pod_requests(pod), peer("west", nodes=nodes))
-    assert result.reason == "no node of west fits: 3 node selector mismatch, 1 node not ready"
+    assert result.reason == "no node of west fits: 3 node selector mismatch, 1 node unschedulable"
     unconstrained = make_pod(cpu="1")
     assert find_node(unconstrained, pod_requests(unconstrained), peer("west", nodes=nodes)).node == "c"
 
@@ -201,9 +258,6 @@ def test_a_pod_bigger_than_any_nodes_free_room_is_refused_by_the_bound_and_the_b
 
     west = peer("west", nodes=[node_capacity("a", cpu_m=2000), node_capacity("b", cpu_m=1000)])
     big = make_pod(cpu="3")
-    assert west.known_free_bounds() is None  # computed only after a scan that found nothing
-    scanned = find_node(big, pod_requests(big), west, tightest=False)
-    assert scanned.node is None and west.known_free_bounds() is west.free_bounds()
     assert west.free_bounds().largest["cpu"] == 2000
     refused = find_node(big, pod_requests(big), west, tightest=False)
     assert refused.node is None and refused.reason == "no node of west fits: 2 too little cpu"
@@ -222,9 +276,10 @@ def test_when_only_restricted_nodes_have_room_only_they_are_checked_and_the_reas
     nodes.append(node_capacity("cordoned", cpu_m=4000, unschedulable=True))
     west = peer("west", nodes=nodes)
     pod = make_pod(cpu="500m")
-    first = find_node(pod, pod_requests(pod), west, tightest=False)  # full scan, then bounds
-    assert west.known_free_bounds() is not None and west.free_bounds().restricted == (nodes[-1],)
-    second = find_node(pod, pod_requests(pod), west, tightest=False)  # only the cordoned node
+    assert west.free_bounds().restricted == (nodes[-1],)
+    first = find_node(pod, pod_requests(pod), west, tightest=False)  # only the cordoned node is checked
+    west.invalidate()
+    second = find_node(pod, pod_requests(pod), west, tightest=False)  # the same from rebuilt bounds
     assert first.reason == second.reason == "no node of west fits: 5 too little cpu, 1 node unschedulable"
 
     tolerant = make_pod(cpu="500m", tolerations=[{"key": "node.kubernetes.io/unschedulable", "operator": "Exists"}])

@@ -177,7 +177,7 @@ def clients(loop: asyncio.AbstractEventLoop) -> Iterator[dict[str, Client | aioh
     nodes = [
         node_capacity("east-0"),
         node_capacity("east-1", taints=[Taint(key="gpu", effect="NoSchedule")], labels={"zone": "a"}),
-        node_capacity("east-2", ready=False),
+        node_capacity("east-2", taints=[Taint(key="node.kubernetes.io/not-ready", effect="NoSchedule")]),
     ]
     fake = InMemoryState(
         [peer("east", nodes=nodes), peer("west", cost=2.0, allowed_namespaces={"matchLabels": {"team": "web"}})],
