@@ -14,7 +14,7 @@ planner's snapshots) just makes the next read rebuild it from scratch.
 from __future__ import annotations
 
 import time
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -458,28 +458,40 @@ class PeerState:
 
     def use(self, node: NodeCapacity, requests: Mapping[str, int], sign: int, delegate: bool) -> None:
         """A pod starts (sign 1) or stops (-1) counting against ``node`` (present or ghost)."""
-        tally = self._current() if self._present(node) else None
-        if tally is not None:
-            tally.account(node, requests, -1)
-        node.requested = _shifted(node.requested, requests, sign)
-        if delegate:
-            node.delegated = _shifted(node.delegated, requests, sign)
-        if tally is not None:
-            tally.account(node, requests, 1)
-            if sign < 0:
-                tally.loosen(node)
-        self._forget_if_idle(node)
-        self.bump()
+
+        def change() -> None:
+            node.requested = _shifted(node.requested, requests, sign)
+            if delegate:
+                node.delegated = _shifted(node.delegated, requests, sign)
+
+        self._change(node, requests, change, loosens=sign < 0)
 
     def hold(self, node: NodeCapacity, requests: Mapping[str, int], sign: int) -> None:
         """Reserve (sign 1) or give back (-1) room on ``node`` for a pod being placed there."""
+
+        def change() -> None:
+            node.reserved = _shifted(node.reserved, requests, sign)
+
+        self._change(node, requests, change, loosens=sign < 0)
+
+    def recount(self, node: NodeCapacity, requested: Resources, delegated: Resources) -> None:
+        """Replace what pods use on ``node`` wholesale (a fresh pod list), keeping the tally exact."""
+
+        def change() -> None:
+            node.requested, node.delegated = requested, delegated
+
+        self._change(node, node.requested.keys() | requested.keys(), change, loosens=True)
+
+    def _change(self, node: NodeCapacity, names: Iterable[str], change: Callable[[], None], loosens: bool) -> None:
+        """Apply ``change`` to what ``node``'s pods or reservations use of ``names``: its share is
+        taken out of the tally before and put back after, so the tally stays exact."""
         tally = self._current() if self._present(node) else None
         if tally is not None:
-            tally.account(node, requests, -1)
-        node.reserved = _shifted(node.reserved, requests, sign)
+            tally.account(node, names, -1)
+        change()
         if tally is not None:
-            tally.account(node, requests, 1)
-            if sign < 0:
+            tally.account(node, names, 1)
+            if loosens:
                 tally.loosen(node)
         self._forget_if_idle(node)
         self.bump()
@@ -487,19 +499,6 @@ class PeerState:
     def _forget_if_idle(self, node: NodeCapacity) -> None:
         if not node.holds_anything() and self.ghosts.get(node.name) is node:
             del self.ghosts[node.name]
-
-    def recount(self, node: NodeCapacity, requested: Resources, delegated: Resources) -> None:
-        """Replace what pods use on ``node`` wholesale (a fresh pod list), keeping the tally exact."""
-        tally = self._current() if self._present(node) else None
-        names = node.requested.keys() | requested.keys()
-        if tally is not None:
-            tally.account(node, names, -1)
-        node.requested, node.delegated = requested, delegated
-        if tally is not None:
-            tally.account(node, names, 1)
-            tally.loosen(node)
-        self._forget_if_idle(node)
-        self.bump()
 
     def place(self, node: NodeCapacity) -> None:
         """``node`` is in the peer (new, or back from the ghosts with what still counts on it)."""

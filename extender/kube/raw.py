@@ -133,16 +133,22 @@ class RawClient:
     async def get(self, path: str, query: Query = ()) -> bytes:
         return await self.request("GET", path, query=query)
 
-    async def list_page(self, path: str, query: Query = ()) -> bytes:
-        """One page of a list. The timeout bounds silence (connect, then each read), not the whole
-        body: a long page from a slow but healthy server is read to the end."""
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.timeout, sock_read=self.timeout)
+    @contextlib.asynccontextmanager
+    async def _streamed(self, path: str, query: Query, idle_timeout: float) -> AsyncIterator[aiohttp.ClientResponse]:
+        """A GET whose body is read as it comes: the timeout bounds silence (connect, then each
+        read), never the whole body."""
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.timeout, sock_read=idle_timeout)
         async with self.session().get(
             self.host + path,
             params=[(k, str(v)) for k, v in query],
             headers=await self._headers(None),
             timeout=timeout,
         ) as resp:
+            yield resp
+
+    async def list_page(self, path: str, query: Query = ()) -> bytes:
+        """One page of a list; a long page from a slow but healthy server is read to the end."""
+        async with self._streamed(path, query, self.timeout) as resp:
             # Taken a chunk at a time (not resp.read(), which lifts the flow control): the TLS
             # layer then decrypts a bounded amount per turn of the event loop, not a whole page.
             chunks = [chunk async for chunk in resp.content.iter_chunked(READ_CHUNK)]
@@ -153,13 +159,7 @@ class RawClient:
 
     async def stream_lines(self, path: str, query: Query, idle_timeout: float) -> AsyncIterator[bytes]:
         """A watch stream, line by line; the server closes it after timeoutSeconds."""
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.timeout, sock_read=idle_timeout)
-        async with self.session().get(
-            self.host + path,
-            params=[(k, str(v)) for k, v in query],
-            headers=await self._headers(None),
-            timeout=timeout,
-        ) as resp:
+        async with self._streamed(path, query, idle_timeout) as resp:
             if resp.status >= 300:
                 raise ApiError(resp.status, await resp.read(), "WATCH", path)
             async for line in resp.content:
