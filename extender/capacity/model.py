@@ -143,9 +143,11 @@ class Columns:
     after every change); a node that offers none of a resource reads as having none of it free.
     """
 
-    __slots__ = ("by_row", "cols", "open", "present", "row", "spare")
+    __slots__ = ("by_row", "cols", "hint", "open", "present", "row", "spare")
 
     def __init__(self) -> None:
+        self.hint: NodeCapacity | None = None
+        """The open node last found with room: tried first next time (it usually still has some)."""
         self.row: dict[str, int] = {}
         self.by_row: list[NodeCapacity | None] = []
         self.spare: list[int] = []
@@ -213,9 +215,18 @@ class Columns:
             mask &= col[:count] >= amount
         return np.flatnonzero(mask)
 
-    def first_open_with_room(self, wanted: Iterable[tuple[str, int]]) -> NodeCapacity | None:
-        """The first uncordoned, untainted node with room for ``wanted`` (what an unconstrained pod
-        needs), without listing them all."""
+    def first_open_with_room(self, wanted: Sequence[tuple[str, int]]) -> NodeCapacity | None:
+        """An uncordoned, untainted node with room for ``wanted`` (what an unconstrained pod needs):
+        the last one found if it still has room, else the first, in one vectorized pass."""
+        hint = self.hint
+        if hint is not None and self.row.get(hint.name) is not None and self.by_row[self.row[hint.name]] is hint:
+            alloc, used, held = hint.allocatable, hint.requested, hint.reserved
+            if (
+                not hint.unschedulable
+                and not hint.taints
+                and all(a <= alloc.get(n, 0) - used.get(n, 0) - held.get(n, 0) for n, a in wanted)
+            ):
+                return hint
         count = len(self.by_row)
         mask = self.open[:count].copy()
         for name, amount in wanted:
@@ -224,7 +235,8 @@ class Columns:
                 return None
             mask &= col[:count] >= amount
         row = int(mask.argmax())
-        return self.by_row[row] if mask[row] else None
+        self.hint = self.by_row[row] if mask[row] else None
+        return self.hint
 
     def first_short(self, wanted: Sequence[tuple[str, int]], rows_open: bool) -> dict[str, int]:
         """Per resource, how many (open, when ``rows_open``) nodes it is the first one short of."""

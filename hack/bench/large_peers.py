@@ -243,6 +243,7 @@ async def spillover_run(opts: argparse.Namespace) -> dict[str, Any]:
         started = time.perf_counter()
         tasks = [asyncio.create_task(c) for c in spillover.loops]
         synced_at: dict[str, float] = {}
+        cpu_started = time.process_time()
         deadline = started + opts.sync_timeout
         while time.perf_counter() < deadline:
             for name, runtime in spillover.runtimes().items():
@@ -251,6 +252,7 @@ async def spillover_run(opts: argparse.Namespace) -> dict[str, Any]:
             if len(synced_at) == opts.peers:
                 break
             await asyncio.sleep(0.05)
+        sync_cpu = time.process_time() - cpu_started
         peak = monitor.peak
         monitor.phase = "settle"
         await asyncio.sleep(2)
@@ -261,6 +263,7 @@ async def spillover_run(opts: argparse.Namespace) -> dict[str, Any]:
         figures: dict[str, Any] = {
             "peers": opts.peers, "pods": opts.pods * opts.peers, "synced": len(synced_at),
             "sync_s": max(synced_at.values()) if len(synced_at) == opts.peers else None,
+            "sync_cpu_s": sync_cpu,
             "kept_bytes_per_pod": (kept - base) / (opts.pods * opts.peers),
             "peak_mib": (peak - base) / 2**20, "kept_mib": (kept - base) / 2**20,
         }
@@ -341,6 +344,7 @@ def baseline_tree(rev: str, into: Path) -> Path:
 
 def show(label: str, figures: dict[str, Any]) -> None:
     sync = "never (within the timeout)" if figures["sync_s"] is None else f"{figures['sync_s']:.1f} s"
+    sync += f", Spillover's CPU meanwhile {figures['sync_cpu_s']:.1f} s"
     print(f"\n{label}: {figures['peers']} peer(s), {figures['pods']:,} pods, synced {figures['synced']}: {sync}")
     for phase, lag in figures["lag_ms"].items():
         print(f"  loop lag  {phase:<18} max {lag['max']:8.1f} ms  p99 {lag['p99']:7.1f} ms  "
