@@ -52,12 +52,10 @@ class HomeCapacity:
         return self.state.nodes
 
     def node(self, name: str) -> NodeCapacity | None:
-        """A real node as bind judges a pod's own rules against it: readiness is the scheduler's
-        call (a NotReady node carries the lifecycle controller's taints), not bind's."""
-        found = self.state.nodes.get(name)
-        if found is None or found.ready:
-            return found
-        return dataclasses.replace(found, ready=True)
+        """A real node as bind judges a pod's own rules against it. Readiness is not among them:
+        kube-scheduler reads no node condition (a NotReady node carries the lifecycle controller's
+        taints, which are judged like any other)."""
+        return self.state.nodes.get(name)
 
     def is_spilled(self, pod: Pod) -> bool:
         """Whether the pod is bound to a virtual node (a proxy of a pod running in a peer)."""
@@ -66,8 +64,8 @@ class HomeCapacity:
 
     def room_for(self, pod: Pod, requests: Resources) -> FitResult:
         """The home node that would take the pod now, by every rule ``filter`` applies to a
-        peer's nodes (readiness, cordon, node selector, required node affinity, taints, each
-        resource), counting the pods already coming home; or why none would."""
+        peer's nodes (cordon, taints, node selector, required node affinity, each resource),
+        counting the pods already coming home; or why none would."""
         return find_node(pod, requests, self.state)
 
     def hold(self, uid: str, node: str, requests: Resources) -> None:
@@ -79,7 +77,7 @@ class HomeCapacity:
 
     def snapshot(self) -> PeerState:
         """A copy of home to try placements on without touching the cache."""
-        clone = dataclasses.replace(self.state, nodes={})
+        clone = dataclasses.replace(self.state, nodes={}, ghosts={})
         for name, node in self.state.nodes.items():
             clone.nodes[name] = dataclasses.replace(
                 node, requested=dict(node.requested), reserved=dict(node.reserved), delegated={}

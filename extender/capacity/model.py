@@ -401,7 +401,8 @@ class PeerState:
     """time.monotonic() when the peer was last seen going unreachable; None while reachable."""
     generation: int = 0
     """Bumped whenever something the scheduling path reads changes; mirrored onto the virtual node."""
-    _tally: _Tally | None = None
+    _tally: _Tally | None = field(default=None, init=False, repr=False, compare=False)
+    """Aggregates kept change by change; never shared by a copy (``dataclasses.replace`` leaves it out)."""
 
     def __copy__(self) -> PeerState:
         """A copy that rebuilds its own tally (the planner snapshots peers for a worker thread)."""

@@ -26,8 +26,9 @@ import logging
 import re
 import sys
 import time
-from collections.abc import Callable, Hashable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from cachetools import TTLCache
 
@@ -43,7 +44,7 @@ from extender.resources import (
     node_allocatable,
     simple_signature,
 )
-from extender.wire.core import PeerNode, PeerPod
+from extender.wire.core import Node, PeerNode, PeerPod, Pod
 
 log = logging.getLogger("spillover.capacity")
 TERMINAL = ("Succeeded", "Failed")
@@ -57,6 +58,9 @@ ADOPT_SLICE = 250
 _INTERNED_MAX = 50_000
 """Distinct allocatable lists remembered for sharing before starting over."""
 
+NodeLike = PeerNode | Node
+"""A node as a peer's watch decodes it (lean) or as home's does (home's capacity uses this tracker too)."""
+PodLike = PeerPod | Pod
 PodKey = int | str
 Record = tuple[str, int]
 """Where a counted pod is and what it takes: node name, and its shape number (see ``Shapes``) times
@@ -178,7 +182,7 @@ class PeerTracker:
             self._warned = now
             log.warning("peer %s: %s", self.peer.name, message)
 
-    def count(self, pod: PeerPod) -> tuple[PodKey, Counted | None, str | None]:
+    def count(self, pod: PodLike) -> tuple[PodKey, Counted | None, str | None]:
         """The pod's key, what it takes where (None: nothing, it is unbound or finished), and the
         proxy UID when it is one of Spillover's delegates."""
         key = pod_key(pod.metadata.uid)
@@ -211,7 +215,7 @@ class PeerTracker:
 
     # --- pods ---------------------------------------------------------------------------------
 
-    def set_pod(self, pod: PeerPod) -> None:
+    def set_pod(self, pod: PodLike) -> None:
         key, counted, proxy = self.count(pod)
         record = self._pods.get(key)
         old = self._shapes.counted(record) if record is not None else None
@@ -238,7 +242,7 @@ class PeerTracker:
         self._forget(key, record, self._shapes.counted(record))
         self.on_change(self.peer)
 
-    def replace_pods(self, pods: list[PeerPod]) -> None:
+    def replace_pods(self, pods: Sequence[PodLike]) -> None:
         listing = _PodListing(self)
         listing.add(pods)
         for _ in self.adopting(listing.pods, listing.shapes, listing.finished()):
@@ -267,7 +271,7 @@ class PeerTracker:
 
     # --- nodes --------------------------------------------------------------------------------
 
-    def _apply_node(self, item: PeerNode) -> bool:
+    def _apply_node(self, item: NodeLike) -> bool:
         """Take in a node as listed or watched; False when nothing kube-scheduler reads changed
         (a heartbeat, a condition, an image list): then nothing else changes either."""
         name = sys.intern(item.metadata.name)
@@ -297,7 +301,7 @@ class PeerTracker:
         peer.place(node)
         return True
 
-    def set_node(self, node: PeerNode) -> None:
+    def set_node(self, node: NodeLike) -> None:
         if self._apply_node(node):
             self.on_change(self.peer)
 
@@ -305,7 +309,7 @@ class PeerTracker:
         if self.peer.unplace(name) is not None:
             self.on_change(self.peer)
 
-    def replace_nodes(self, nodes: list[PeerNode]) -> None:
+    def replace_nodes(self, nodes: Sequence[NodeLike]) -> None:
         listing = _NodeListing(self)
         listing.add(nodes)
         listing.done()
@@ -316,7 +320,7 @@ def _ghost(name: str) -> NodeCapacity:
                         labels=_NO_LABELS)
 
 
-class _NodeListing(Listing[PeerNode]):
+class _NodeListing(Listing[Any]):
     """A node list taken page by page: each listed node is current as soon as its page comes (a
     node is one object, right on its own); those not listed at all go when the list is complete."""
 
@@ -325,7 +329,7 @@ class _NodeListing(Listing[PeerNode]):
         self.listed: set[str] = set()
         tracker.peer.free_bounds()  # a live tally from the start: nodes enter it one by one, no rebuild
 
-    def add(self, items: list[PeerNode]) -> None:
+    def add(self, items: Sequence[NodeLike]) -> None:
         for node in items:
             self.t._apply_node(node)
             self.listed.add(node.metadata.name)
@@ -338,7 +342,7 @@ class _NodeListing(Listing[PeerNode]):
         self.t.changed()
 
 
-class _PodListing(Listing[PeerPod]):
+class _PodListing(Listing[Any]):
     """A pod list taken page by page into compact records, then swapped in whole: until the last
     page the scheduling path keeps reading the previous, complete count."""
 
@@ -361,7 +365,7 @@ class _PodListing(Listing[PeerPod]):
             add_into(delegated, amounts)
             self.usage[node] = (entry[0], delegated)
 
-    def add(self, items: list[PeerPod]) -> None:
+    def add(self, items: Sequence[PodLike]) -> None:
         count, pods, shapes = self.t.count, self.pods, self.shapes
         for pod in items:
             key, counted, proxy = count(pod)

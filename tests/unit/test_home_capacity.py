@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 
+from extender.capacity.fit import placement_rejection
 from extender.home_capacity import HomeCapacity
 from extender.resources import pod_requests
 from extender.scheduling.memory import make_pod, pod_dict
@@ -51,13 +52,14 @@ def test_only_real_nodes_and_the_pods_bound_to_them_count() -> None:
 def test_room_is_judged_by_every_rule_and_held_for_pods_coming_home() -> None:
     home = HomeCapacity()
     taints = [{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}]
-    down = node("down", ready=False)
+    # A NotReady node as the node lifecycle controller leaves it: tainted (the taint is what counts).
+    down = node("down", ready=False, taints=[{"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}])
     home.nodes.replace([node("tainted", taints=taints), node("cordoned", unschedulable=True), down])
     pod = make_pod(cpu="1")
     fit = home.room_for(pod, pod_requests(pod))
     assert fit.node is None
     assert "untolerated taint dedicated=gpu:NoSchedule" in fit.reason and "node unschedulable" in fit.reason
-    assert "node not ready" in fit.reason
+    assert "untolerated taint node.kubernetes.io/not-ready:NoSchedule" in fit.reason
     home.nodes.upsert(node("h2", cpu="1"))
     assert home.room_for(pod, pod_requests(pod)).node == "h2"
     home.hold("coming", "h2", pod_requests(pod))
@@ -66,11 +68,11 @@ def test_room_is_judged_by_every_rule_and_held_for_pods_coming_home() -> None:
     assert home.room_for(pod, pod_requests(pod)).node == "h2"
 
 
-def test_bind_sees_a_not_ready_node_as_ready_readiness_is_the_schedulers_call() -> None:
+def test_bind_judges_no_node_condition_readiness_is_the_schedulers_call() -> None:
     home = HomeCapacity()
     home.nodes.replace([node("down", ready=False)])
     seen = home.node("down")
-    assert seen is not None and seen.ready and not home.state.nodes["down"].ready
+    assert seen is not None and placement_rejection(make_pod(), seen) is None
 
 
 def test_a_pod_on_a_virtual_node_is_spilled_and_one_on_a_real_node_is_not() -> None:
