@@ -67,7 +67,7 @@ async def workload(home: Cluster, max_unavailable: int) -> AsyncIterator[str]:
             return items if ok else None
 
         items = await eventually(running, 90, f"{REPLICAS} pods of {app} Running and Ready")
-        spilled = [p.spec.node_name for p in items if p.spec.node_name.startswith("spillover-")]
+        spilled = [p.spec.node_name for p in items if (p.spec.node_name or "").startswith("spillover-")]
         assert spilled == ["spillover-east"] * 2, spilled
 
         async def counted() -> bool:  # the budget's controller has seen them all healthy
@@ -119,7 +119,9 @@ async def test_spilled_pods_come_home_one_at_a_time_within_the_pdb_and_leave_not
 ) -> None:
     started = time.monotonic()
     async with workload(home, max_unavailable=1) as app:
-        proxies = {p.metadata.name for p in await pods(home, NAMESPACE, app) if p.spec.node_name.startswith("spill")}
+        proxies = {
+            p.metadata.name for p in await pods(home, NAMESPACE, app) if (p.spec.node_name or "").startswith("spill")
+        }
         low = {"available": REPLICAS, "leaving": 0}
         watching = True
 
@@ -137,7 +139,7 @@ async def test_spilled_pods_come_home_one_at_a_time_within_the_pdb_and_leave_not
 
             async def all_home() -> list[Any] | None:
                 items = await pods(home, NAMESPACE, app)
-                at_home = [p for p in items if not p.spec.node_name.startswith("spillover-")]
+                at_home = [p for p in items if p.spec.node_name and not p.spec.node_name.startswith("spillover-")]
                 ok = len(items) == REPLICAS == len(at_home) and available(items) == REPLICAS
                 return items if ok else None
 
