@@ -1,6 +1,9 @@
 """`spillover join NAME --peer-kubeconfig FILE`: register a peer cluster with the home cluster.
 
-Creates (or updates) the kubeconfig Secret and the PeerCluster in home; safe to run again.
+Creates (or updates) the kubeconfig Secret and the PeerCluster in home; safe to run again. A
+PeerCluster that exists keeps every setting whose flag is not given (join is also how a kubeconfig
+is rotated, and that must not reset a cost or a grace period set earlier); a flag given empty
+(``--namespace=``) removes the setting.
 """
 
 from __future__ import annotations
@@ -31,6 +34,59 @@ async def _apply(raw: Api, resource: Resource, namespace: str | None, name: str,
             raise
     await raw.request("PATCH", resource.item(name, namespace), body, content_type=PatchType.MERGE)
     return "updated"
+
+
+DEFAULTS: dict[str, Any] = {
+    "cost": 1.0,
+    "costPerGiB": 0.0,
+    "costPerGPU": 0.0,
+    "tier": 0,
+    "gracePeriodSeconds": 60,
+    "podSecurity": str(DEFAULT_LEVEL),
+}
+"""A new PeerCluster's settings when their flags are not given (the CRD's defaults)."""
+
+
+def given_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The PeerCluster spec fields whose flags were given; None for one given empty (remove it)."""
+    spec: dict[str, Any] = {}
+    for flag, field in (
+        ("cost", "cost"),
+        ("cost_per_gib", "costPerGiB"),
+        ("cost_per_gpu", "costPerGPU"),
+        ("tier", "tier"),
+        ("grace_period", "gracePeriodSeconds"),
+        ("pod_security", "podSecurity"),
+    ):
+        if getattr(args, flag) is not None:
+            spec[field] = getattr(args, flag)
+    if args.namespace is not None:
+        spec["namespace"] = args.namespace or None
+    if args.allowed_namespaces is not None:
+        key, _, value = args.allowed_namespaces.partition("=")
+        spec["allowedNamespaces"] = {"matchLabels": {key: value}} if key else None
+    return spec
+
+
+def _present(spec: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in spec.items() if v is not None}
+
+
+async def write_peercluster(raw: Api, name: str, secret_ref: dict[str, str], given: dict[str, Any]) -> str:
+    """Create the PeerCluster, or change only the settings given on one that exists (the rest of
+    its spec stays as it is; a merge patch's null removes a setting given empty). Returns what
+    was done, for the user."""
+    ref = {"kubeconfigSecretRef": secret_ref}
+    body = {"apiVersion": "spillover.io/v1alpha1", "kind": "PeerCluster", "metadata": {"name": name}}
+    try:
+        await raw.request("POST", PEERCLUSTERS.collection(), {**body, "spec": {**DEFAULTS, **ref, **_present(given)}})
+        return f"peercluster/{name} created"
+    except ApiError as exc:
+        if exc.status != 409:
+            raise
+    await raw.request("PATCH", PEERCLUSTERS.item(name), {"spec": {**ref, **given}}, content_type=PatchType.MERGE)
+    kept = [field for field in DEFAULTS if field not in given]
+    return f"peercluster/{name} updated" + (f" (kept as they were: {', '.join(kept)})" if kept else "")
 
 
 async def being_deleted(raw: Api, name: str) -> bool:
@@ -89,27 +145,8 @@ async def join(args: argparse.Namespace) -> int:
             "data": {"kubeconfig": base64.b64encode(text.encode()).decode()},
         }
         print(f"secret/{secret_name} {await _apply(raw, SECRETS, ns, secret_name, secret)}")
-        spec: dict[str, Any] = {
-            "kubeconfigSecretRef": {"name": secret_name, "namespace": ns, "key": "kubeconfig"},
-            "cost": args.cost,
-            "costPerGiB": args.cost_per_gib,
-            "costPerGPU": args.cost_per_gpu,
-            "tier": args.tier,
-            "gracePeriodSeconds": args.grace_period,
-            "podSecurity": args.pod_security,
-        }
-        if args.namespace:
-            spec["namespace"] = args.namespace
-        if args.allowed_namespaces:
-            key, _, value = args.allowed_namespaces.partition("=")
-            spec["allowedNamespaces"] = {"matchLabels": {key: value}}
-        body = {
-            "apiVersion": "spillover.io/v1alpha1",
-            "kind": "PeerCluster",
-            "metadata": {"name": args.name},
-            "spec": spec,
-        }
-        print(f"peercluster/{args.name} {await _apply(raw, PEERCLUSTERS, None, args.name, body)}")
+        ref = {"name": secret_name, "namespace": ns, "key": "kubeconfig"}
+        print(await write_peercluster(raw, args.name, ref, given_settings(args)))
     finally:
         await raw.close()
     return 0
@@ -137,20 +174,31 @@ def register(subparsers: Any) -> None:
     p.add_argument("name", help="peer name (a DNS label); its virtual node is spillover-NAME")
     p.add_argument("--peer-kubeconfig", required=True, help="kubeconfig file with access to the peer")
     p.add_argument("--kubeconfig", default=None, help="home cluster kubeconfig (default: $KUBECONFIG or in-cluster)")
-    p.add_argument("--cost", type=float, default=1.0, help="relative price per CPU hour (default 1.0)")
-    p.add_argument("--cost-per-gib", type=float, default=0.0, help="relative price per GiB-hour of memory")
-    p.add_argument("--cost-per-gpu", type=float, default=0.0, help="relative price per GPU-hour")
-    p.add_argument("--tier", type=int, default=0, help="lower tiers fill first (default 0)")
-    p.add_argument("--grace-period", type=int, default=60, help="seconds unreachable before failover (default 60)")
-    p.add_argument("--namespace", default="", help="run delegates in this peer namespace (default: the pod's own)")
+    keeps = "; when joining again, not given keeps the PeerCluster's value"
+    p.add_argument("--cost", type=float, default=None, help="relative price per CPU hour (new peer: 1.0)" + keeps)
+    p.add_argument("--cost-per-gib", type=float, default=None, help="relative price per GiB-hour (new peer: 0)" + keeps)
+    p.add_argument("--cost-per-gpu", type=float, default=None, help="relative price per GPU-hour (new peer: 0)" + keeps)
+    p.add_argument("--tier", type=int, default=None, help="lower tiers fill first (new peer: 0)" + keeps)
+    p.add_argument(
+        "--grace-period", type=int, default=None, help="seconds unreachable before failover (new peer: 60)" + keeps
+    )
+    p.add_argument(
+        "--namespace",
+        default=None,
+        help="run delegates in this peer namespace (new peer: the pod's own; given empty: back to that)" + keeps,
+    )
     p.add_argument(
         "--pod-security",
         choices=[str(level) for level in Level],
-        default=str(DEFAULT_LEVEL),
+        default=None,
         help="Pod Security level the peer accepts, enforced on the namespaces Spillover creates there "
-        "(default baseline)",
+        f"(new peer: {DEFAULT_LEVEL})" + keeps,
     )
-    p.add_argument("--allowed-namespaces", default="", help="only home namespaces with this label KEY=VALUE")
+    p.add_argument(
+        "--allowed-namespaces",
+        default=None,
+        help="only home namespaces with this label KEY=VALUE (given empty: every opted-in namespace)" + keeps,
+    )
     p.add_argument("--secret-namespace", default="spillover-system", help="home namespace for the kubeconfig Secret")
     p.add_argument(
         "--skip-checks",

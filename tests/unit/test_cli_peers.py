@@ -1,15 +1,18 @@
-"""`spillover join` refuses a PeerCluster that is still being deleted; `spillover leave` waits for
-the detach, shows its progress as it changes and cleans up the kubeconfig Secret."""
+"""`spillover join` refuses a PeerCluster that is still being deleted and, joined again, changes
+only the settings given; `spillover leave` waits for the detach, shows its progress as it changes
+and cleans up the kubeconfig Secret."""
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
 
 import msgspec
 import pytest
 
-from extender.cli.join import being_deleted
+from extender.cli.join import being_deleted, given_settings, write_peercluster
 from extender.cli.leave import leave
+from extender.cli.main import build_parser
 from extender.cli.status import render
 from extender.kube.api import SECRETS
 from extender.kube.raw import ApiError
@@ -156,3 +159,58 @@ def test_status_shows_spend_against_each_cap_and_what_waits_to_come_home() -> No
     assert "spend per peer: east 2.5/h" in text
     assert lines["shop/web-1"][:4] == ["shop/web-1", "east", "1", "waiting"]
     assert "(no pod runs in a peer)" in render_server({})
+
+
+def _join_args(*flags: str) -> argparse.Namespace:
+    return build_parser().parse_args(["join", "east", "--peer-kubeconfig", "east.kubeconfig", *flags])
+
+
+REF = {"name": "peer-east-kubeconfig", "namespace": "spillover-system", "key": "kubeconfig"}
+KEPT = "(kept as they were: cost, costPerGiB, costPerGPU, tier, gracePeriodSeconds, podSecurity)"
+
+
+def _existing() -> FakeApiserver:
+    """Home with PeerCluster east joined earlier: its cost, price per GiB and grace period set."""
+    spec = {"kubeconfigSecretRef": REF, "cost": 2, "costPerGiB": 0.5, "tier": 1, "gracePeriodSeconds": 20}
+    return FakeApiserver((PEERCLUSTERS, {"metadata": {"name": "east"}, "spec": spec}))
+
+
+async def test_joining_again_to_rotate_the_kubeconfig_keeps_every_setting_not_given() -> None:
+    home = _existing()
+
+    said = await write_peercluster(home, "east", REF, given_settings(_join_args()))
+
+    assert said == f"peercluster/east updated {KEPT}"
+    spec = (home.get_object(PEERCLUSTERS, "east") or {})["spec"]
+    assert (spec["cost"], spec["costPerGiB"], spec["tier"], spec["gracePeriodSeconds"]) == (2, 0.5, 1, 20)
+
+
+async def test_joining_again_changes_what_is_given_and_removes_what_is_given_empty() -> None:
+    home = _existing()
+    home.add(PEERCLUSTERS, {"metadata": {"name": "west"}, "spec": {"namespace": "burst", "cost": 3}})
+    args = _join_args("--cost", "2.5", "--grace-period", "30", "--namespace=", "--allowed-namespaces=")
+
+    await write_peercluster(home, "west", REF, given_settings(args))
+
+    spec = (home.get_object(PEERCLUSTERS, "west") or {})["spec"]
+    assert spec == {"kubeconfigSecretRef": REF, "cost": 2.5, "gracePeriodSeconds": 30}, "namespace removed"
+
+
+async def test_a_new_peercluster_gets_the_defaults_for_what_is_not_given() -> None:
+    home = FakeApiserver()
+
+    said = await write_peercluster(
+        home, "east", REF, given_settings(_join_args("--cost-per-gib", "0.5", "--namespace="))
+    )
+
+    assert said == "peercluster/east created"
+    spec = (home.get_object(PEERCLUSTERS, "east") or {})["spec"]
+    assert spec == {
+        "cost": 1.0,
+        "costPerGiB": 0.5,
+        "costPerGPU": 0.0,
+        "tier": 0,
+        "gracePeriodSeconds": 60,
+        "podSecurity": "baseline",
+        "kubeconfigSecretRef": REF,
+    }, "defaults for the rest; an empty namespace is simply left out"
