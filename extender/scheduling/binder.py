@@ -27,6 +27,7 @@ retries the pod. Nothing half-done remains.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
@@ -180,7 +181,24 @@ class Binder:
         try:
             if self.delegation is not None:
                 undo, annotations = await self.delegation.create_delegate(raw_pod, pod, peer, fit.node)
-            await self._binding(namespace, name, uid, node, annotations)
+            try:
+                await self._binding(namespace, name, uid, node, annotations)
+            except (BindError, asyncio.CancelledError):
+                raise
+            except Exception as exc:
+                # No answer (a timeout, a connection cut, the apiserver restarting): the Binding
+                # may have been stored. Deleting the delegate now could leave a bound pod with
+                # none; kept, it serves the pod if it was bound, and if not, the retry reuses it
+                # (same peer) or removes it (another peer), or the orphan sweep does.
+                log.warning(
+                    "binding %s/%s to %s: no answer (%s); its delegate is kept until it is known whether it was bound",
+                    namespace,
+                    name,
+                    node,
+                    type(exc).__name__,
+                )
+                undo = None
+                raise
         except BaseException as exc:
             self.reservations.release(uid)
             if self.budgets is not None:

@@ -146,3 +146,37 @@ async def test_a_node_lookup_the_apiserver_cannot_answer_fails_the_bind_for_a_re
         await state.confirm_home_node("home-node-9")
     assert not await state.confirm_home_node("../secrets/x") and not await state.confirm_home_node("A" * 300)
     assert [c.path for c in home.calls] == [NODES.item("home-node-9")]
+
+
+def _no_answer(error: Exception) -> Any:
+    def handler(_: Any) -> Any:
+        raise error
+
+    return handler
+
+
+@pytest.mark.parametrize(
+    ("unanswered", "undone"),
+    [(None, True), (TimeoutError(), False), (ConnectionResetError("the apiserver went away"), False)],
+)
+async def test_a_binding_refused_is_undone_but_one_left_unanswered_keeps_its_delegate(
+    unanswered: Exception | None, undone: bool
+) -> None:
+    """A Binding with no answer may have been stored (the apiserver restarting mid-burst):
+    deleting its delegate could leave a bound pod with none, so only a definite refusal undoes."""
+    pod = json.loads(FIXTURE.read_bytes())["Pod"]
+    meta = pod["metadata"]
+    east = peer("east")
+    home = FakeApiserver((PODS, pod))
+    binding = PODS.item(meta["name"], meta["namespace"], "binding")
+    if unanswered is None:
+        home.fail("POST", binding, 409, "pod is already assigned to a node")
+    else:
+        home.answer("POST", binding, _no_answer(unanswered))
+    delegation = RecordingDelegation()
+    binder = Binder(home, {east.virtual_node: east}, Reservations(), InMemoryHome(), delegation)
+
+    with pytest.raises(BindError):
+        await binder.bind(meta["namespace"], meta["name"], meta["uid"], "spillover-east")
+
+    assert delegation.undone == ([meta["name"]] if undone else [])
