@@ -11,6 +11,7 @@ delegation controllers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import signal
@@ -23,10 +24,12 @@ from extender.budgets import Budgets
 from extender.capacity.tracker import Reservations
 from extender.config import Config, is_loopback
 from extender.delegation.avoid import AvoidList
+from extender.delegation.copy_keeper import CopyKeeper
 from extender.delegation.creator import DelegateCreator
 from extender.delegation.evacuation import Evacuation
 from extender.delegation.lifecycle import Lifecycle
 from extender.delegation.mirror import StatusMirror
+from extender.delegation.node_loss import NodeLossTolerations
 from extender.delegation.sweep import OrphanSweeper
 from extender.delegation.view import Delegations
 from extender.delegation.watches import DelegationWatches
@@ -88,6 +91,8 @@ class Spillover:
         self.tasks = TaskSet("spillover")
         self.runners: list[web.AppRunner] = []
         self.servers: list[JsonPostServer] = []
+        self.draining = False
+        """Told to stop: not ready, still answering until the shutdown delay is over."""
 
         backlog = BacklogPods()
         self.directory = PeerDirectory()
@@ -128,11 +133,15 @@ class Spillover:
             cfg.remote_pending_timeout,
         )
         sweeper = OrphanSweeper(self.delegations, writer, self.metrics, cluster_id, cfg.orphan_sweep_seconds)
-        watches = DelegationWatches(home, self.delegations, mirror, lifecycle, sweeper, cluster_id)
+        tolerations = NodeLossTolerations(home, self.delegations)
+        self.copies = CopyKeeper(home, self.directory, self.delegations, self.events, cluster_id)
+        watches = DelegationWatches(
+            home, self.delegations, mirror, lifecycle, sweeper, tolerations, self.copies, cluster_id
+        )
         detacher = PeerDetacher(home, self.directory, self.virtual_nodes, Evacuation(self.delegations, writer, sweeper))
         self.gate = LeaderGate(
             LeaderElector(home, cfg.leader_election_namespace, cfg.leader_elect),
-            [mirror, lifecycle, sweeper, detacher, self.repatriation],
+            [mirror, lifecycle, sweeper, detacher, self.repatriation, tolerations, self.copies],
         )
 
         self.planner = LivePlanner(
@@ -163,7 +172,7 @@ class Spillover:
             self.directory.by_virtual_node,
             self.reservations,
             HomeView(self.home_capacity, self.home_namespaces),
-            delegation=DelegateCreator(home, self.delegations, writer, self.events, avoid, cluster_id),
+            delegation=DelegateCreator(home, self.delegations, writer, self.events, avoid, cluster_id, self.copies),
             on_peer_bound=self.planner.bound,
             trust_filtered=scheduler_only(cfg),
             budgets=self.budgets,
@@ -197,7 +206,7 @@ class Spillover:
 
     async def start(self) -> None:
         cfg = self.config
-        for reflector in self.home_reflectors:
+        for reflector in [*self.home_reflectors, *self.copies.reflectors]:
             self.tasks.spawn(reflector.run(), reflector.name)
         self.tasks.spawn(self.registry.reflector.run(), "peerclusters")
         self.tasks.spawn(self.peer_status.run(), "peer-status")
@@ -215,7 +224,9 @@ class Spillover:
         )
         if cfg.tls_cert_file and cfg.tls_key_file:
             webhook_tls = self._tls(TLSFiles(cfg.tls_cert_file, cfg.tls_key_file), "webhook")
-            webhook = make_webhook_app(WebhookConfig(scheduler_name=cfg.scheduler_name), self.metrics)
+            webhook = make_webhook_app(
+                WebhookConfig(scheduler_name=cfg.scheduler_name), self.metrics, lambda: self.draining
+            )
             await self._serve(webhook, cfg.webhook_port, webhook_tls.context)
             await self._serve_kubelet_api(cfg)
         else:
@@ -264,6 +275,8 @@ class Spillover:
         self.reservations.expire()
 
     def ready(self) -> tuple[bool, str]:
+        if self.draining:
+            return False, "shutting down"
         for reflector in self.home_reflectors:
             if not reflector.synced.is_set():
                 return False, f"home cache {reflector.name} not synced"
@@ -297,6 +310,17 @@ class Spillover:
         site = web.TCPSite(runner, self.config.bind_address, port, ssl_context=context, backlog=1024)
         await site.start()
         self.runners.append(runner)
+
+    async def drain(self, hurry: asyncio.Event) -> None:
+        """Say not ready and close each connection after its answer, but keep answering for the
+        shutdown delay: endpoints (and kube-proxy) drop this replica before it stops listening,
+        so the apiserver and kube-scheduler never call a replica that is gone."""
+        self.draining = True
+        for server in self.servers:
+            server.draining = True
+            server.drain()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(hurry.wait(), self.config.shutdown_delay)
 
     async def stop(self) -> None:
         for server in self.servers:
@@ -337,6 +361,11 @@ async def serve_forever(config: Config) -> None:
     _tune_gc()
     try:
         await stop.wait()
+        log.info("stopping: not ready, still answering for %gs (--shutdown-delay)", config.shutdown_delay)
+        hurry = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):  # a second signal cuts the delay short
+            loop.add_signal_handler(sig, hurry.set)
+        await app.drain(hurry)
     finally:
         log.info("shutting down")
         await app.stop()

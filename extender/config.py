@@ -122,6 +122,13 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, rename="k
             "(a label value; default: the UID of the home's kube-system namespace, stable and unique)",
         ),
     ] = ""
+    shutdown_delay: Annotated[
+        float,
+        _help(
+            "seconds a replica told to stop keeps answering, not ready, before it closes: Service endpoints drop "
+            "it first, so a rolling upgrade refuses no pod and fails no scheduling call"
+        ),
+    ] = 5.0
     leader_elect: Annotated[
         bool, _help("run the controllers only while holding the spillover-controller Lease (for replicas)")
     ] = False

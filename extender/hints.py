@@ -2,13 +2,15 @@
 
 Parsing is strict so that a typo is refused at admission with a message that names the
 annotation, the bad value and the accepted forms, instead of silently placing a pod wrongly.
+The same rules, with the same messages, are written in CEL for clusters that check hints in the
+apiserver (``manifests/policies/validating.yaml``; ``tests/e2e/test_admission_policies.py``
+sends both the same pods): every form here is one that CEL can state exactly.
 """
 
 from __future__ import annotations
 
 import difflib
 import enum
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -47,6 +49,8 @@ WRITTEN_BY_SPILLOVER = (CLUSTER, REASON, PREFIX + "delegate", PREFIX + "copies")
 KNOWN = frozenset(HINTS + WRITTEN_BY_SPILLOVER)
 
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_COST = re.compile(r"^[ \t]*([0-9]{1,15}([.][0-9]{0,15})?|[.][0-9]{1,15})[ \t]*$")
+"""A non-negative decimal (no sign, exponent, inf or nan: finite by its form, and CEL's own)."""
 NAME_FORM = "lower-case DNS labels (a-z, 0-9, '-'), at most 63 characters"
 
 
@@ -69,7 +73,7 @@ class HintError(ValueError):
         self.annotation = annotation
         self.value = value
         self.expected = expected
-        super().__init__(f"annotation {annotation}={value!r} is invalid: expected {expected}")
+        super().__init__(f"annotation {annotation}='{value}' is invalid: expected {expected}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,33 +120,32 @@ def _names(annotation: str, value: str) -> frozenset[str]:
 
 
 def _prefer(value: str) -> dict[str, int]:
+    """Every pair's form first, then repeats (the first name, in order, given twice)."""
     expected = (
         "comma-separated name=weight pairs such as 'west=3,east=1' "
         f"(names are {NAME_FORM}; weights are whole numbers 0-100)"
     )
-    weights: dict[str, int] = {}
     if not value.strip():
         raise HintError(PREFER, value, expected)
+    pairs = []
     for part in value.split(","):
         name, sep, weight = part.strip().partition("=")
         name, weight = name.strip(), weight.strip()
         if not sep or not _NAME.match(name) or not (weight.isascii() and weight.isdigit()) or int(weight) > 100:
             raise HintError(PREFER, value, expected)
-        if name in weights:
-            raise HintError(PREFER, value, expected + f"; {name!r} appears twice")
-        weights[name] = int(weight)
-    return weights
+        pairs.append((name, int(weight)))
+    names = [name for name, _ in pairs]
+    if repeated := next((name for name in names if names.count(name) > 1), None):
+        raise HintError(PREFER, value, expected + f"; '{repeated}' appears twice")
+    return dict(pairs)
 
 
 def _max_cost(value: str) -> float:
-    expected = "a non-negative number such as '0.5' (the highest PeerCluster cost allowed)"
-    try:
-        cost = float(value)
-    except ValueError:
-        raise HintError(MAX_COST, value, expected) from None
-    if not math.isfinite(cost) or cost < 0:
-        raise HintError(MAX_COST, value, expected)
-    return cost
+    if not _COST.match(value):
+        raise HintError(
+            MAX_COST, value, "a non-negative decimal number such as '0.5' (the highest PeerCluster cost allowed)"
+        )
+    return float(value)
 
 
 _DURATION = re.compile(r"^([0-9]{1,7})(s|m|h)?$")

@@ -20,6 +20,7 @@ from extender import hints, labels, pod_security
 from extender.capacity.model import PeerState
 from extender.delegation import delegate_spec
 from extender.delegation.avoid import AvoidList
+from extender.delegation.copies import CopiesMade, write_copy
 from extender.delegation.view import DelegationView, PeerDelegates
 from extender.delegation.writer import ProxyWriter
 from extender.kube.api import NAMESPACES, PODS, Api, PatchType, decode_object
@@ -50,6 +51,7 @@ class DelegateCreator:
         events: EventSink,
         avoid: AvoidList,
         home_cluster: str,
+        copies: CopiesMade,
     ) -> None:
         self.home = home
         self.view = view
@@ -57,6 +59,8 @@ class DelegateCreator:
         self.events = events
         self.avoid = avoid
         self.home_cluster = home_cluster
+        self.copies = copies
+        """Told each copy made or refreshed here (the copy keeper then knows it is current)."""
 
     def avoided(self, pod: Pod, peer: str) -> str | None:
         return self.avoid.avoided(pod, peer)
@@ -89,7 +93,8 @@ class DelegateCreator:
         await self._remove_leftovers(meta.uid, keep=peer.name)
         await self._ensure_namespace(entry, namespace, peer)
         copies = await self._copy_references(client, raw_pod, meta.namespace, namespace, peer.name)
-        body = delegate_spec.delegate_body(raw_pod, peer.name, namespace, copies, self.home_cluster)
+        referenced = delegate_spec.references(raw_pod.get("spec") or {})
+        body = delegate_spec.delegate_body(raw_pod, peer.name, namespace, copies, self.home_cluster, referenced)
         if peer.detaching:  # its PeerCluster was deleted while this bind ran: nothing new goes there
             raise BindError(f"cannot bind {meta.namespace}/{meta.name} to peer {peer.name}: {peer.health_reason()}")
         try:
@@ -214,7 +219,8 @@ class DelegateCreator:
                 except ApiError as peer_exc:
                     if peer_exc.status != 404:
                         raise BindError(f"cannot read {kind} {namespace}/{name} in {peer}: {peer_exc.message}") from exc
-                    log.warning("pod references missing %s %s/%s; not copied", kind, home_ns, name)
+                    # The copy keeper tells the pod (ReferenceMissing), and copies it when it appears.
+                    log.info("pod references missing %s %s/%s; copied when it appears", kind, home_ns, name)
                     continue
                 if why := self._not_ours(kind, existing, namespace, home_ns, peer):
                     lacking = f"the pod references {kind} {name}, which namespace {home_ns} lacks"
@@ -227,16 +233,22 @@ class DelegateCreator:
             except ApiError as exc:
                 if exc.status != 409:
                     raise BindError(f"copying {kind} {name} to the peer failed: {exc.message}") from exc
-                existing = msgspec.json.decode(await client.get(resource.item(name, namespace)), type=_Copy)
+                raw_existing = msgspec.json.decode(await client.get(resource.item(name, namespace)))
+                existing = msgspec.convert(raw_existing, _Copy)
                 if why := self._not_ours(kind, existing, namespace, home_ns, peer):
                     raise BindRefused(f"the pod references {kind} {name} and {why}") from exc
-                if not existing.immutable:
-                    patch: dict[str, Any] = {k: body[k] for k in ("data", "binaryData") if k in body}
-                    found = existing.metadata.labels or {}
-                    if self.home_cluster and not found.get(labels.HOME_CLUSTER):  # made before copies named their home
-                        patch["metadata"] = {"labels": delegate_spec.home_labels(self.home_cluster)}
-                    await client.request("PATCH", resource.item(name, namespace), patch, content_type=PatchType.MERGE)
+                held = (existing.metadata.annotations or {}).get(delegate_spec.SOURCE_VERSION_ANNOTATION)
+                if held != original.get("metadata", {}).get("resourceVersion"):
+                    # Data replaced whole (keys removed at home go), labels of a copy made before
+                    # copies named their home added; an immutable one replaced if its data differs.
+                    try:
+                        await write_copy(client, kind, body, raw_existing)
+                    except ApiError as write:
+                        raise BindError(f"refreshing the copy of {kind} {name} failed: {write.message}") from write
             copies.append((kind, name))
+            self.copies.copied(
+                (kind, home_ns, name), (peer, namespace), original.get("metadata", {}).get("resourceVersion", "")
+            )
         return copies
 
     def _not_ours(self, kind: str, existing: _Copy, namespace: str, home_ns: str, peer: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+from collections.abc import Iterable
 from typing import Any
 
 from extender import labels
@@ -20,6 +21,11 @@ from extender.resources import SPILLABLE
 COPY_LABEL = "spillover.io/copy"
 COPIES_ANNOTATION = "spillover.io/copies"
 """On a delegate: the ConfigMaps/Secrets copied for it (kind/name, comma-separated)."""
+REFERENCES_ANNOTATION = "spillover.io/references"
+"""On a delegate: every ConfigMap/Secret its pod references, copied or not (one missing at home
+at bind is copied when it appears)."""
+SOURCE_VERSION_ANNOTATION = "spillover.io/source-resource-version"
+"""On a copy: the resourceVersion of the home object it was copied from (stale when they differ)."""
 COPIED = {"ConfigMap": CONFIGMAPS, "Secret": SECRETS}
 """The kinds Spillover copies into peers, and where they live in the API."""
 _SKIP_CONFIGMAPS = {"kube-root-ca.crt"}
@@ -72,10 +78,20 @@ def references(spec: dict[str, Any]) -> set[tuple[str, str]]:
     return {(kind, name) for kind, name in refs if name and name not in _SKIP_CONFIGMAPS}
 
 
-def copies_of(annotations: dict[str, str] | None) -> list[tuple[str, str]]:
-    """(kind, name) of the copies a delegate's ``COPIES_ANNOTATION`` lists."""
-    refs = ((annotations or {}).get(COPIES_ANNOTATION) or "").split(",")
+def copies_of(annotations: dict[str, str] | None, key: str = COPIES_ANNOTATION) -> list[tuple[str, str]]:
+    """(kind, name) of the copies a delegate's ``COPIES_ANNOTATION`` (or ``key``) lists."""
+    refs = ((annotations or {}).get(key) or "").split(",")
     return [(kind, name) for kind, _, name in (ref.partition("/") for ref in refs) if name]
+
+
+def needed_by(annotations: dict[str, str] | None) -> set[tuple[str, str]]:
+    """(kind, name) of every copy a delegate needs in its namespace: what it references (a
+    delegate made before that annotation existed: what was copied for it)."""
+    return {*copies_of(annotations), *copies_of(annotations, REFERENCES_ANNOTATION)}
+
+
+def _listed(refs: Iterable[tuple[str, str]]) -> str:
+    return ",".join(f"{kind}/{name}" for kind, name in sorted(refs))
 
 
 def _strip_marker(container: dict[str, Any]) -> None:
@@ -107,7 +123,12 @@ def home_labels(home_cluster: str) -> dict[str, str]:
 
 
 def delegate_body(
-    proxy: dict[str, Any], peer: str, namespace: str, copies: list[tuple[str, str]], home_cluster: str = ""
+    proxy: dict[str, Any],
+    peer: str,
+    namespace: str,
+    copies: list[tuple[str, str]],
+    home_cluster: str = "",
+    referenced: Iterable[tuple[str, str]] = (),
 ) -> dict[str, Any]:
     meta = proxy.get("metadata") or {}
     spec = copy.deepcopy(proxy.get("spec") or {})
@@ -152,7 +173,8 @@ def delegate_body(
             },
             "annotations": {
                 **user_annotations,
-                COPIES_ANNOTATION: ",".join(f"{kind}/{name}" for kind, name in sorted(copies)),
+                COPIES_ANNOTATION: _listed(copies),
+                REFERENCES_ANNOTATION: _listed({*referenced, *copies}),
             },
         },
         "spec": spec,
@@ -174,6 +196,7 @@ def copy_body(original: dict[str, Any], namespace: str, home_namespace: str, hom
                 **home_labels(home_cluster),
                 labels.HOME_NAMESPACE: home_namespace,
             },
+            "annotations": {SOURCE_VERSION_ANNOTATION: meta.get("resourceVersion", "")},
         },
     }
     for key in ("data", "binaryData", "type", "immutable"):

@@ -7,13 +7,18 @@ Running together, so many workers write at once, but never two on one proxy.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from typing import Any
 
+from extender.capacity.model import PeerState
 from extender.delegation import delegate_spec
 from extender.delegation.view import Delegate, DelegationView, Proxy
 from extender.delegation.writer import ProxyWriter
 from extender.kube.events import EventSink
+from extender.kube.tasks import every
 from extender.kube.workqueue import WorkQueue
+from extender.peers.virtual_node import node_ready
 
 MIRROR_WORKERS = 64
 """Concurrent proxy status writes; a burst of spilled pods turns Running together."""
@@ -21,6 +26,10 @@ PENDING_MIRROR_DELAY = 2.0
 """A delegate usually runs within a second of being created; its passing Pending status is
 mirrored only if it lasts this long: one home write less per spilled pod in a burst, when the
 home apiserver is busiest (Running, Failed and a Pending that lasts are written at once)."""
+RESTORE_DELAY = 5.0
+"""Seconds after a virtual node is Ready again before its proxies' Ready conditions are restored."""
+RESTORE_EVERY = 10.0
+"""At most one restoring write per proxy this often (see StatusMirror._readiness_lost)."""
 
 
 class StatusMirror:
@@ -29,6 +38,8 @@ class StatusMirror:
         self.writer = writer
         self.events = events
         self.queue: WorkQueue[tuple[str, str]] = WorkQueue("status-mirror")
+        self._node_ready: dict[str, bool] = {}
+        """Each peer's virtual node Ready as last checked (back to Ready restores its pods')."""
 
     def changed(self, peer: str, uid: str) -> None:
         """The proxy or its delegate changed: mirror it (when leading)."""
@@ -36,7 +47,39 @@ class StatusMirror:
 
     async def lead(self) -> None:
         everything = [(proxy.peer, uid) for uid, proxy in self.view.proxies.items() if proxy.peer]
-        await self.queue.run(self.sync, MIRROR_WORKERS, first=everything)
+        self._node_ready.clear()
+        await asyncio.gather(
+            self.queue.run(self.sync, MIRROR_WORKERS, first=everything),
+            every(1.0, self._nodes_ready_again, "virtual nodes' readiness not checked"),
+        )
+
+    async def _nodes_ready_again(self) -> None:
+        """A peer's virtual node Ready again: look at its proxies' readiness RESTORE_DELAY later
+        (by then the node-lifecycle controller has seen the node Ready, and leaves them be)."""
+        for peer, entry in self.view.peers.items():
+            ready = node_ready(entry.runtime.state)
+            if ready and not self._node_ready.get(peer, False):
+                for proxy in self.view.proxies_on(peer):
+                    self.queue.add_after((peer, proxy.uid), RESTORE_DELAY)
+            self._node_ready[peer] = ready
+
+    def _readiness_lost(self, proxy: Proxy, status: dict[str, Any], state: PeerState) -> bool:
+        """The proxy shows Ready False while its delegate is ready: the node-lifecycle controller
+        marked it so (pkg/controller/nodelifecycle monitorNodeHealth, MarkPodsNotReady) when the
+        virtual node went Unknown, its Lease not renewed while Spillover could not reach home,
+        or when that controller restarted (or a pod was bound) while the node was not Ready.
+        Written back only once the node is Ready again, and at most once per RESTORE_EVERY a
+        proxy, so Spillover and that controller never take turns writing it."""
+        wanted = next((c.get("status") for c in status.get("conditions") or () if c.get("type") == "Ready"), None)
+        if wanted != "True" or proxy.ready in ("True", "") or not node_ready(state):
+            return False
+        notes = self.view.notes(proxy.uid)
+        since = time.monotonic() - notes.restored_at
+        if since < RESTORE_EVERY:
+            self.queue.add_after((proxy.peer, proxy.uid), RESTORE_EVERY - since)
+            return False
+        notes.restored_at = time.monotonic()
+        return True
 
     async def sync(self, key: tuple[str, str]) -> None:
         peer, uid = key
@@ -49,7 +92,7 @@ class StatusMirror:
             return
         status = delegate_spec.mirrored_status(delegate.status)
         notes = self.view.notes(uid)
-        if not status or notes.mirrored == status:
+        if not status or (notes.mirrored == status and not self._readiness_lost(proxy, status, entry.runtime.state)):
             return
         if status.get("phase") == "Pending" and notes.mirrored is None:
             waited = time.monotonic() - delegate.seen_at

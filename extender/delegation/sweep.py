@@ -101,7 +101,7 @@ class OrphanSweeper:
                     removed += 1
                     orphans += 1
                     continue
-            for kind, name in delegate_spec.copies_of(meta.annotations):
+            for kind, name in delegate_spec.needed_by(meta.annotations):
                 needed.add((meta.namespace, kind, name))
         for kind, resource in delegate_spec.COPIED.items():
             copies = decode_list(

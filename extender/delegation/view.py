@@ -16,11 +16,12 @@ from typing import Any, Protocol
 import msgspec
 
 from extender import hints
+from extender.delegation.tolerations import lacking_patch
 from extender.kube.reflector import Reflector
 from extender.peers.directory import PeerRuntime
 from extender.pod_security import Level
 from extender.resources import QuantityError, Resources, pod_requests
-from extender.wire.core import ObjectMeta, Pod
+from extender.wire.core import ObjectMeta, Pod, ProxyPod
 
 
 class DelegatePod(msgspec.Struct, rename="camel"):
@@ -45,6 +46,10 @@ class Proxy:
     """When it was first seen bound with no delegate in its peer (None: it has one)."""
     requests: Resources = field(default_factory=dict)
     """What the pod asks for (its price on the peer: extender.spend)."""
+    ready: str = ""
+    """The status of its Ready condition as home shows it ("" when it has none)."""
+    node_loss_patch: list[dict[str, Any]] = field(default_factory=list)
+    """What would make it tolerate node loss for ever ([] once it does, or if Spillover did not bind it)."""
 
     def ref(self) -> dict[str, str]:
         return {"namespace": self.namespace, "name": self.name, "uid": self.uid}
@@ -69,7 +74,7 @@ class PeerDelegates:
     runtime: PeerRuntime
     by_proxy: dict[str, Delegate] = field(default_factory=dict)
     reflector: Reflector[DelegatePod] | None = None
-    proxy_reflector: Reflector[Pod] | None = None
+    proxy_reflector: Reflector[ProxyPod] | None = None
     """Home pods bound to this peer's virtual node."""
     known_namespaces: dict[str, Level] = field(default_factory=dict)
     """Peer namespaces checked fit for delegates, and the Pod Security level they enforce."""
@@ -97,6 +102,8 @@ class ProxyNotes:
     """Taken off a peer whose PeerCluster is being deleted."""
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     """One status writer at a time, mirror and failure alike, so the last word is the latest."""
+    restored_at: float = 0.0
+    """When its Ready condition was last written back after the node-lifecycle controller's mark."""
 
 
 def proxy_from(pod: Pod, peer: str) -> Proxy:
@@ -114,6 +121,8 @@ def proxy_from(pod: Pod, peer: str) -> Proxy:
         failover_never=annotations.get(hints.FAILOVER) == hints.Failover.NEVER.value,
         phase=pod.status.phase if pod.status else "",
         requests=_requests(pod),
+        ready=pod.ready() if isinstance(pod, ProxyPod) else "",
+        node_loss_patch=lacking_patch(pod),
     )
 
 

@@ -12,15 +12,17 @@ import time
 from extender import labels
 from extender.delegation import delegate_spec
 from extender.delegation.adoption import adopt_until_done
+from extender.delegation.copy_keeper import CopyKeeper
 from extender.delegation.lifecycle import Lifecycle
 from extender.delegation.mirror import StatusMirror
+from extender.delegation.node_loss import NodeLossTolerations
 from extender.delegation.sweep import OrphanSweeper
 from extender.delegation.view import Delegate, DelegatePod, Delegations, PeerDelegates, Proxy, proxy_from
 from extender.kube.api import PODS, WatchApi
 from extender.kube.reflector import Handler, Reflector
 from extender.peers.directory import PeerRuntime
 from extender.peers.registry import PeerWork
-from extender.wire.core import Pod
+from extender.wire.core import ProxyPod
 
 
 class DelegationWatches:
@@ -33,6 +35,8 @@ class DelegationWatches:
         mirror: StatusMirror,
         lifecycle: Lifecycle,
         sweeper: OrphanSweeper,
+        tolerations: NodeLossTolerations,
+        copies: CopyKeeper,
         home_cluster: str,
     ) -> None:
         self.home = home
@@ -40,6 +44,8 @@ class DelegationWatches:
         self.mirror = mirror
         self.lifecycle = lifecycle
         self.sweeper = sweeper
+        self.tolerations = tolerations
+        self.copies = copies
         self.home_cluster = home_cluster
         self.delegates_selector = delegate_spec.delegates_selector(home_cluster)
 
@@ -59,7 +65,7 @@ class DelegationWatches:
         entry.proxy_reflector = Reflector(
             self.home,
             PODS.collection(),
-            Pod,
+            ProxyPod,
             _ProxyHandler(self, name),
             query=[("fieldSelector", f"spec.nodeName={runtime.state.virtual_node}")],
             name=f"home/proxies-on-{runtime.state.virtual_node}",
@@ -76,6 +82,7 @@ class DelegationWatches:
             self.lifecycle.proxy_deleting(proxy)
         elif proxy.peer:
             self.mirror.changed(proxy.peer, proxy.uid)
+            self.tolerations.changed(proxy)
 
     def proxy_gone(self, proxy: Proxy) -> None:
         self.state.forget(proxy.uid)
@@ -86,6 +93,7 @@ class DelegationWatches:
         uid = (item.metadata.labels or {}).get(labels.PROXY_UID, "")
         if entry is None or not uid:
             return
+        self.copies.delegate_seen(peer, item.metadata)
         status = item.status or {}
         previous = entry.by_proxy.get(uid)
         # Pending and not scheduled there, for whatever reason (no room, cordoned nodes, no
@@ -111,12 +119,13 @@ class DelegationWatches:
         uid = (item.metadata.labels or {}).get(labels.PROXY_UID, "")
         if entry is None or not uid:
             return
+        self.copies.delegate_gone(peer, item.metadata)
         entry.by_proxy.pop(uid, None)
         self.sweeper.sweep_soon(peer)
         self.lifecycle.delegate_gone(peer, uid)
 
 
-class _ProxyHandler(Handler[Pod]):
+class _ProxyHandler(Handler[ProxyPod]):
     """The proxies of one peer; all peers' proxies share ``Delegations.proxies`` (by UID)."""
 
     def __init__(self, watches: DelegationWatches, peer: str) -> None:
@@ -124,7 +133,7 @@ class _ProxyHandler(Handler[Pod]):
         self.proxies = watches.state.proxies
         self.peer = peer
 
-    def replace(self, items: list[Pod]) -> None:
+    def replace(self, items: list[ProxyPod]) -> None:
         fresh = {p.metadata.uid: proxy_from(p, self.peer) for p in items}
         for uid, proxy in list(self.proxies.items()):
             if proxy.peer == self.peer and uid not in fresh:
@@ -133,7 +142,7 @@ class _ProxyHandler(Handler[Pod]):
         for proxy in fresh.values():
             self.w.proxy_changed(proxy)
 
-    def upsert(self, item: Pod) -> None:
+    def upsert(self, item: ProxyPod) -> None:
         proxy = proxy_from(item, self.peer)
         old = self.proxies.get(proxy.uid)
         if old is not None:
@@ -142,7 +151,7 @@ class _ProxyHandler(Handler[Pod]):
         self.proxies[proxy.uid] = proxy
         self.w.proxy_changed(proxy)
 
-    def delete(self, item: Pod) -> None:
+    def delete(self, item: ProxyPod) -> None:
         proxy = self.proxies.pop(item.metadata.uid, None) or proxy_from(item, self.peer)
         self.w.proxy_gone(proxy)
 
@@ -157,6 +166,7 @@ class _DelegateHandler(Handler[DelegatePod]):
         if entry is None:
             return
         entry.by_proxy = {}
+        self.w.copies.delegates_listed(self.peer, [item.metadata for item in items])
         for item in items:
             self.upsert(item)
         self.w.sweeper.sweep_soon(self.peer)  # at start and whenever the peer comes back

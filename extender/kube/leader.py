@@ -102,7 +102,7 @@ class LeaderElector:
         renewed = parse_rfc3339(lease.spec.renew_time)
         duration = lease.spec.lease_duration_seconds or self.duration
         expired = renewed is None or (now - renewed).total_seconds() > duration
-        if holder != self.identity and not expired:
+        if holder and holder != self.identity and not expired:  # "": released by a replica that stopped
             return False
         if holder != self.identity:
             spec.acquire_time = spec.renew_time

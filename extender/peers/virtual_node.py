@@ -48,21 +48,36 @@ def quantities(res: Resources) -> dict[str, str]:
     return out
 
 
+def node_ready(peer: PeerState) -> bool:
+    """Whether the virtual node says Ready: the peer answers and can run what it holds.
+
+    A paused peer stays Ready (it takes nothing new: its allocatable is zero). NotReady makes the
+    node-lifecycle controller taint the node ``not-ready:NoExecute``, and a pod without
+    Spillover's toleration would be evicted from a peer that is running it fine.
+    """
+    return peer.reachable and peer.synced and not peer.detaching
+
+
 def ready_condition(peer: PeerState) -> dict[str, str]:
     now = rfc3339()
-    if peer.healthy:
+    if node_ready(peer):
+        paused = peer.paused and not peer.healthy
         return {
             "type": "Ready",
             "status": "True",
-            "reason": "PeerReady",
-            "message": f"peer {peer.name} is reachable and its capacity cache is synced",
+            "reason": "PeerPaused" if paused else "PeerReady",
+            "message": (
+                f"peer {peer.name} is paused (PeerCluster spec.paused): its pods run on, nothing new is placed"
+                if paused
+                else f"peer {peer.name} is reachable and its capacity cache is synced"
+            ),
             "lastHeartbeatTime": now,
             "lastTransitionTime": now,
         }
     return {
         "type": "Ready",
         "status": "False",
-        "reason": "PeerDetaching" if peer.detaching else "PeerPaused" if peer.paused else "PeerUnreachable",
+        "reason": "PeerDetaching" if peer.detaching else "PeerUnreachable",
         "message": peer.health_reason(),
         "lastHeartbeatTime": now,
         "lastTransitionTime": now,
@@ -132,7 +147,7 @@ class VirtualNodes:
         """Address and port of the kubelet API served for the virtual nodes (None: not served)."""
         self.peers: dict[str, PeerState] = {}
         self._dirty: set[str] = set()
-        self._written: dict[str, tuple[int, bool]] = {}
+        self._written: dict[str, tuple[int, bool, bool]] = {}
         self._wake = asyncio.Event()
 
     def add(self, peer: PeerState) -> None:
@@ -174,7 +189,7 @@ class VirtualNodes:
             await asyncio.sleep(FLUSH_EVERY)
 
     async def sync(self, peer: PeerState) -> None:
-        key = (peer.generation, peer.healthy)
+        key = (peer.generation, peer.healthy, node_ready(peer))
         if self._written.get(peer.name) == key:
             return
         name = virtual_node_name(peer.name)
@@ -220,7 +235,7 @@ class VirtualNodes:
             await self.home.request("POST", LEASES.collection(NODE_LEASE_NS), lease_body(name, NODE_LEASE_NS, spec))
 
     async def run_leases(self) -> None:
-        """Renew every virtual node's Lease; a healthy peer's node also re-asserts Ready=True.
+        """Renew every virtual node's Lease; a ready peer's node (paused too) also re-asserts Ready=True.
 
         The node-lifecycle controller marks a node Unknown when its Lease lapses, and only a
         status write brings it back, so a peer that recovers is written as well as renewed.
@@ -229,7 +244,7 @@ class VirtualNodes:
             for name, peer in list(self.peers.items()):
                 try:
                     await self.renew_lease(name)
-                    if peer.healthy:
+                    if node_ready(peer):
                         await self._reassert_ready(peer)
                 except Exception as exc:
                     log.warning("lease of virtual node for %s not renewed: %s", name, exc)
@@ -239,5 +254,5 @@ class VirtualNodes:
         node = msgspec.json.decode(await self.home.get(NODES.item(virtual_node_name(peer.name))), type=Node)
         if not any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or ()):
             self._written.pop(peer.name, None)
-            self._written[peer.name] = (-1, False)
+            self._written[peer.name] = (-1, False, False)
             self.touch(peer)

@@ -190,7 +190,7 @@ class _Connection(asyncio.Protocol):
             return
         status, body = answer
         extra = b"Allow: POST\r\n" if status == 405 else b""
-        keep_alive = request.keep_alive and not (self.draining and not self.pending)
+        keep_alive = request.keep_alive and not (self.draining and not self.pending) and not self.server.draining
         transport.write(_head(status, len(body), keep_alive, extra) + body)
         self.last_active = time.monotonic()
         if not keep_alive:
@@ -274,6 +274,8 @@ class JsonPostServer:
         self.idle_timeout = IDLE_TIMEOUT
         self._server: asyncio.Server | None = None
         self._reaper: asyncio.Task[None] | None = None
+        self.draining = False
+        """Shutting down: every answer closes its connection, so clients reconnect elsewhere."""
 
     @property
     def port(self) -> int:
@@ -338,10 +340,10 @@ class JsonPostServer:
             self._server.close()
         if self._reaper is not None:
             self._reaper.cancel()
-        for task in list(self.tasks):
-            task.cancel()
-        if self.tasks:
-            await asyncio.wait(list(self.tasks), timeout=5)
+        if self.tasks:  # answers in flight (a bind) finish rather than leave the caller to retry
+            _, late = await asyncio.wait(list(self.tasks), timeout=5)
+            for task in late:
+                task.cancel()
         for connection in list(self.connections):
             connection.abort()
         if self._server is not None:

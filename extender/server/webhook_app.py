@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from typing import Any
 
 import msgspec
 from aiohttp import web
@@ -72,7 +74,19 @@ class _Handler:
         return web.Response(body=body, content_type="application/json")
 
 
-def make_webhook_app(config: WebhookConfig, metrics: Metrics) -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY)
+def make_webhook_app(
+    config: WebhookConfig, metrics: Metrics, draining: Callable[[], bool] = lambda: False
+) -> web.Application:
+    """``draining``: while it says True (shutting down), every answer closes its connection, so
+    the apiserver's next call opens one to a replica that stays."""
+
+    @web.middleware
+    async def close_when_draining(request: web.Request, handler: Any) -> web.StreamResponse:
+        response: web.StreamResponse = await handler(request)
+        if draining():
+            response.force_close()
+        return response
+
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[close_when_draining])
     app.router.add_post("/mutate", _Handler(config, metrics).mutate)
     return app

@@ -4,7 +4,8 @@
 typed, with no stand-ins. It keeps objects by path and answers what Spillover asks of a real
 apiserver: get; list with label and field selectors; watch (events follow the writes); create
 (409 when the name is taken); merge patch with the resourceVersion precondition (409 on a
-stale one); delete with UID preconditions and finalizers; pods/binding; pods/eviction. Every call is recorded.
+stale one); JSON patch (422 when a test fails); delete with UID preconditions and finalizers;
+pods/binding; pods/eviction. Every call is recorded.
 Tests steer it: ``down`` refuses connections, ``fail`` makes a call answer an error, ``hold``
 makes one wait, ``answer`` serves a path with a function (SelfSubjectAccessReviews).
 """
@@ -104,6 +105,30 @@ def merge_patch(target: Any, patch: Any) -> Any:
         else:
             merged[key] = merge_patch(merged.get(key), value)
     return merged
+
+
+def json_patch(document: Object, ops: list[Object]) -> Object:
+    """RFC 6902 add, remove and test, as the apiserver applies a JSON patch (a failed test raises
+    AssertionError; a missing member, KeyError or IndexError)."""
+    out: Object = copy.deepcopy(document)
+    for op in ops:
+        *parents, last = (t.replace("~1", "/").replace("~0", "~") for t in op["path"].lstrip("/").split("/"))
+        target: Any = out
+        for token in parents:
+            target = target[int(token)] if isinstance(target, list) else target[token]
+        if op["op"] == "test":
+            found = target[int(last)] if isinstance(target, list) else target.get(last)
+            assert found == op["value"], f"test of {op['path']} failed: {found!r} != {op['value']!r}"
+        elif op["op"] == "remove":
+            del target[int(last) if isinstance(target, list) else last]
+        elif isinstance(target, list):
+            if last == "-":
+                target.append(copy.deepcopy(op["value"]))
+            else:
+                target.insert(int(last), copy.deepcopy(op["value"]))
+        else:
+            target[last] = copy.deepcopy(op["value"])
+    return out
 
 
 def _plain(body: Any) -> Any:
@@ -304,7 +329,12 @@ class FakeApiserver:
         self._store(key, bound)
         return {"kind": "Status", "status": "Success"}
 
-    def _patch(self, key: _Where, found: Object, patch: Object, method: str, path: str) -> Object:
+    def _patch(self, key: _Where, found: Object, patch: Object | list[Object], method: str, path: str) -> Object:
+        if isinstance(patch, list):  # a JSON patch: a failed test is the apiserver's 422
+            try:
+                return self._store(key, json_patch(found, patch))
+            except (AssertionError, KeyError, IndexError) as exc:
+                raise _error(422, "Invalid", f"the JSON patch does not apply: {exc!r}", method, path) from None
         wanted = (patch.get("metadata") or {}).get("resourceVersion")
         if wanted and wanted != found["metadata"].get("resourceVersion"):
             raise _error(409, "Conflict", "the object has been modified; please apply your changes again", method, path)

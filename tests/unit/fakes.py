@@ -11,10 +11,12 @@ from typing import Any
 from extender.capacity.model import PeerState
 from extender.capacity.tracker import PeerTracker, Reservations
 from extender.delegation.avoid import AvoidList
+from extender.delegation.copy_keeper import CopyKeeper
 from extender.delegation.creator import DelegateCreator
 from extender.delegation.evacuation import Evacuation
 from extender.delegation.lifecycle import Lifecycle
 from extender.delegation.mirror import StatusMirror
+from extender.delegation.node_loss import NodeLossTolerations
 from extender.delegation.sweep import OrphanSweeper
 from extender.delegation.view import Delegations
 from extender.delegation.watches import DelegationWatches
@@ -109,8 +111,14 @@ class Delegation:
             remote_pending_timeout,
         )
         self.sweeper = OrphanSweeper(self.state, self.writer, self.metrics, cluster_id, every=3600)
-        self.watches = DelegationWatches(self.home, self.state, self.mirror, self.lifecycle, self.sweeper, cluster_id)
-        self.creator = DelegateCreator(self.home, self.state, self.writer, self.events, self.avoid, cluster_id)
+        self.tolerations = NodeLossTolerations(self.home, self.state, delay=0)
+        self.copies = CopyKeeper(self.home, self.directory, self.state, self.events, cluster_id)
+        self.watches = DelegationWatches(
+            self.home, self.state, self.mirror, self.lifecycle, self.sweeper, self.tolerations, self.copies, cluster_id
+        )
+        self.creator = DelegateCreator(
+            self.home, self.state, self.writer, self.events, self.avoid, cluster_id, self.copies
+        )
         self.evacuation = Evacuation(self.state, self.writer, self.sweeper)
         self.tasks = TaskSet("test")
 
@@ -136,13 +144,19 @@ class Delegation:
     async def leading(self) -> AsyncIterator[None]:
         """The leader-only controllers run inside the block (their periodic loops hardly tick)."""
         leading = TaskSet("leading")
-        for controller in (self.mirror, self.lifecycle, self.sweeper):
+        for controller in (self.mirror, self.lifecycle, self.sweeper, self.tolerations, self.copies):
             leading.spawn(controller.lead())
         await asyncio.sleep(0)
         try:
             yield
         finally:
             await leading.cancel()
+
+    async def watch_home_copies(self) -> None:
+        """Start the copy keeper's watches of home's ConfigMaps and Secrets, until they listed."""
+        for reflector in self.copies.reflectors:
+            self.tasks.spawn(reflector.run(), reflector.name)
+        await until(lambda: all(r.synced.is_set() for r in self.copies.reflectors))
 
     async def close(self) -> None:
         await self.tasks.cancel()

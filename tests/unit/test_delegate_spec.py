@@ -111,3 +111,24 @@ def test_the_copies_a_delegate_lists_read_back_as_written() -> None:
     body = delegate_body(proxy(), "east", "shop", copies)
     assert copies_of(body["metadata"]["annotations"]) == sorted(copies)
     assert copies_of({}) == [] and copies_of(None) == []
+
+
+def test_a_delegate_lists_every_reference_copied_or_not_and_needs_them_all() -> None:
+    from extender.delegation.delegate_spec import needed_by
+
+    body = delegate_body(proxy(), "east", "shop", [("Secret", "creds")], referenced=[("ConfigMap", "late")])
+
+    annotations = body["metadata"]["annotations"]
+    assert annotations["spillover.io/references"] == "ConfigMap/late,Secret/creds"
+    assert needed_by(annotations) == {("ConfigMap", "late"), ("Secret", "creds")}
+    assert needed_by({"spillover.io/copies": "ConfigMap/files"}) == {("ConfigMap", "files")}, "made before the list"
+
+
+def test_a_copy_carries_the_version_of_the_home_object_it_was_made_from() -> None:
+    from extender.delegation.delegate_spec import copy_body
+
+    original = {"kind": "ConfigMap", "metadata": {"name": "settings", "resourceVersion": "42"}, "data": {"a": "1"}}
+
+    copied = copy_body(original, "shop", "shop", "home-a")
+
+    assert copied["metadata"]["annotations"] == {"spillover.io/source-resource-version": "42"}

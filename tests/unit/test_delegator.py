@@ -184,3 +184,39 @@ async def test_a_replica_that_loses_the_lead_stops_its_controllers() -> None:
         await asyncio.gather(gate, return_exceptions=True)
         await world.close()
 
+
+def proxy_status(world: Delegation, name: str = "web-1") -> dict[str, Any]:
+    return dict((world.home.get_object(PODS, name, "shop") or {}).get("status") or {})
+
+
+async def test_a_proxy_marked_not_ready_while_its_node_was_not_ready_is_ready_again_once_the_node_is() -> None:
+    """The node-lifecycle controller turns Ready False on the pods of a node it finds Unknown
+    (its Lease not renewed while Spillover could not reach home); the delegate kept running, so
+    once the virtual node is Ready the proxy says so again: written once, not in turns with that
+    controller should it mark it again."""
+    world = Delegation()
+    ready = [{"type": "Ready", "status": "True"}]
+    proxy = world.home.add(PODS, proxy_pod("web-1"))
+    delegate = delegate_pod(proxy, "Running")
+    delegate["status"]["conditions"] = ready
+    world.api().add(PODS, delegate)
+    east = world.join()
+    await world.synced()
+    marked = {"status": {"conditions": [{"type": "Ready", "status": "False"}]}}
+    async with world.leading():
+        await until(lambda: proxy_status(world).get("conditions") == ready)  # mirrored
+        east.set_reachable(False, "the home apiserver could not be reached")  # its node NotReady
+        await world.home.request("PATCH", STATUS, marked)  # the controller's mark
+        await until(lambda: world.state.proxies["uid-web-1"].ready == "False")
+        await asyncio.sleep(0.05)
+        assert proxy_status(world)["conditions"] == marked["status"]["conditions"], "no fight while NotReady"
+
+        east.set_reachable(True)
+        await world.mirror.sync(("east", "uid-web-1"))
+        assert proxy_status(world)["conditions"] == ready
+
+        await world.home.request("PATCH", STATUS, marked)  # marked again at once (its view lagged)
+        await until(lambda: world.state.proxies["uid-web-1"].ready == "False")
+        await world.mirror.sync(("east", "uid-web-1"))
+        assert proxy_status(world)["conditions"] == marked["status"]["conditions"], "one write per RESTORE_EVERY"
+    await world.close()

@@ -39,6 +39,8 @@ def test_prefer_weights_parse() -> None:
         ("spillover.io/max-cost", "cheap"),
         ("spillover.io/max-cost", "-1"),
         ("spillover.io/max-cost", "nan"),
+        ("spillover.io/max-cost", "1e3"),
+        ("spillover.io/max-cost", "inf"),
         ("spillover.io/failover", "sometimes"),
         ("spillover.io/gang-size", "3"),
         ("spillover.io/repatriate", "sometimes"),
@@ -65,3 +67,15 @@ def test_gang_needs_a_size() -> None:
         parse_hints({"spillover.io/gang": "train"})
     hints = parse_hints({"spillover.io/gang": "train", "spillover.io/gang-size": "4"})
     assert (hints.gang, hints.gang_size) == ("train", 4)
+
+
+def test_max_cost_is_a_plain_decimal() -> None:
+    for value, cost in (("1.5", 1.5), (" 2 ", 2.0), (".5", 0.5), ("3.", 3.0), ("0", 0.0)):
+        assert parse_hints({"spillover.io/max-cost": value}).max_cost == cost
+
+
+def test_prefer_names_its_bad_form_before_a_repeat_and_the_first_name_given_twice() -> None:
+    with pytest.raises(HintError, match=r"weights are whole numbers 0-100\)$"):
+        parse_hints({"spillover.io/prefer": "a=1,a=2,b=x"})
+    with pytest.raises(HintError, match="'a' appears twice"):
+        parse_hints({"spillover.io/prefer": "a=1,b=2,b=3,a=4"})

@@ -132,8 +132,16 @@ async def test_close_answers_requests_in_flight_and_drops_connections(server: Js
     await asyncio.sleep(0.01)
     await server.close()
     data = await asyncio.wait_for(reader.read(), 5)
-    assert data == b"" or data.startswith(b"HTTP/1.1 503")
+    assert data.startswith(b"HTTP/1.1 200") and data.endswith(b'{"slow":1}'), "finished, not cut off"
     assert not server.connections
+
+
+async def test_a_draining_server_closes_each_connection_after_its_answer(server: JsonPostServer) -> None:
+    reader, writer = await connect(server)
+    server.draining = True
+    writer.write(post("/fast", b"1"))
+    data = await asyncio.wait_for(reader.read(), 5)  # read to EOF: the server closed it
+    assert b"Connection: close" in data and data.endswith(b'{"fast":1}')
 
 
 def test_the_server_runs_on_uvloop_as_in_production() -> None:

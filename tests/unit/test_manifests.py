@@ -44,7 +44,7 @@ def pod(found: Docs) -> dict[str, Any]:
     return spec
 
 
-FOLDERS = ["own-scheduler", "extender", "cert-manager/own-scheduler", "cert-manager/extender", "peer"]
+FOLDERS = ["own-scheduler", "extender", "cert-manager/own-scheduler", "cert-manager/extender", "peer", "policies"]
 
 
 @pytest.mark.parametrize("folder", FOLDERS)
@@ -258,3 +258,25 @@ def test_spillover_may_evict_and_create_pods_in_home_to_bring_them_home() -> Non
     role = one(docs("base"), "ClusterRole")
     granted = {(resource, verb) for rule in role["rules"] for resource in rule["resources"] for verb in rule["verbs"]}
     assert {("pods/eviction", "create"), ("pods", "create")} <= granted
+
+
+def test_the_webhook_fails_open_only_into_a_guard_that_refuses_what_it_did_not_prepare() -> None:
+    """failurePolicy Ignore is fail-closed only with the guard: bound, over exactly the webhook's
+    namespaces and pods, refusing (Deny) with the way out in its message."""
+    from extender import labels
+
+    found = docs("base")
+    (hook,) = one(found, "MutatingWebhookConfiguration")["webhooks"]
+    guard = one(found, "ValidatingAdmissionPolicy", "spillover-webhook-guard")
+    assert hook["failurePolicy"] == "Ignore"
+    assert one(found, "ValidatingAdmissionPolicyBinding", "spillover-webhook-guard")["spec"] == {
+        "policyName": "spillover-webhook-guard",
+        "validationActions": ["Deny"],
+    }
+    assert guard["spec"]["matchConstraints"]["namespaceSelector"] == hook["namespaceSelector"]
+    assert guard["spec"]["matchConstraints"]["resourceRules"][0]["operations"] == hook["rules"][0]["operations"]
+    assert guard["spec"]["failurePolicy"] == "Fail"
+    (check,) = guard["spec"]["validations"]
+    assert labels.VIRTUAL in check["expression"]
+    for way_out in ("spillover.io/enabled", "manifests/policies", "validatingadmissionpolicybinding"):
+        assert way_out in check["messageExpression"]

@@ -56,3 +56,19 @@ async def test_a_delegate_whose_pod_is_gone_unnoticed_is_an_orphan(caplog: pytes
     assert _value(metrics, "spillover_orphans_removed_total") == 1
     assert _value(metrics, "spillover_copies_removed_total") == 0
     assert "orphan sweep removed 1 delegates whose home pod is gone from east" in caplog.text
+
+
+async def test_a_copy_made_after_the_bind_of_a_reference_missing_then_is_kept_while_its_delegate_needs_it() -> None:
+    """The delegate lists everything its pod references (spillover.io/references), copied at bind
+    or not: the copy keeper's later copy of one missing then is no orphan."""
+    world = await home_a()
+    east = world.api()
+    delegate = _delegate("web-1", "home-a", proxy_uid="gone-1", copies="ConfigMap/settings")
+    delegate["metadata"]["deletionTimestamp"] = "2026-11-26T12:00:00Z"  # still mounting what it lists
+    delegate["metadata"]["annotations"]["spillover.io/references"] = "ConfigMap/late,ConfigMap/settings"
+    east.add(PODS, delegate)
+    east.add(CONFIGMAPS, _copy("settings", "home-a"))
+    east.add(CONFIGMAPS, _copy("late", "home-a"))
+
+    assert await world.sweeper.sweep("east") == 0
+    assert not east.writes("DELETE")

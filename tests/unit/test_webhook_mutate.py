@@ -125,7 +125,7 @@ def test_local_only_pods_get_no_toleration_and_no_marker() -> None:
     [
         ({"spillover.io/policy": "remote-sometimes"}, ["spillover.io/policy", "remote-sometimes", "local-first"]),
         ({"spillover.io/prefer": "west=high"}, ["spillover.io/prefer", "west=high", "west=3,east=1"]),
-        ({"spillover.io/max-cost": "-1"}, ["spillover.io/max-cost", "-1", "non-negative number"]),
+        ({"spillover.io/max-cost": "-1"}, ["spillover.io/max-cost", "-1", "non-negative decimal number"]),
         ({"spillover.io/clusters": "West!"}, ["spillover.io/clusters", "West!", "peer names"]),
     ],
 )
