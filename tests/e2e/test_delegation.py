@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -194,37 +192,6 @@ async def test_delegate_unschedulable_in_its_peer_is_withdrawn_and_placed_elsewh
         await delete_deployment(home, "plain", filler)
 
 
-async def test_restart_in_the_middle_of_binds_leaves_exactly_one_delegate_per_proxy(
-    home: Cluster, clusters: dict[str, Cluster], spillover: lablib.State
-) -> None:
-    name = unique("burst")
-    filler = unique("fill")
-    await ensure_namespace(home, "plain", enabled=False)
-    await create_deployment(home, "plain", filler, 8, "1")
-    await wait_bound(home, "plain", filler, 8)
-    try:
-        await create_deployment(home, SHOP, name, 12, "250m")
-
-        async def some_spilled() -> bool:
-            return len(await delegates(clusters["east"], f"app={name}")) >= 1
-
-        await eventually(some_spilled, 60, "the first delegates")
-        proc = sp.running_serve(spillover)
-        assert proc is not None
-        os.kill(proc.pid, signal.SIGKILL)
-        sp.start_serve(spillover)
-        proxies = await running_proxies(home, name, 12, timeout=120)
-        uids = {p.metadata.uid for p in proxies}
-        assert all(p.spec.node_name.startswith("spillover-") for p in proxies)
-        remote = await delegates(clusters["east"], f"app={name}") + await delegates(clusters["west"], f"app={name}")
-        per_proxy = Counter(d.metadata.labels["spillover.io/proxy-uid"] for d in remote)
-        assert set(per_proxy) == uids, "every proxy has a delegate and every delegate a proxy"
-        assert set(per_proxy.values()) == {1}
-    finally:
-        await delete_deployment(home, SHOP, name, timeout=120)
-        await delete_deployment(home, "plain", filler)
-
-
 async def test_lost_peer_pods_are_recreated_elsewhere_and_nothing_is_left_when_it_returns(
     home: Cluster, clusters: dict[str, Cluster], lab: lablib.State
 ) -> None:
@@ -292,7 +259,9 @@ async def _pause(home: Cluster, peer: str, paused: bool) -> None:
         ready = next((c for c in node.status.conditions or [] if c.type == "Ready"), None)
         if ready is None:
             return False
-        return ready.reason == "PeerPaused" if paused else ready.status == "True"
+        # Paused or not, the node stays Ready (a NotReady node's pods get evicted): a paused one
+        # says why it takes nothing new, and has no room.
+        return ready.status == "True" and ready.reason == ("PeerPaused" if paused else "PeerReady")
 
     await eventually(applied, 30, f"peer {peer} {'paused' if paused else 'resumed'} on its virtual node", interval=0.2)
 

@@ -107,7 +107,13 @@ def start(name: str, argv: list[str], log: Path, env: dict[str, str] | None = No
             start_new_session=True,
             env=env,
         )
-    return Proc(name=name, pid=proc.pid, argv0=argv[0], log=str(log), argv=list(argv))
+    started = Proc(name=name, pid=proc.pid, argv0=argv[0], log=str(log), argv=list(argv))
+    # Until the child has exec'd, /proc shows the parent's command line, and alive() would call
+    # a process that is starting fine "exited" (seen on a loaded machine).
+    deadline = time.monotonic() + 5
+    while not started.alive() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return started
 
 
 def stop(proc: Proc, timeout: float = 10.0) -> bool:

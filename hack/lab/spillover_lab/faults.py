@@ -1,0 +1,301 @@
+"""Faults on demand for the lab: kill or restart one component by PID, cut a link, run two replicas.
+
+What the fault table of the README measures (tests/e2e/test_faults.py): a peer's apiserver or
+etcd killed and started again, the home apiserver restarted, Spillover killed or stopped, a peer
+partitioned from Spillover, one of two Spillover replicas down. Every process is found by the PID
+the lab recorded and checked against its command line before it is signalled; nothing here is
+ever looked up by name.
+
+``TcpProxy`` is a loopback TCP relay. Between Spillover and a peer apiserver (Spillover reaches
+peers through kubeconfigs, so the peer is joined again with the relay's address) it is a link
+that can be cut: a cut stops forwarding in both directions without closing anything, as a
+network partition does (connections stall, new ones get no answer, and TCP carries on when it
+heals). In front of Spillover replicas it stands in for their Service: new connections go to a
+replica whose /readyz answers 200 (polled, as kubelet's readiness probe and the endpoints
+controller would), existing ones stay where they are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import procs
+from .api import Api
+from .lab import LabError, State, log
+from .procs import LOOPBACK, free_port
+
+CHUNK = 65536
+
+
+# ---- components by PID ------------------------------------------------------------------------
+def component(state: State, cluster: str, name: str) -> procs.Proc:
+    for entry in state.data["clusters"][cluster]["procs"]:
+        proc = procs.Proc.from_json(entry)
+        if proc.name == name:
+            return proc
+    raise LabError(f"{cluster} has no recorded {name}")
+
+
+def kill(state: State, cluster: str, name: str) -> procs.Proc:
+    """SIGKILL one recorded component (a crash: no shutdown of any kind) and wait until it is gone."""
+    proc = component(state, cluster, name)
+    if not proc.alive():
+        raise LabError(f"{cluster}/{name} (pid {proc.pid}) is not running")
+    os.kill(proc.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while proc.alive() and time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(proc.pid, os.WNOHANG)
+        time.sleep(0.05)
+    return proc
+
+
+def restart_with(
+    state: State, cluster: str, name: str, change: Callable[[list[str]], list[str]], timeout: float = 90.0
+) -> procs.Proc:
+    """Stop a component and start it again with its command line changed by ``change`` (recorded:
+    ``down`` and later restarts use the new one). Waits for an apiserver to be ready again."""
+    entries = state.data["clusters"][cluster]["procs"]
+    for i, entry in enumerate(entries):
+        old = procs.Proc.from_json(entry)
+        if old.name != name:
+            continue
+        if not old.argv:
+            raise LabError(f"{cluster}/{name} was recorded without its command line; restart the lab")
+        procs.stop(old)
+        proc = procs.start(name, change(list(old.argv)), Path(old.log))
+        entries[i] = proc.to_json()
+        state.save()
+        if name == "kube-apiserver":
+            api = Api(state.data["clusters"][cluster]["server"], state.root / cluster / "pki")
+            api.wait_ready(time.monotonic() + timeout, f"{cluster} kube-apiserver", proc.alive)
+        return proc
+    raise LabError(f"{cluster} has no recorded {name}")
+
+
+def with_flags(flags: dict[str, str]) -> Callable[[list[str]], list[str]]:
+    """An argv change that sets each ``--flag=value`` (replacing the flag if it is there)."""
+
+    def change(argv: list[str]) -> list[str]:
+        kept = [a for a in argv if a.split("=", 1)[0] not in flags]
+        return [*kept, *(f"{flag}={value}" for flag, value in flags.items())]
+
+    return change
+
+
+# ---- a loopback TCP relay that can be cut, or spread over ready backends ----------------------
+@dataclass
+class Backend:
+    port: int
+    ready_url: str | None = None
+    """Polled for 200 when set; new connections go only to backends that answer it."""
+    ready: bool = True
+
+
+@dataclass
+class TcpProxy:
+    """A relay from a loopback port to one or more loopback backends, run in a thread of its own."""
+
+    backends: list[Backend]
+    listen_port: int = 0
+    probe_every: float = 0.5
+    connections: int = 0
+    refused: int = 0
+    """Connections that found no ready backend (closed at once, as a Service with no endpoints)."""
+    _loop: asyncio.AbstractEventLoop | None = None
+    _thread: threading.Thread | None = None
+    _open: asyncio.Event | None = None
+    _pairs: set[asyncio.Task[None]] = field(default_factory=set)
+    _next: int = 0
+
+    def start(self) -> TcpProxy:
+        self.listen_port = self.listen_port or free_port()
+        started = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            try:
+                loop.run_until_complete(self._serve(started))
+            except BaseException as exc:  # reported to start()
+                failure.append(exc)
+                started.set()
+
+        self._thread = threading.Thread(target=run, name=f"tcp-proxy-{self.listen_port}", daemon=True)
+        self._thread.start()
+        started.wait(10)
+        if failure:
+            raise LabError(f"relay on port {self.listen_port} did not start: {failure[0]}")
+        return self
+
+    @property
+    def address(self) -> str:
+        return f"{LOOPBACK}:{self.listen_port}"
+
+    def cut(self) -> None:
+        """A partition: nothing more is forwarded either way, nothing is closed."""
+        assert self._loop is not None and self._open is not None
+        self._loop.call_soon_threadsafe(self._open.clear)
+
+    def heal(self) -> None:
+        assert self._loop is not None and self._open is not None
+        self._loop.call_soon_threadsafe(self._open.set)
+
+    def close(self) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        if self._thread is not None:
+            self._thread.join(10)
+
+    async def _serve(self, started: threading.Event) -> None:
+        self._open = asyncio.Event()
+        self._open.set()
+        self._stop = asyncio.Event()
+        server = await asyncio.start_server(self._accept, LOOPBACK, self.listen_port, backlog=1024)
+        probes = asyncio.create_task(self._probe()) if any(b.ready_url for b in self.backends) else None
+        started.set()
+        async with server:
+            await self._stop.wait()
+        if probes is not None:
+            probes.cancel()
+        for task in list(self._pairs):
+            task.cancel()
+
+    async def _probe(self) -> None:
+        while True:
+            for backend in self.backends:
+                if backend.ready_url:
+                    backend.ready = await asyncio.to_thread(_answers_200, backend.ready_url)
+            await asyncio.sleep(self.probe_every)
+
+    def _pick(self) -> Backend | None:
+        ready = [b for b in self.backends if b.ready]
+        if not ready:
+            return None
+        self._next += 1
+        return ready[self._next % len(ready)]
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        assert self._open is not None
+        await self._open.wait()  # partitioned: the client's handshake goes unanswered
+        backend = self._pick()
+        if backend is None:
+            self.refused += 1
+            writer.close()
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection(LOOPBACK, backend.port)
+        except OSError:
+            self.refused += 1
+            writer.close()
+            return
+        self.connections += 1
+        task = asyncio.current_task()
+        assert task is not None
+        self._pairs.add(task)
+        try:
+            await asyncio.gather(self._pump(reader, up_writer), self._pump(up_reader, writer))
+        finally:
+            self._pairs.discard(task)
+            for w in (writer, up_writer):
+                with contextlib.suppress(Exception):
+                    w.close()
+
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        assert self._open is not None
+        with contextlib.suppress(ConnectionError, OSError):
+            while data := await reader.read(CHUNK):
+                await self._open.wait()  # held, not lost, while cut: TCP retransmits across a partition
+                writer.write(data)
+                await writer.drain()
+        with contextlib.suppress(Exception):
+            writer.write_eof()
+
+
+def _answers_200(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+# ---- a peer reached through a relay ------------------------------------------------------------
+def kubeconfig_via(source: Path, target: Path, address: str) -> Path:
+    """A copy of a kubeconfig whose server is ``https://address`` (the certificate names
+    127.0.0.1, whatever the port, so TLS verifies as before)."""
+    config: dict[str, Any] = yaml.safe_load(source.read_text())
+    for cluster in config["clusters"]:
+        cluster["cluster"]["server"] = f"https://{address}"
+    target.write_text(yaml.safe_dump(config, sort_keys=False))
+    return target
+
+
+def peer_port(state: State, peer: str) -> int:
+    return int(state.ports(peer)["apiserver"])
+
+
+# ---- Spillover replicas behind a stand-in Service ----------------------------------------------
+@dataclass
+class Replica:
+    name: str
+    proc: procs.Proc
+    extender: int
+    webhook: int
+    metrics: int
+
+    @property
+    def ready_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.metrics}/readyz"
+
+
+def start_replica(state: State, name: str, extra_args: tuple[str, ...] = ()) -> Replica:
+    """One more `spillover serve --leader-elect` on ports of its own (recorded, so `down` stops it)."""
+    from . import spillover as sp
+
+    ports = {"extender": free_port(), "webhook": free_port(), "metrics": free_port(), "kubelet": free_port()}
+    argv = [a for a in sp.serve_argv(state) if not a.startswith(tuple(f"--{kind}-port=" for kind in ports))]
+    argv += [f"--{kind}-port={port}" for kind, port in ports.items()]
+    argv += ["--leader-elect", *extra_args]
+    env = {**os.environ, "POD_NAME": name}
+    proc = procs.start(f"spillover-{name}", argv, state.root / "home" / "logs" / f"spillover-{name}.log", env=env)
+    state.data["extra"] = [p for p in state.data.get("extra", []) if p["name"] != proc.name]
+    state.add_proc(None, proc)
+    replica = Replica(name, proc, ports["extender"], ports["webhook"], ports["metrics"])
+    deadline = time.monotonic() + 90
+    while not _answers_200(replica.ready_url):
+        problem = "exited" if not proc.alive() else "not ready in 90s" if time.monotonic() > deadline else ""
+        if problem:  # never left running: a stray replica would hold the Lease and renew virtual nodes
+            procs.stop(proc)
+            forget(state, proc)
+            raise LabError(f"replica {name} {problem}; its log:\n{procs.tail(proc.log, 30)}")
+        time.sleep(0.2)
+    log(f"spillover replica {name} ready (pid {proc.pid})")
+    return replica
+
+
+def stop_replica(replica: Replica, timeout: float = 30.0) -> float:
+    """SIGTERM, as kubelet does on a rolling update; returns the seconds it took to exit."""
+    started = time.monotonic()
+    procs.stop(replica.proc, timeout=timeout)
+    return time.monotonic() - started
+
+
+def forget(state: State, proc: procs.Proc) -> None:
+    """Drop a stopped extra process from the lab's record (a dead one there marks the lab unhealthy)."""
+    state.data["extra"] = [p for p in state.data.get("extra", []) if p["pid"] != proc.pid]
+    state.save()

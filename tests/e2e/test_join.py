@@ -1,0 +1,51 @@
+"""`spillover join` again (to rotate a kubeconfig) keeps every PeerCluster setting not given."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+
+from spillover_lab import lab as lablib
+
+from tests.e2e.conftest import Cluster
+
+PEERCLUSTERS = ("spillover.io", "v1alpha1", "peerclusters")
+
+
+async def test_joining_again_with_only_a_kubeconfig_keeps_cost_price_per_gib_and_grace_period(
+    clusters: dict[str, Cluster], spillover: lablib.State
+) -> None:
+    home = clusters["home"]
+    before = await home.custom.get_cluster_custom_object(*PEERCLUSTERS, "east")
+    changed = {"cost": 2, "costPerGiB": 0.5, "gracePeriodSeconds": 25}
+    await home.custom.patch_cluster_custom_object(
+        *PEERCLUSTERS, "east", {"spec": changed}, _content_type="application/merge-patch+json"
+    )
+    try:
+        join = await asyncio.to_thread(
+            subprocess.run,
+            [
+                sys.executable,
+                "-m",
+                "extender",
+                "join",
+                "east",
+                f"--peer-kubeconfig={spillover.root / 'east' / 'spillover.kubeconfig'}",
+                f"--kubeconfig={spillover.kubeconfig('home')}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert join.returncode == 0, join.stderr
+        assert "peercluster/east updated (kept as they were: cost, costPerGiB, costPerGPU, tier" in join.stdout
+        after = (await home.custom.get_cluster_custom_object(*PEERCLUSTERS, "east"))["spec"]
+        assert {key: after[key] for key in changed} == changed
+        assert after["tier"] == before["spec"]["tier"]
+    finally:
+        restore = {key: before["spec"].get(key) for key in changed}
+        await home.custom.patch_cluster_custom_object(
+            *PEERCLUSTERS, "east", {"spec": restore}, _content_type="application/merge-patch+json"
+        )
