@@ -26,6 +26,7 @@ from tests.e2e.workloads import (
     delete_deployment,
     ensure_namespace,
     events_for,
+    pause_peer,
     pod_template,
     pods,
     unique,
@@ -242,30 +243,6 @@ async def test_lost_peer_pods_are_recreated_elsewhere_and_nothing_is_left_when_i
         await delete_deployment(home, "plain", filler)
 
 
-async def _pause(home: Cluster, peer: str, paused: bool) -> None:
-    """Pause or resume a peer and wait until Spillover acts on it (its virtual node says so): a
-    pod created right after the patch could otherwise still be placed by the old setting."""
-    await home.custom.patch_cluster_custom_object(
-        "spillover.io",
-        "v1alpha1",
-        "peerclusters",
-        peer,
-        {"spec": {"paused": paused}},
-        _content_type="application/merge-patch+json",
-    )
-
-    async def applied() -> bool:
-        node = await home.core.read_node(f"spillover-{peer}")
-        ready = next((c for c in node.status.conditions or [] if c.type == "Ready"), None)
-        if ready is None:
-            return False
-        # Paused or not, the node stays Ready (a NotReady node's pods get evicted): a paused one
-        # says why it takes nothing new, and has no room.
-        return ready.status == "True" and ready.reason == ("PeerPaused" if paused else "PeerReady")
-
-    await eventually(applied, 30, f"peer {peer} {'paused' if paused else 'resumed'} on its virtual node", interval=0.2)
-
-
 async def test_a_delegate_left_in_another_peer_by_an_interrupted_bind_is_removed_when_the_pod_binds(
     home: Cluster, clusters: dict[str, Cluster], spillover: lablib.State
 ) -> None:
@@ -279,7 +256,7 @@ async def test_a_delegate_left_in_another_peer_by_an_interrupted_bind_is_removed
     await ensure_namespace(home, "plain", enabled=False)
     await create_deployment(home, "plain", filler, 8, "1")
     await wait_bound(home, "plain", filler, 8)
-    await _pause(home, "west", True)
+    await pause_peer(home, "west", True)
     try:
         body: dict[str, Any] = {"apiVersion": "v1", "kind": "Pod", **pod_template(name, "250m")}
         body["metadata"] = {"name": name, "labels": {"app": name}, "annotations": {"spillover.io/clusters": "west"}}
@@ -305,7 +282,7 @@ async def test_a_delegate_left_in_another_peer_by_an_interrupted_bind_is_removed
         await east.core.create_namespaced_pod(SHOP, leftover)
         assert not (await home.core.read_namespaced_pod(name, SHOP)).spec.node_name, "west is paused: no bind yet"
 
-        await _pause(home, "west", False)
+        await pause_peer(home, "west", False)
         await running_proxies(home, name, 1, timeout=90)
 
         async def leftover_gone() -> bool | None:
@@ -315,7 +292,7 @@ async def test_a_delegate_left_in_another_peer_by_an_interrupted_bind_is_removed
         await eventually(leftover_gone, 20, "the delegate left in east removed")
         assert len(await delegates(clusters["west"], f"app={name}")) == 1
     finally:
-        await _pause(home, "west", False)
+        await pause_peer(home, "west", False)
         with contextlib.suppress(ApiException):
             await home.core.delete_namespaced_pod(name, SHOP, grace_period_seconds=0)
         await delete_deployment(home, "plain", filler)
@@ -365,7 +342,7 @@ async def test_deleting_a_peercluster_fails_its_pods_over_and_leaves_nothing_of_
     await west.core.create_namespaced_config_map(SHOP, foreign_copy)
     remote_only = {"spillover.io/policy": "remote-only"}
     await home.core.create_namespaced_config_map(SHOP, {"metadata": {"name": bare}, "data": {"mode": "blue"}})
-    await _pause(home, "east", True)
+    await pause_peer(home, "east", True)
     try:
         await create_deployment(home, SHOP, name, 2, "250m", remote_only)
         spec = pod_template(bare, "100m")["spec"]
@@ -377,7 +354,7 @@ async def test_deleting_a_peercluster_fails_its_pods_over_and_leaves_nothing_of_
         assert len(await delegates(west, f"app in ({name},{bare})")) == 3, "east is paused: all three run in west"
         copied = await west.core.list_config_map_for_all_namespaces(label_selector=f"spillover.io/copy=true,{ours}")
         assert [c.metadata.name for c in copied.items] == [bare], "the bare pod's ConfigMap is copied to west"
-        await _pause(home, "east", False)
+        await pause_peer(home, "east", False)
         pc = await home.custom.get_cluster_custom_object("spillover.io", "v1alpha1", "peerclusters", "west")
         assert "spillover.io/detach" in pc["metadata"]["finalizers"]
 
@@ -436,7 +413,7 @@ async def test_deleting_a_peercluster_fails_its_pods_over_and_leaves_nothing_of_
         assert metrics.get('spillover_delegates_lost_total{peer="west",reason="PeerDetached"}', 0) >= 3
     finally:
         with contextlib.suppress(ApiException):
-            await _pause(home, "east", False)
+            await pause_peer(home, "east", False)
         await asyncio.to_thread(sp.join_peers, spillover, {"west": sp.PEERS["west"]})
         await wait_peer_ready(home, "west")
         await delete_deployment(home, SHOP, name)

@@ -39,7 +39,16 @@ from spillover_lab import spillover as sp
 
 from tests.e2e.conftest import Cluster
 from tests.e2e.waiting import eventually
-from tests.e2e.workloads import create_deployment, delete_deployment, ensure_namespace, pods, unique, wait_peer_ready
+from tests.e2e.workloads import (
+    create_deployment,
+    delete_deployment,
+    ensure_namespace,
+    pause_peer,
+    pods,
+    spillover_cli,
+    unique,
+    wait_peer_ready,
+)
 
 NS = "faults"
 REMOTE = {"spillover.io/policy": "remote-only"}
@@ -130,6 +139,15 @@ async def some_delegates(clusters: dict[str, Cluster], app: str, count: int, pee
     await eventually(enough, 90, f"{count} delegates of {app}", interval=0.2)
 
 
+async def running(
+    home: Cluster, clusters: dict[str, Cluster], app: str, replicas: int, hints: dict[str, str]
+) -> tuple[set[str], set[str]]:
+    """A Deployment of ``replicas`` spilled pods, once whole; returns its ``identities``."""
+    await create_deployment(home, NS, app, replicas, "100m", hints)
+    await recovered(clusters, app, replicas, time.monotonic())
+    return await identities(clusters, app)
+
+
 async def identities(clusters: dict[str, Cluster], app: str) -> tuple[set[str], set[str]]:
     """UIDs of the workload's pods at home and of their delegates: a restart changes them."""
     live = {p.metadata.uid for p in await pods(clusters["home"], NS, app) if p.metadata.deletion_timestamp is None}
@@ -176,10 +194,8 @@ async def test_peer_etcd_restarted(home: Cluster, clusters: dict[str, Cluster], 
     gone, where a kubelet would retry; that would be kwok's loss, not Spillover's.)"""
     await _settled(home)
     app, during = unique("etcd-ran"), unique("etcd-new")
-    await create_deployment(home, NS, app, 8, "100m", EAST_ONLY)
     try:
-        await recovered(clusters, app, 8, time.monotonic())
-        before = await identities(clusters, app)
+        before = await running(home, clusters, app, 8, EAST_ONLY)
         killed = time.monotonic()
         await asyncio.to_thread(faults.kill, lab, "east", "etcd")
         await create_deployment(home, NS, during, 6, "100m", REMOTE)
@@ -218,9 +234,7 @@ async def test_peer_partitioned_and_back(home: Cluster, clusters: dict[str, Clus
     try:
         await asyncio.to_thread(_join, lab, "east", via)
         await wait_peer_ready(home, "east")
-        await create_deployment(home, NS, app, 8, "100m", EAST_ONLY)
-        await recovered(clusters, app, 8, time.monotonic())
-        before = await identities(clusters, app)
+        before = await running(home, clusters, app, 8, EAST_ONLY)
         relay.cut()
         cut = time.monotonic()
 
@@ -249,47 +263,28 @@ async def test_peer_partitioned_and_back(home: Cluster, clusters: dict[str, Clus
 
 
 def _join(lab: lablib.State, peer: str, kubeconfig: Any) -> None:
-    import subprocess
-    import sys
-
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "extender",
-            "join",
-            peer,
-            f"--peer-kubeconfig={kubeconfig}",
-            f"--kubeconfig={lab.kubeconfig('home')}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    out = spillover_cli("join", peer, f"--peer-kubeconfig={kubeconfig}", f"--kubeconfig={lab.kubeconfig('home')}")
     assert out.returncode == 0, out.stderr
 
 
 # ---- home and Spillover ----------------------------------------------------------------------------
 async def test_home_apiserver_restarted(home: Cluster, clusters: dict[str, Cluster], lab: lablib.State) -> None:
     await _settled(home)
-    running, app = unique("home-api-ran"), unique("home-api")
-    await create_deployment(home, NS, running, 6, "100m", REMOTE)
+    ran, app = unique("home-api-ran"), unique("home-api")
     try:
-        await recovered(clusters, running, 6, time.monotonic())
-        before = await identities(clusters, running)
+        before = await running(home, clusters, ran, 6, REMOTE)
         await create_deployment(home, NS, app, 12, "100m", REMOTE)
         await some_delegates(clusters, app, 3)
         await asyncio.to_thread(lablib.stop_component, lab, "home", "kube-apiserver")
         await asyncio.to_thread(lablib.start_component, lab, "home", "kube-apiserver")
         back = time.monotonic()
         found, seconds = await recovered(clusters, app, 12, back)
-        assert (await figures(clusters, running, 6)).whole
-        assert await identities(clusters, running) == before, "pods already running were not replaced"
+        assert (await figures(clusters, ran, 6)).whole
+        assert await identities(clusters, ran) == before, "pods already running were not replaced"
         report("home apiserver restarted mid-burst", found, seconds, "0 running pods restarted")
     finally:
         await delete_deployment(home, NS, app, timeout=120)
-        await delete_deployment(home, NS, running, timeout=120)
+        await delete_deployment(home, NS, ran, timeout=120)
 
 
 async def test_spillover_killed_mid_burst(home: Cluster, clusters: dict[str, Cluster], spillover: lablib.State) -> None:
@@ -457,7 +452,7 @@ async def test_spillover_down_and_a_peer_paused_past_node_grace_and_eviction_los
         before = await identities(clusters, app), await identities(clusters, paused_app)
 
         # West paused for longer than the default toleration: its node stays Ready, its pods stay.
-        await _pause(home, "west", True)
+        await pause_peer(home, "west", True)
         watched = time.monotonic()
         while time.monotonic() - watched < 25:
             node = await home.core.read_node("spillover-west")
@@ -516,7 +511,7 @@ async def test_spillover_down_and_a_peer_paused_past_node_grace_and_eviction_los
         if sp.running_serve(lab) is None:
             await asyncio.to_thread(sp.start_serve, lab)
         with contextlib.suppress(Exception):
-            await _pause(home, "west", False)
+            await pause_peer(home, "west", False)
         await asyncio.to_thread(faults.restart_with, lab, "home", "kube-apiserver", lambda _: apiserver)
         await asyncio.to_thread(faults.restart_with, lab, "home", "kube-controller-manager", lambda _: kcm)
         with contextlib.suppress(ApiException):
@@ -551,21 +546,3 @@ async def _all_tolerate_node_loss(home: Cluster, *apps: str) -> None:
         return True
 
     await eventually(tolerating, 60, "every spilled pod tolerating node loss without a time limit", interval=0.5)
-
-
-async def _pause(home: Cluster, peer: str, paused: bool) -> None:
-    await home.custom.patch_cluster_custom_object(
-        "spillover.io",
-        "v1alpha1",
-        "peerclusters",
-        peer,
-        {"spec": {"paused": paused}},
-        _content_type="application/merge-patch+json",
-    )
-
-    async def applied() -> bool:
-        node = await home.core.read_node(f"spillover-{peer}")
-        condition = next((c for c in node.status.conditions or [] if c.type == "Ready"), None)
-        return condition is not None and condition.reason == ("PeerPaused" if paused else "PeerReady")
-
-    await eventually(applied, 30, f"peer {peer} {'paused' if paused else 'resumed'} on its virtual node", interval=0.2)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 
 from spillover_lab import lab as lablib
 
 from tests.e2e.conftest import Cluster
+from tests.e2e.workloads import spillover_cli
 
 PEERCLUSTERS = ("spillover.io", "v1alpha1", "peerclusters")
 
@@ -24,20 +23,11 @@ async def test_joining_again_with_only_a_kubeconfig_keeps_cost_price_per_gib_and
     )
     try:
         join = await asyncio.to_thread(
-            subprocess.run,
-            [
-                sys.executable,
-                "-m",
-                "extender",
-                "join",
-                "east",
-                f"--peer-kubeconfig={spillover.root / 'east' / 'spillover.kubeconfig'}",
-                f"--kubeconfig={spillover.kubeconfig('home')}",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
+            spillover_cli,
+            "join",
+            "east",
+            f"--peer-kubeconfig={spillover.root / 'east' / 'spillover.kubeconfig'}",
+            f"--kubeconfig={spillover.kubeconfig('home')}",
         )
         assert join.returncode == 0, join.stderr
         assert "peercluster/east updated (kept as they were: cost, costPerGiB, costPerGPU, tier" in join.stdout

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from spillover_lab import lab as lablib
 from spillover_lab import manifests
+
+from tests.e2e.workloads import spillover_cli
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -48,20 +49,11 @@ async def test_each_install_modes_deployment_passes_the_real_apiservers_validati
 async def test_join_refuses_a_peer_identity_that_lacks_permissions_and_names_them(spillover: lablib.State) -> None:
     # east's kube-scheduler identity may read pods and nodes but not create pods or copy Secrets.
     join = await asyncio.to_thread(
-        subprocess.run,
-        [
-            sys.executable,
-            "-m",
-            "extender",
-            "join",
-            "underprivileged",
-            f"--peer-kubeconfig={spillover.root / 'east' / 'scheduler.kubeconfig'}",
-            f"--kubeconfig={spillover.kubeconfig('home')}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+        spillover_cli,
+        "join",
+        "underprivileged",
+        f"--peer-kubeconfig={spillover.root / 'east' / 'scheduler.kubeconfig'}",
+        f"--kubeconfig={spillover.kubeconfig('home')}",
     )
     assert join.returncode == 1
     assert "cannot create pods" in join.stderr and "manifests/peer" in join.stderr, join.stderr

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from collections import Counter
 from typing import Any
@@ -122,3 +124,34 @@ async def wait_peer_ready(home: Cluster, peer: str, timeout: float = 90) -> None
         return True if ready and not lifecycle else None
 
     await eventually(probe, timeout, f"peer {peer} Ready with its virtual node Ready and untainted", interval=0.5)
+
+
+async def pause_peer(home: Cluster, peer: str, paused: bool) -> None:
+    """Pause or resume a peer and wait until Spillover acts on it (its virtual node says so): a
+    pod created right after the patch could otherwise still be placed by the old setting."""
+    await home.custom.patch_cluster_custom_object(
+        "spillover.io",
+        "v1alpha1",
+        "peerclusters",
+        peer,
+        {"spec": {"paused": paused}},
+        _content_type="application/merge-patch+json",
+    )
+
+    async def applied() -> bool:
+        node = await home.core.read_node(f"spillover-{peer}")
+        ready = next((c for c in node.status.conditions or [] if c.type == "Ready"), None)
+        if ready is None:
+            return False
+        # Paused or not, the node stays Ready (a NotReady node's pods get evicted): a paused one
+        # says why it takes nothing new, and has no room.
+        return ready.status == "True" and ready.reason == ("PeerPaused" if paused else "PeerReady")
+
+    await eventually(applied, 30, f"peer {peer} {'paused' if paused else 'resumed'} on its virtual node", interval=0.2)
+
+
+def spillover_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """`spillover ARGS...` as a user runs it (this interpreter), its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "extender", *args], capture_output=True, text=True, timeout=60, check=False
+    )

@@ -33,8 +33,7 @@ from typing import Any
 import yaml
 
 from . import procs
-from .api import Api
-from .lab import LabError, State, log
+from .lab import LabError, State, log, start_component
 from .procs import LOOPBACK, free_port
 
 CHUNK = 65536
@@ -68,22 +67,14 @@ def restart_with(
 ) -> procs.Proc:
     """Stop a component and start it again with its command line changed by ``change`` (recorded:
     ``down`` and later restarts use the new one). Waits for an apiserver to be ready again."""
-    entries = state.data["clusters"][cluster]["procs"]
-    for i, entry in enumerate(entries):
-        old = procs.Proc.from_json(entry)
-        if old.name != name:
-            continue
-        if not old.argv:
-            raise LabError(f"{cluster}/{name} was recorded without its command line; restart the lab")
-        procs.stop(old)
-        proc = procs.start(name, change(list(old.argv)), Path(old.log))
-        entries[i] = proc.to_json()
-        state.save()
-        if name == "kube-apiserver":
-            api = Api(state.data["clusters"][cluster]["server"], state.root / cluster / "pki")
-            api.wait_ready(time.monotonic() + timeout, f"{cluster} kube-apiserver", proc.alive)
-        return proc
-    raise LabError(f"{cluster} has no recorded {name}")
+    old = component(state, cluster, name)
+    if not old.argv:
+        raise LabError(f"{cluster}/{name} was recorded without its command line; restart the lab")
+    procs.stop(old)
+    entry = next(e for e in state.data["clusters"][cluster]["procs"] if e["name"] == name)
+    entry["argv"] = change(list(old.argv))
+    state.save()
+    return start_component(state, cluster, name, timeout)
 
 
 def with_flags(flags: dict[str, str]) -> Callable[[list[str]], list[str]]:
