@@ -136,9 +136,14 @@ async def cleanup(raw: RawClient, namespace: str, tag: str) -> None:
         await asyncio.sleep(0.5)
 
 
-async def use_policies(raw: RawClient, state: lablib.State, on: bool) -> None:
-    """Prepare pods with the admission policies (the webhook's registration removed) or with the
-    webhook again; returns once a dry-run pod comes out prepared the chosen way."""
+WEBHOOK = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/spillover.io"
+"""Spillover's webhook registration (manifests/base/webhook.yaml), removed while the policies serve."""
+_removed: dict[str, Any] = {}
+
+
+async def use_policies(raw: RawClient, on: bool) -> None:
+    """Prepare pods with the admission policies (the webhook's registration removed, kept aside) or
+    with the webhook again; returns once a dry-run pod comes out prepared the chosen way."""
     import yaml
 
     docs = [
@@ -155,13 +160,13 @@ async def use_policies(raw: RawClient, state: lablib.State, on: bool) -> None:
             if exc.status not in (404, 409):
                 raise
     if on:
-        try:
-            await raw.request("DELETE", f"{ADMISSION}/mutatingwebhookconfigurations/{sp.WEBHOOK_NAME}")
-        except ApiError as exc:
-            if exc.status != 404:
-                raise
-    else:
-        await asyncio.to_thread(sp.install, state)
+        registration = msgspec.json.decode(await raw.get(WEBHOOK))
+        _removed["webhook"] = {k: v for k, v in registration.items() if k != "metadata"} | {
+            "metadata": {"name": registration["metadata"]["name"]}
+        }
+        await raw.request("DELETE", WEBHOOK)
+    elif "webhook" in _removed:
+        await raw.request("POST", WEBHOOK.rsplit("/", 1)[0], _removed.pop("webhook"))
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:  # the apiserver picks registrations up from watches
         try:
@@ -173,15 +178,7 @@ async def use_policies(raw: RawClient, state: lablib.State, on: bool) -> None:
         except ApiError:  # refused by the webhook's guard until the policies take over
             await asyncio.sleep(0.5)
             continue
-        prepared = "spillover.io/spillable" in answer["spec"]["containers"][0]["resources"].get("requests", {})
-        webhook_gone = True
-        if on:
-            try:
-                await raw.get(f"{ADMISSION}/mutatingwebhookconfigurations/{sp.WEBHOOK_NAME}")
-                webhook_gone = False
-            except ApiError:
-                pass
-        if prepared and webhook_gone:
+        if "spillover.io/spillable" in answer["spec"]["containers"][0]["resources"].get("requests", {}):
             await asyncio.sleep(2.0)  # every apiserver watch has caught up
             return
         await asyncio.sleep(0.5)
@@ -286,7 +283,7 @@ async def run(args: argparse.Namespace) -> int:
         modes = args.admission
         for mode in modes:
             if mode == "policies":
-                await use_policies(home, state, True)
+                await use_policies(home, True)
             print(f"[bench] spill: {args.pods} pods created in home, all spilling (prepared by the {mode})", flush=True)
             stop = asyncio.Event()
             watches = []
@@ -304,7 +301,7 @@ async def run(args: argparse.Namespace) -> int:
                 spilled[mode] = await burst(home, NS, "spill", args.pods, "50m")
             finally:
                 if mode == "policies" and sys.exc_info()[0] is not None:
-                    await use_policies(home, state, False)  # the lab as it was, even on failure
+                    await use_policies(home, False)  # the lab as it was, even on failure
             meter.stop()
             spill_cpu[mode] = meter
             stop.set()
@@ -313,7 +310,7 @@ async def run(args: argparse.Namespace) -> int:
             await asyncio.gather(*watches, return_exceptions=True)
             await cleanup(home, NS, "spill")
             if mode == "policies":
-                await use_policies(home, state, False)
+                await use_policies(home, False)
         await cleanup(home, FILL_NS, "fill")
     finally:
         await home.close()

@@ -20,6 +20,7 @@ from typing import Any
 import pytest_asyncio
 import yaml
 from kubernetes_asyncio.client.exceptions import ApiException
+from spillover_lab import faults
 from spillover_lab import lab as lablib
 from spillover_lab import spillover as sp
 
@@ -33,6 +34,8 @@ ADMISSION = ("admissionregistration.k8s.io", "v1")
 SCHEDULER = "spill-test"
 MARKER = "spillover.io/spillable"
 CREATED_WHILE_DOWN = 10
+WEBHOOK = "spillover.io"
+"""The MutatingWebhookConfiguration's name (manifests/base/webhook.yaml)."""
 PLURALS = {
     "MutatingAdmissionPolicy": "mutatingadmissionpolicies",
     "MutatingAdmissionPolicyBinding": "mutatingadmissionpolicybindings",
@@ -170,11 +173,18 @@ async def _apply_policies(home: Cluster, present: bool, scheduler: str = "") -> 
                     raise
 
 
-async def _webhook(home: Cluster, present: bool, lab: lablib.State) -> None:
-    if present:
-        await asyncio.to_thread(sp.install, lab)
-    else:
-        await home.custom.delete_cluster_custom_object(*ADMISSION, "mutatingwebhookconfigurations", sp.WEBHOOK_NAME)
+async def _webhook(home: Cluster, registration: dict[str, Any] | None) -> dict[str, Any]:
+    """Remove the webhook's registration (``registration`` None), returning it; or put it back."""
+    if registration is not None:
+        kept = {k: v for k, v in registration.items() if k != "metadata"}
+        kept["metadata"] = {"name": WEBHOOK}
+        await home.custom.create_cluster_custom_object(*ADMISSION, "mutatingwebhookconfigurations", kept)
+        return kept
+    found: dict[str, Any] = await home.custom.get_cluster_custom_object(
+        *ADMISSION, "mutatingwebhookconfigurations", WEBHOOK
+    )
+    await home.custom.delete_cluster_custom_object(*ADMISSION, "mutatingwebhookconfigurations", WEBHOOK)
+    return found
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -187,11 +197,12 @@ async def test_the_policies_prepare_and_refuse_pods_exactly_as_the_webhook_and_n
     home: Cluster, spillover: lablib.State
 ) -> None:
     lab = spillover
-    await asyncio.to_thread(sp.stop_serve, lab)
+    await asyncio.to_thread(faults.stop_serve_only, lab)
     await asyncio.to_thread(sp.start_serve, lab, (f"--scheduler-name={SCHEDULER}",))
+    registration: dict[str, Any] | None = None
     try:
         by_webhook, refused_by_webhook = await _all(home)
-        await _webhook(home, False, lab)
+        registration = await _webhook(home, None)
         await _apply_policies(home, True, SCHEDULER)
 
         async def policies_act() -> bool:  # the apiserver picks new policies up from a watch
@@ -216,14 +227,15 @@ async def test_the_policies_prepare_and_refuse_pods_exactly_as_the_webhook_and_n
         assert "'a' appears twice" in refused_by_webhook[7]
 
         # Spillover down: with the policies, every pod is created and prepared.
-        await asyncio.to_thread(sp.stop_serve, lab)
+        await asyncio.to_thread(faults.stop_serve_only, lab)
         names = [unique("while-down") for _ in range(CREATED_WHILE_DOWN)]
         for name in names:
             created = await home.core.create_namespaced_pod(NS, _pod(name))
             assert created.spec.containers[0].resources.requests == {MARKER: "1"}
         # ... and with the webhook instead, every one is refused, saying what is wrong and the ways out.
         await _apply_policies(home, False)
-        await _webhook(home, True, lab)
+        await _webhook(home, registration)
+        registration = None
 
         async def refused() -> str | None:
             answer = await _admit(home, _pod(unique("refused")))
@@ -250,6 +262,8 @@ async def test_the_policies_prepare_and_refuse_pods_exactly_as_the_webhook_and_n
             await home.core.delete_namespaced_pod(name, NS, grace_period_seconds=0)
     finally:
         await _apply_policies(home, False)
-        await asyncio.to_thread(sp.install, lab)
-        await asyncio.to_thread(sp.stop_serve, lab)
+        if registration is not None:
+            await _webhook(home, registration)
+        if sp.running_serve(lab) is not None:
+            await asyncio.to_thread(faults.stop_serve_only, lab)
         await asyncio.to_thread(sp.start_serve, lab)

@@ -254,7 +254,7 @@ async def test_peer_partitioned_and_back(home: Cluster, clusters: dict[str, Clus
     lab = spillover
     await _settled(home, clusters)
     relay = faults.TcpProxy([faults.Backend(faults.peer_port(lab, "east"))]).start()
-    direct = lab.root / "east" / "spillover.kubeconfig"
+    direct = await asyncio.to_thread(sp.peer_kubeconfig, lab, "east")
     via = faults.kubeconfig_via(direct, lab.root / "east" / "spillover-via-relay.kubeconfig", relay.address)
     app, during = unique("part"), unique("part-new")
     try:
@@ -339,7 +339,7 @@ async def test_one_of_two_replicas_down_during_a_burst_and_a_rolling_upgrade_ref
     lab = spillover
     await _settled(home, clusters)
     ports = lab.ports("home")
-    await asyncio.to_thread(sp.stop_serve, lab)
+    await asyncio.to_thread(faults.stop_serve_only, lab)
     live: list[faults.Replica] = []
     extender = faults.TcpProxy([], ports["extender"]).start()
     webhook = faults.TcpProxy([], ports["webhook"]).start()

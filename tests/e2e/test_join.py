@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from spillover_lab import lab as lablib
+from spillover_lab import spillover as sp
 
 from tests.e2e.conftest import Cluster
 from tests.e2e.workloads import spillover_cli
@@ -26,7 +27,7 @@ async def test_joining_again_with_only_a_kubeconfig_keeps_cost_price_per_gib_and
             spillover_cli,
             "join",
             "east",
-            f"--peer-kubeconfig={spillover.root / 'east' / 'spillover.kubeconfig'}",
+            f"--peer-kubeconfig={await asyncio.to_thread(sp.peer_kubeconfig, spillover, 'east')}",
             f"--kubeconfig={spillover.kubeconfig('home')}",
         )
         assert join.returncode == 0, join.stderr

@@ -254,16 +254,38 @@ class Replica:
         return f"http://{LOOPBACK}:{self.metrics}/readyz"
 
 
-def start_replica(state: State, name: str, extra_args: tuple[str, ...] = ()) -> Replica:
-    """One more `spillover serve --leader-elect` on ports of its own (recorded, so `down` stops it)."""
+def serve_command(state: State) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment the lab runs `spillover serve` with (its mode's manifest)."""
+    recorded = state.data.get("spillover") or {}
+    if "serve_argv" not in recorded:
+        raise LabError("Spillover was never started in this lab; start it first (spillover.ensure_running)")
+    return list(recorded["serve_argv"]), dict(recorded.get("serve_env") or {})
+
+
+def stop_serve_only(state: State, kill: bool = False) -> procs.Proc:
+    """Stop the running `spillover serve` (SIGTERM, or SIGKILL: a crash), leaving its scheduler
+    and the lab's record of it: ``spillover.start_serve`` brings it back as it was."""
     from . import spillover as sp
 
+    proc = sp.running_serve(state)
+    if proc is None:
+        raise LabError("spillover serve is not running")
+    if kill:
+        os.kill(proc.pid, signal.SIGKILL)
+    procs.stop(proc)
+    return proc
+
+
+def start_replica(state: State, name: str, extra_args: tuple[str, ...] = ()) -> Replica:
+    """One more `spillover serve`, as the lab runs it (leader election on), on ports of its own and
+    named ``name`` (POD_NAME); recorded, so `down` stops it."""
     ports = {"extender": free_port(), "webhook": free_port(), "metrics": free_port(), "kubelet": free_port()}
-    argv = [a for a in sp.serve_argv(state) if not a.startswith(tuple(f"--{kind}-port=" for kind in ports))]
+    argv, env = serve_command(state)
+    argv = [a for a in argv if not a.startswith(tuple(f"--{kind}-port=" for kind in ports))]
     argv += [f"--{kind}-port={port}" for kind, port in ports.items()]
-    argv += ["--leader-elect", *extra_args]
-    env = {**os.environ, "POD_NAME": name}
-    proc = procs.start(f"spillover-{name}", argv, state.root / "home" / "logs" / f"spillover-{name}.log", env=env)
+    argv += [*(["--leader-elect"] if "--leader-elect" not in argv else []), *extra_args]
+    log_file = state.root / "home" / "logs" / f"spillover-{name}.log"
+    proc = procs.start(f"spillover-{name}", argv, log_file, env={**os.environ, **env, "POD_NAME": name})
     state.data["extra"] = [p for p in state.data.get("extra", []) if p["name"] != proc.name]
     state.add_proc(None, proc)
     replica = Replica(name, proc, ports["extender"], ports["webhook"], ports["metrics"])
