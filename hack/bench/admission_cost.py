@@ -88,7 +88,7 @@ async def run(args: argparse.Namespace) -> int:
             for case in cases:
                 if (case == "policies") != policies_on:
                     policies_on = case == "policies"
-                    await use_policies(home, policies_on)
+                    await use_policies(home, state, policies_on)
                 meter = CpuMeter(watched)
                 latency[case] += await create_all(home, PLAIN if case == "plain" else OPTED_IN, args.pods)
                 meter.stop()
@@ -101,7 +101,7 @@ async def run(args: argparse.Namespace) -> int:
                 )
     finally:
         if policies_on:
-            await use_policies(home, False)
+            await use_policies(home, state, False)
         await home.close()
         await api.close()
     rounds = f"median of {args.rounds} rounds of {args.pods} pods (dryRun=All, {PARALLEL} at a time)"

@@ -32,6 +32,7 @@ sys.path.insert(0, str(HERE.parent / "lab"))
 sys.path.insert(0, str(HERE.parent.parent))
 
 from proc_cpu import CpuMeter  # noqa: E402  (hack/bench, the script's own folder)
+from spillover_lab import faults  # noqa: E402
 from spillover_lab import lab as lablib  # noqa: E402
 from spillover_lab import spillover as sp  # noqa: E402
 
@@ -42,14 +43,6 @@ NS = "spill-bench"
 DIRECT_NS = f"{NS}-direct"
 """The baseline burst's namespace in east."""
 FILL_NS = "spill-bench-fill"
-POLICIES = HERE.parent.parent / "manifests" / "policies"
-ADMISSION = "/apis/admissionregistration.k8s.io/v1"
-POLICY_PLURALS = {
-    "MutatingAdmissionPolicy": "mutatingadmissionpolicies",
-    "MutatingAdmissionPolicyBinding": "mutatingadmissionpolicybindings",
-    "ValidatingAdmissionPolicy": "validatingadmissionpolicies",
-    "ValidatingAdmissionPolicyBinding": "validatingadmissionpolicybindings",
-}
 
 
 def pod(name: str, cpu: str, tag: str) -> dict[str, Any]:
@@ -136,21 +129,17 @@ async def cleanup(raw: RawClient, namespace: str, tag: str) -> None:
         await asyncio.sleep(0.5)
 
 
-WEBHOOK = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/spillover.io"
+ADMISSION = "/apis/admissionregistration.k8s.io/v1"
+WEBHOOK = f"{ADMISSION}/mutatingwebhookconfigurations/spillover.io"
 """Spillover's webhook registration (manifests/base/webhook.yaml), removed while the policies serve."""
 _removed: dict[str, Any] = {}
 
 
-async def use_policies(raw: RawClient, on: bool) -> None:
+async def use_policies(raw: RawClient, state: lablib.State, on: bool) -> None:
     """Prepare pods with the admission policies (the webhook's registration removed, kept aside) or
     with the webhook again; returns once a dry-run pod comes out prepared the chosen way."""
-    import yaml
-
-    docs = [
-        d for f in ("mutating.yaml", "validating.yaml") for d in yaml.safe_load_all((POLICIES / f).read_text()) if d
-    ]
-    for doc in docs:
-        collection = f"{ADMISSION}/{POLICY_PLURALS[doc['kind']]}"
+    for doc in faults.admission_policies(faults.lab_scheduler(state)):
+        collection = f"{ADMISSION}/{faults.POLICY_PLURALS[doc['kind']]}"
         try:
             if on:
                 await raw.request("POST", collection, doc)
@@ -283,7 +272,7 @@ async def run(args: argparse.Namespace) -> int:
         modes = args.admission
         for mode in modes:
             if mode == "policies":
-                await use_policies(home, True)
+                await use_policies(home, state, True)
             print(f"[bench] spill: {args.pods} pods created in home, all spilling (prepared by the {mode})", flush=True)
             stop = asyncio.Event()
             watches = []
@@ -301,7 +290,7 @@ async def run(args: argparse.Namespace) -> int:
                 spilled[mode] = await burst(home, NS, "spill", args.pods, "50m")
             finally:
                 if mode == "policies" and sys.exc_info()[0] is not None:
-                    await use_policies(home, False)  # the lab as it was, even on failure
+                    await use_policies(home, state, False)  # the lab as it was, even on failure
             meter.stop()
             spill_cpu[mode] = meter
             stop.set()
@@ -310,7 +299,7 @@ async def run(args: argparse.Namespace) -> int:
             await asyncio.gather(*watches, return_exceptions=True)
             await cleanup(home, NS, "spill")
             if mode == "policies":
-                await use_policies(home, False)
+                await use_policies(home, state, False)
         await cleanup(home, FILL_NS, "fill")
     finally:
         await home.close()

@@ -1,11 +1,12 @@
 """The admission policies of manifests/policies do what the webhook does, inside the apiserver.
 
-The same pods go through the real apiserver twice: once with Spillover's webhook (started with
---scheduler-name), once with the MutatingAdmissionPolicy and ValidatingAdmissionPolicy instead
-(and scheduler-name.yaml, naming the same scheduler). Each pod comes out the same both ways, and each bad
-hint is refused with the same message. Then Spillover is stopped: with the policies every pod
-is created, prepared; with the webhook every pod is refused, with a message that says what is
-wrong and how to get out. Those counts are the README's.
+The same pods go through the real apiserver twice: once with Spillover's webhook, once with the
+MutatingAdmissionPolicy and ValidatingAdmissionPolicy of manifests/policies instead, handing pods
+to the same scheduler (the lab runs the own-scheduler install: its scheduler is spillover). Each
+pod comes out the same both ways, and each bad hint is refused with the same message. Then
+Spillover is stopped: with the policies every pod is created, prepared; with the webhook every
+pod is refused, with a message that says what is wrong and how to get out. Those counts are the
+README's.
 """
 
 from __future__ import annotations
@@ -14,11 +15,9 @@ import asyncio
 import copy
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest_asyncio
-import yaml
 from kubernetes_asyncio.client.exceptions import ApiException
 from spillover_lab import faults
 from spillover_lab import lab as lablib
@@ -29,19 +28,11 @@ from tests.e2e.waiting import eventually
 from tests.e2e.workloads import ensure_namespace, unique
 
 NS = "admission"
-POLICIES = Path(__file__).resolve().parents[2] / "manifests" / "policies"
 ADMISSION = ("admissionregistration.k8s.io", "v1")
-SCHEDULER = "spill-test"
 MARKER = "spillover.io/spillable"
 CREATED_WHILE_DOWN = 10
 WEBHOOK = "spillover.io"
 """The MutatingWebhookConfiguration's name (manifests/base/webhook.yaml)."""
-PLURALS = {
-    "MutatingAdmissionPolicy": "mutatingadmissionpolicies",
-    "MutatingAdmissionPolicyBinding": "mutatingadmissionpolicybindings",
-    "ValidatingAdmissionPolicy": "validatingadmissionpolicies",
-    "ValidatingAdmissionPolicyBinding": "validatingadmissionpolicybindings",
-}
 
 
 def _pod(name: str, annotations: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
@@ -151,18 +142,11 @@ async def _all(home: Cluster) -> tuple[list[dict[str, Any] | str], list[str]]:
     return good, [_why(b) if isinstance(b, str) else f"admitted: {b}" for b in bad]
 
 
-async def _apply_policies(home: Cluster, present: bool, scheduler: str = "") -> None:
-    """All of manifests/policies, with scheduler-name.yaml naming ``scheduler`` (left out without one)."""
-    files = ("mutating.yaml", "validating.yaml", "scheduler-name.yaml")
-    docs = [d for f in files for d in yaml.safe_load_all((POLICIES / f).read_text()) if d]
-    for doc in docs:  # the scheduler's name, where the manifest says to put it
-        for variable in doc["spec"].get("variables") or ():
-            if variable["name"] == "wanted":
-                variable["expression"] = f"'{scheduler}'"
-    if present and not scheduler:
-        docs = [d for d in docs if d["metadata"]["name"] != "spillover-scheduler-name"]
+async def _apply_policies(home: Cluster, present: bool, scheduler: str = "default-scheduler") -> None:
+    """All of manifests/policies, handing pods to ``scheduler``, put in place or removed."""
+    docs = faults.admission_policies(scheduler)
     for doc in docs:
-        plural = PLURALS[doc["kind"]]
+        plural = faults.POLICY_PLURALS[doc["kind"]]
         if present:
             await home.custom.create_cluster_custom_object(*ADMISSION, plural, doc)
         else:
@@ -197,13 +181,12 @@ async def test_the_policies_prepare_and_refuse_pods_exactly_as_the_webhook_and_n
     home: Cluster, spillover: lablib.State
 ) -> None:
     lab = spillover
-    await asyncio.to_thread(faults.stop_serve_only, lab)
-    await asyncio.to_thread(sp.start_serve, lab, (f"--scheduler-name={SCHEDULER}",))
+    scheduler = faults.lab_scheduler(lab)  # the webhook's --scheduler-name in the lab's install mode
     registration: dict[str, Any] | None = None
     try:
         by_webhook, refused_by_webhook = await _all(home)
         registration = await _webhook(home, None)
-        await _apply_policies(home, True, SCHEDULER)
+        await _apply_policies(home, True, scheduler)
 
         async def policies_act() -> bool:  # the apiserver picks new policies up from a watch
             return (await _all(home)) == (by_webhook, refused_by_webhook)
@@ -221,7 +204,10 @@ async def test_the_policies_prepare_and_refuse_pods_exactly_as_the_webhook_and_n
             m.startswith("admitted") for m in refused_by_webhook
         )
         prepared = by_webhook[0]
-        assert isinstance(prepared, dict) and prepared["spec"]["schedulerName"] == SCHEDULER
+        assert isinstance(prepared, dict) and prepared["spec"]["schedulerName"] == scheduler
+        skipped = by_webhook[9]  # names a scheduler that does not consult Spillover: left as it is
+        assert isinstance(skipped, dict) and "spillover.io/spillable" not in str(skipped["spec"]["containers"])
+        assert "does not consult Spillover" in skipped["annotations"]["spillover.io/skipped"]
         assert VIRTUAL in prepared["spec"]["tolerations"]
         assert prepared["spec"]["containers"][0]["resources"] == {"requests": {MARKER: "1"}, "limits": {MARKER: "1"}}
         assert "'a' appears twice" in refused_by_webhook[7]
@@ -264,6 +250,5 @@ async def test_the_policies_prepare_and_refuse_pods_exactly_as_the_webhook_and_n
         await _apply_policies(home, False)
         if registration is not None:
             await _webhook(home, registration)
-        if sp.running_serve(lab) is not None:
-            await asyncio.to_thread(faults.stop_serve_only, lab)
-        await asyncio.to_thread(sp.start_serve, lab)
+        if sp.running_serve(lab) is None:
+            await asyncio.to_thread(sp.start_serve, lab)

@@ -44,7 +44,15 @@ def pod(found: Docs) -> dict[str, Any]:
     return spec
 
 
-FOLDERS = ["own-scheduler", "extender", "cert-manager/own-scheduler", "cert-manager/extender", "peer", "policies"]
+FOLDERS = [
+    "own-scheduler",
+    "extender",
+    "cert-manager/own-scheduler",
+    "cert-manager/extender",
+    "peer",
+    "policies/extender",
+    "policies/own-scheduler",
+]
 
 
 @pytest.mark.parametrize("folder", FOLDERS)
@@ -280,3 +288,15 @@ def test_the_webhook_fails_open_only_into_a_guard_that_refuses_what_it_did_not_p
     assert labels.VIRTUAL in check["expression"]
     for way_out in ("spillover.io/enabled", "manifests/policies", "validatingadmissionpolicybinding"):
         assert way_out in check["messageExpression"]
+
+
+@pytest.mark.parametrize(("folder", "scheduler"), [("extender", "default-scheduler"), ("own-scheduler", "spillover")])
+def test_the_policies_hand_pods_to_the_scheduler_the_install_mode_s_webhook_names(folder: str, scheduler: str) -> None:
+    """The mutating policy's scheduler is the one the install mode's webhook is given (the own
+    scheduler's --scheduler-name), so policies and webhook prepare the same pods the same way."""
+    policy = one(docs(f"policies/{folder}"), "MutatingAdmissionPolicy", "spillover-prepare-pods")
+    (variable,) = [v for v in policy["spec"]["variables"] if v["name"] == "scheduler"]
+    assert variable["expression"] == f"'{scheduler}'"
+    if folder == "own-scheduler":
+        container = next(c for c in pod(docs(folder))["containers"] if c["name"] == "spillover")
+        assert args_of(container)["--scheduler-name"] == scheduler

@@ -312,3 +312,33 @@ def forget(state: State, proc: procs.Proc) -> None:
     """Drop a stopped extra process from the lab's record (a dead one there marks the lab unhealthy)."""
     state.data["extra"] = [p for p in state.data.get("extra", []) if p["pid"] != proc.pid]
     state.save()
+
+
+# ---- admission without Spillover ---------------------------------------------------------------
+POLICIES = Path(__file__).resolve().parents[3] / "manifests" / "policies" / "extender"
+POLICY_PLURALS = {
+    "MutatingAdmissionPolicy": "mutatingadmissionpolicies",
+    "MutatingAdmissionPolicyBinding": "mutatingadmissionpolicybindings",
+    "ValidatingAdmissionPolicy": "validatingadmissionpolicies",
+    "ValidatingAdmissionPolicyBinding": "validatingadmissionpolicybindings",
+}
+
+
+def admission_policies(scheduler: str) -> list[dict[str, Any]]:
+    """manifests/policies' objects, handing pods to ``scheduler`` (what the own-scheduler overlay
+    sets: ``spillover``; the extender install's is ``default-scheduler``)."""
+    docs = [
+        d for f in ("mutating.yaml", "validating.yaml") for d in yaml.safe_load_all((POLICIES / f).read_text()) if d
+    ]
+    for doc in docs:
+        for variable in doc["spec"].get("variables") or ():
+            if doc["kind"] == "MutatingAdmissionPolicy" and variable["name"] == "scheduler":
+                variable["expression"] = f"'{scheduler}'"
+    return docs
+
+
+def lab_scheduler(state: State) -> str:
+    """The scheduler that consults Spillover in the lab's running mode."""
+    from . import spillover as sp
+
+    return "spillover" if sp.current_mode(state) == "own-scheduler" else "default-scheduler"
