@@ -25,6 +25,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -238,6 +239,44 @@ def kubeconfig_via(source: Path, target: Path, address: str) -> Path:
 
 def peer_port(state: State, peer: str) -> int:
     return int(state.ports(peer)["apiserver"])
+
+
+# ---- restartPolicy: Always --------------------------------------------------------------------
+class Restarter:
+    """Starts named extra processes again when they exit, as kubelet restarts a Pod's container
+    (restartPolicy Always, no back-off to speak of). kube-scheduler exits when it cannot renew
+    its Lease (the home apiserver restarting): in a cluster its Pod comes back by itself; in the
+    lab this does it. A process the lab stopped and dropped from its record stays stopped."""
+
+    def __init__(self, state: State, names: tuple[str, ...], every: float = 0.5) -> None:
+        self.state, self.names, self.every = state, names, every
+        self.restarts: Counter[str] = Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lab-restarter", daemon=True)
+
+    def __enter__(self) -> Restarter:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            for i, entry in enumerate(list(self.state.data.get("extra", []))):
+                proc = procs.Proc.from_json(entry)
+                if proc.name not in self.names or proc.alive() or not proc.argv:
+                    continue
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(proc.pid, os.WNOHANG)
+                again = procs.start(proc.name, proc.argv, Path(proc.log), env=dict(os.environ))
+                extra = self.state.data.get("extra", [])
+                if i < len(extra) and extra[i].get("pid") == proc.pid:
+                    extra[i] = again.to_json()
+                    self.state.save()
+                self.restarts[proc.name] += 1
+                log(f"{proc.name} exited (pid {proc.pid}); started again as kubelet would (pid {again.pid})")
 
 
 # ---- Spillover replicas behind a stand-in Service ----------------------------------------------
