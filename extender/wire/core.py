@@ -109,6 +109,7 @@ class PodSpec(Base):
 
 class PodCondition(Base):
     type: str = ""
+    status: str = ""
     reason: str = ""
 
 
@@ -127,20 +128,9 @@ class Pod(Base):
     status: PodStatus | None = None
 
 
-class PodCondition(Base):
-    type: str = ""
-    status: str = ""
-
-
-class ProxyStatus(PodStatus):
-    conditions: list[PodCondition] | None = None
-
-
 class ProxyPod(Pod):
     """A home pod bound to a virtual node, with its conditions (the node-lifecycle controller
     turns Ready False on the pods of a node that goes NotReady; Spillover turns it back)."""
-
-    status: ProxyStatus | None = None
 
     def ready(self) -> str:
         """The status of its Ready condition ("" when it has none)."""
