@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from extender.budgets import Budgets
-from extender.capacity.tracker import Reservations
+from extender.capacity.reservations import Reservations
 from extender.config import Config, is_loopback
 from extender.delegation.avoid import AvoidList
 from extender.delegation.copy_keeper import CopyKeeper

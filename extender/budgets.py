@@ -24,7 +24,8 @@ from typing import Protocol
 from extender.capacity.model import PeerState
 from extender.kube.reflector import Handler
 from extender.planner.pricing import cost_per_hour, money
-from extender.resources import QuantityError, Resources, pod_requests
+from extender.pod_requests import pod_requests
+from extender.resources import QuantityError, Resources
 from extender.spend import FINISHED, Spend, SpilledPod, spend_per_hour
 from extender.wire.core import Pod
 

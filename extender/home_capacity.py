@@ -20,8 +20,10 @@ from collections.abc import Mapping
 
 from extender import labels
 from extender.capacity.fit import FitResult, find_node
-from extender.capacity.model import NodeCapacity, PeerState
-from extender.capacity.tracker import PeerTracker, Reservations
+from extender.capacity.model import PeerState
+from extender.capacity.node import NodeCapacity
+from extender.capacity.reservations import Reservations
+from extender.capacity.tracker import PeerTracker
 from extender.kube.reflector import Handler
 from extender.resources import Resources
 from extender.wire.core import Node, ObjectMeta, Pod

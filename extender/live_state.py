@@ -15,7 +15,8 @@ import msgspec
 
 from extender import labels
 from extender.budgets import Budgets, CapError, parse_cap
-from extender.capacity.model import NodeCapacity, PeerState
+from extender.capacity.model import PeerState
+from extender.capacity.node import NodeCapacity
 from extender.delegation.avoid import AvoidList
 from extender.home_capacity import HomeCapacity
 from extender.kube.api import NODES, Api

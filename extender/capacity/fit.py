@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 import msgspec
 
-from extender.capacity.model import NodeCapacity, PeerState
+from extender.capacity.model import PeerState
+from extender.capacity.node import NodeCapacity
 from extender.resources import PODS, SPILLABLE, Resources, fits_within, is_qualified_name
 from extender.wire.core import NodeSelectorRequirement, NodeSelectorTerm, Pod, Taint, Toleration
 

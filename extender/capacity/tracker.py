@@ -14,36 +14,26 @@ re-created under the same name. As in kube-scheduler's cache (pkg/scheduler/back
 refer to it), what pods use is kept per node *name*, whether or not the node is there, so the
 figures are exact once both streams have caught up, whatever the interleaving.
 
-Memory: a peer may run 100,000 pods. Each is kept as one dict entry (its UID as an integer, when
-it is a UUID) holding a tuple of its node's (interned) name and a shape number; request vectors
-(``Shapes``) and allocatable lists are shared, since most pods have one of a handful of shapes.
+Memory: a peer may run 100,000 pods. Each is kept as a compact record (``pod_records``), and
+allocatable lists are shared, since most nodes have one of a handful of shapes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import sys
 import time
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from cachetools import TTLCache
-
 from extender import labels
-from extender.capacity.model import EMPTY, NodeCapacity, PeerState
+from extender.capacity.model import PeerState
+from extender.capacity.node import EMPTY, NodeCapacity
+from extender.capacity.pod_records import Counted, PodKey, Record, Shapes, pod_key
 from extender.kube.reflector import Handler, Listing
-from extender.resources import (
-    PODS,
-    QuantityError,
-    Resources,
-    add_into,
-    bound_pod_requests,
-    node_allocatable,
-    simple_signature,
-)
+from extender.pod_requests import bound_pod_requests, simple_signature
+from extender.resources import PODS, QuantityError, Resources, add_into, node_allocatable
 from extender.wire.core import Node, PeerNode, PeerPod, Pod
 
 log = logging.getLogger("spillover.capacity")
@@ -52,7 +42,6 @@ POD_FIELD_SELECTOR = "status.phase!=Succeeded,status.phase!=Failed"
 """What kube-scheduler's own pod informer asks for (pkg/scheduler/scheduler.go
 ``newPodInformer``): finished pods are never sent, and a pod that finishes arrives as DELETED."""
 _NO_LABELS: Mapping[str, str] = {}
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 ADOPT_SLICE = 250
 """Nodes recounted from a fresh pod list between two turns of the event loop."""
 _INTERNED_MAX = 50_000
@@ -61,72 +50,6 @@ _INTERNED_MAX = 50_000
 NodeLike = PeerNode | Node
 """A node as a peer's watch decodes it (lean) or as home's does (home's capacity uses this tracker too)."""
 PodLike = PeerPod | Pod
-PodKey = int | str
-Record = tuple[str, int]
-"""Where a counted pod is and what it takes: node name, and its shape number (see ``Shapes``) times
-two plus one for a delegate. Atomic values only, so the cyclic GC leaves 100,000 of them alone."""
-Counted = tuple[str, Resources, bool]
-"""The same, spelled out: node name, requests, delegate."""
-
-
-class Shapes:
-    """Request vectors shared by every pod that has them, by number, counted by reference.
-
-    A pod's record holds a shape's number rather than its dict: a tuple holding a dict is tracked
-    by the cyclic garbage collector forever, and walking 100,000s of them made full collections
-    stall the event loop. A shape no pod has any more is forgotten (its number is reused).
-    """
-
-    __slots__ = ("amounts", "free", "ids", "keys", "refs")
-
-    def __init__(self) -> None:
-        self.ids: dict[tuple[tuple[str, int], ...], int] = {}
-        self.amounts: list[Resources] = []
-        self.keys: list[tuple[tuple[str, int], ...]] = []
-        self.refs: list[int] = []
-        self.free: list[int] = []
-
-    def take(self, amounts: Resources) -> int:
-        key = _shape_key(amounts)
-        number = self.ids.get(key)
-        if number is None:
-            if self.free:
-                number = self.free.pop()
-                self.amounts[number], self.keys[number], self.refs[number] = amounts, key, 0
-            else:
-                number = len(self.amounts)
-                self.amounts.append(amounts)
-                self.keys.append(key)
-                self.refs.append(0)
-            self.ids[key] = number
-        self.refs[number] += 1
-        return number
-
-    def drop(self, number: int) -> None:
-        self.refs[number] -= 1
-        if not self.refs[number]:
-            del self.ids[self.keys[number]]
-            self.amounts[number] = EMPTY
-            self.free.append(number)
-
-    def record(self, counted: Counted) -> Record:
-        node, requests, delegate = counted
-        return node, self.take(requests) * 2 + delegate
-
-    def counted(self, record: Record) -> Counted:
-        node, shape = record
-        return node, self.amounts[shape >> 1], bool(shape & 1)
-
-
-def _shape_key(amounts: Resources) -> tuple[tuple[str, int], ...]:
-    return tuple(sorted(amounts.items()))
-
-
-def pod_key(uid: str) -> PodKey:
-    """A UID as a 16-byte integer when it is a UUID (as the apiserver makes them): half the memory."""
-    if len(uid) == 36 and _UUID.fullmatch(uid):
-        return int(uid.replace("-", ""), 16)
-    return uid
 
 
 class PeerTracker:
@@ -432,82 +355,3 @@ class _PodHandler(Handler[PeerPod]):
 
     def delete(self, item: PeerPod) -> None:
         self.t.drop_pod(item.metadata.uid)
-
-
-# --- reservations -------------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class Reservation:
-    peer: str
-    node: NodeCapacity
-    """The node object itself: a reservation stays with it through a delete and re-create."""
-    requests: Resources
-
-
-class _ExpiringHolds(TTLCache[str, Reservation]):
-    """A TTLCache that hands every expired reservation back, however the expiry was triggered.
-
-    TTLCache also expires items inside ``__setitem__``; overriding ``expire`` is the one place
-    that sees them all, so no held capacity can leak.
-    """
-
-    def __init__(
-        self, ttl: float, maxsize: int, on_expired: Callable[[Reservation], None], timer: Callable[[], float]
-    ) -> None:
-        super().__init__(maxsize=maxsize, ttl=ttl, timer=timer)
-        self._on_expired = on_expired
-
-    def expire(self, time: float | None = None) -> list[tuple[str, Reservation]]:
-        expired: list[tuple[str, Reservation]] = list(super().expire(time))
-        for _, reservation in expired:
-            self._on_expired(reservation)
-        return expired
-
-    def popitem(self) -> tuple[str, Reservation]:
-        key, reservation = super().popitem()  # evicted for size: give the capacity back too
-        self._on_expired(reservation)
-        return key, reservation
-
-
-class Reservations:
-    """Capacity held for pods being placed until the peer's watch shows them (or a TTL passes).
-
-    Without it, a burst of binds would all see the same free node and overcommit the peer
-    between the create call and the watch event that counts the new pod. (kube-scheduler's own
-    "assumed pods" do the same between its decision and the Binding showing up in its watch.)
-    """
-
-    def __init__(self, ttl: float = 30.0, maxsize: int = 100_000, timer: Callable[[], float] = time.monotonic) -> None:
-        self._held = _ExpiringHolds(ttl, maxsize, self._undo, timer)
-        self.peers: dict[str, PeerState] = {}
-
-    def hold(self, proxy_uid: str, peer: PeerState, node: str, requests: Resources) -> None:
-        self.release(proxy_uid)
-        self.expire()
-        target = peer.nodes.get(node)
-        if target is None:
-            return
-        held = dict(requests)
-        peer.hold(target, held, 1)
-        self._held[proxy_uid] = Reservation(peer.name, target, held)
-        self.peers[peer.name] = peer
-
-    def release(self, proxy_uid: str) -> None:
-        reservation = self._held.pop(proxy_uid, None)
-        if reservation is not None:
-            self._undo(reservation)
-
-    def expire(self) -> int:
-        return len(self._held.expire())
-
-    def holds(self, proxy_uid: str) -> bool:
-        return proxy_uid in self._held
-
-    def _undo(self, reservation: Reservation) -> None:
-        peer = self.peers.get(reservation.peer)
-        if peer is not None:  # (a peer removed meanwhile took its nodes with it)
-            peer.hold(reservation.node, reservation.requests, -1)
-
-    def __len__(self) -> int:
-        return len(self._held)

@@ -19,8 +19,9 @@ from extender import hints
 from extender.delegation.tolerations import lacking_patch
 from extender.kube.reflector import Reflector
 from extender.peers.directory import PeerRuntime
+from extender.pod_requests import pod_requests
 from extender.pod_security import Level
-from extender.resources import QuantityError, Resources, pod_requests
+from extender.resources import QuantityError, Resources
 from extender.wire.core import ObjectMeta, Pod, ProxyPod
 
 

@@ -18,7 +18,8 @@ from typing import Any, Protocol
 import msgspec
 
 from extender.capacity.model import PeerState
-from extender.capacity.tracker import POD_FIELD_SELECTOR, PeerTracker, Reservations
+from extender.capacity.reservations import Reservations
+from extender.capacity.tracker import POD_FIELD_SELECTOR, PeerTracker
 from extender.kube import client as kube_client
 from extender.kube.api import NODES, PODS, READYZ, SECRETS, Client, PatchType, WatchApi
 from extender.kube.events import EventSink

@@ -16,7 +16,8 @@ import numpy as np
 from ortools.sat.python import cp_model
 
 from extender.capacity.fit import placement_rejection
-from extender.capacity.model import NodeCapacity, PeerState
+from extender.capacity.model import PeerState
+from extender.capacity.node import NodeCapacity
 from extender.hints import Policy
 from extender.planner.classes import PodClass
 from extender.planner.pricing import GPU, cost_per_hour, hint_rejection

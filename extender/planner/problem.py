@@ -16,7 +16,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from extender.capacity.fit import placement_rejection
-from extender.capacity.model import NodeCapacity, PeerState
+from extender.capacity.model import PeerState
+from extender.capacity.node import NodeCapacity
 from extender.planner.classes import PodClass, constraint_signature, gangs_of, group
 from extender.planner.pricing import cost_per_hour, effective_price, hint_rejection
 from extender.planner.types import PlanInput

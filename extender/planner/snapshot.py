@@ -16,7 +16,8 @@ from typing import Any
 import msgspec
 import yaml
 
-from extender.capacity.model import NodeCapacity, PeerState
+from extender.capacity.model import PeerState
+from extender.capacity.node import NodeCapacity
 from extender.hints import HintError, parse_hints
 from extender.planner.types import PeerLimit, PendingPod, PlanInput
 from extender.resources import PODS, QuantityError, canonical

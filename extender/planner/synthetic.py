@@ -11,7 +11,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from extender.capacity.model import NodeCapacity, PeerState
+from extender.capacity.model import PeerState
+from extender.capacity.node import NodeCapacity
 from extender.planner.pricing import GPU
 from extender.planner.types import PendingPod, PlanInput
 from extender.wire.core import Container, ObjectMeta, Pod, PodSpec, ResourceRequirements, Taint, Toleration

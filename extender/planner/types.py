@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from extender.capacity.fit import without_marker
 from extender.capacity.model import PeerState
 from extender.hints import Hints, parse_hints
-from extender.resources import Resources, pod_requests
+from extender.pod_requests import pod_requests
+from extender.resources import Resources
 from extender.wire.core import Pod
 
 

@@ -25,8 +25,6 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-import msgspec
-
 from extender.capacity.model import PeerState
 from extender.home_capacity import HomeCapacity
 from extender.kube.api import PODS, Api
@@ -38,7 +36,8 @@ from extender.peers.directory import PeerDirectory
 from extender.planner.pricing import cost_per_hour, money
 from extender.planner.types import workload_of
 from extender.repatriation.assess import BLOCKED, Assessor, Block
-from extender.repatriation.moves import Move, eviction, made_after, recreated_pod, seconds_text
+from extender.repatriation.evictions import evict, read_bare_pod
+from extender.repatriation.moves import Move, made_after, recreated_pod, seconds_text
 from extender.repatriation.pingpong import PingPong
 from extender.repatriation.policy import DEFAULT_AFTER, owner_text, terms
 from extender.repatriation.units import Unit, gather
@@ -141,17 +140,17 @@ class Repatriation:
     async def _move(self, unit: Unit) -> None:
         if len(unit.members) > 1:  # a gang: every member's budget first, so none moves alone
             for pod in unit.members:
-                refused = await self._evict(pod, dry_run=True)
+                refused = await evict(self.home, pod, dry_run=True)
                 if refused is not None:
                     self._blocked_by_pdb(unit, refused)
                     return
         for pod, peer, requests in zip(unit.members, unit.peers, unit.requests, strict=True):
             raw = None
             if not any(ref.controller for ref in pod.metadata.owner_references or ()):
-                raw = await self._read(pod)
+                raw = await read_bare_pod(self.home, pod)
                 if raw is None:
                     continue
-            refused = await self._evict(pod)
+            refused = await evict(self.home, pod)
             if refused == "":
                 continue  # gone or replaced meanwhile
             if refused is not None:
@@ -194,32 +193,6 @@ class Repatriation:
     def _blocked_by_pdb(self, unit: Unit, refused: str) -> None:
         self.pdb_until[unit.key] = self.clock() + PDB_RETRY
         self._tell_all(unit, Block.PDB, f"the PodDisruptionBudget allows no disruption now: {refused}")
-
-    async def _evict(self, pod: Pod, dry_run: bool = False) -> str | None:
-        """None when evicted (or would be); the budget's refusal; "" when the pod is gone."""
-        meta = pod.metadata
-        query = [("dryRun", "All")] if dry_run else []
-        try:
-            await self.home.request("POST", PODS.item(meta.name, meta.namespace, "eviction"), eviction(pod), query)
-        except ApiError as exc:
-            if exc.status == 429:
-                return _causes(exc.body) or exc.message
-            if exc.status in (404, 409):
-                return ""
-            log.warning("eviction of %s/%s failed: %s", meta.namespace, meta.name, exc)
-            return ""
-        return None
-
-    async def _read(self, pod: Pod) -> dict[str, Any] | None:
-        meta = pod.metadata
-        try:
-            raw: dict[str, Any] = msgspec.json.decode(await self.home.get(PODS.item(meta.name, meta.namespace)))
-        except (ApiError, msgspec.DecodeError, OSError) as exc:
-            log.warning("cannot read %s/%s to create it again at home: %s", meta.namespace, meta.name, exc)
-            return None
-        if (raw.get("metadata") or {}).get("uid") != pod.metadata.uid:
-            return None
-        return raw
 
     async def _recreate_bare_pods(self) -> None:
         for move in list(self.moves.values()):
@@ -383,23 +356,3 @@ class _Pods(Handler[Pod]):
 
 def _ref(pod: Pod) -> dict[str, str]:
     return {"namespace": pod.metadata.namespace, "name": pod.metadata.name, "uid": pod.metadata.uid}
-
-
-class _Details(msgspec.Struct):
-    causes: list[dict[str, Any]] = msgspec.field(default_factory=list)
-
-
-class _Status(msgspec.Struct):
-    message: str = ""
-    details: _Details | None = None
-
-
-def _causes(body: bytes) -> str:
-    """The budget's own words from a 429 (``The disruption budget web needs 5 healthy pods and
-    has 5 currently``), after the apiserver's message."""
-    try:
-        status = msgspec.json.decode(body, type=_Status)
-    except msgspec.DecodeError:
-        return ""
-    causes = [str(c.get("message", "")) for c in (status.details.causes if status.details else []) if c.get("message")]
-    return "; ".join([status.message, *causes]) if status.message else "; ".join(causes)

@@ -94,17 +94,6 @@ def recreated_pod(raw: dict[str, Any]) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
 
 
-def eviction(pod: Pod) -> dict[str, Any]:
-    """A policy/v1 Eviction of this very pod (the UID precondition: never its successor)."""
-    meta = pod.metadata
-    return {
-        "apiVersion": "policy/v1",
-        "kind": "Eviction",
-        "metadata": {"name": meta.name, "namespace": meta.namespace},
-        "deleteOptions": {"preconditions": {"uid": meta.uid}},
-    }
-
-
 def seconds_text(seconds: float) -> str:
     """90 -> 1m30s, 300 -> 5m, 7200 -> 2h."""
     whole = round(seconds)

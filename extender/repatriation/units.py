@@ -16,8 +16,9 @@ from extender.capacity.model import PeerState
 from extender.peers.directory import PeerDirectory
 from extender.planner.pricing import cost_per_hour
 from extender.planner.types import workload_of
+from extender.pod_requests import pod_requests
 from extender.repatriation.policy import Terms, terms
-from extender.resources import QuantityError, Resources, pod_requests
+from extender.resources import QuantityError, Resources
 from extender.wire.core import Pod
 
 

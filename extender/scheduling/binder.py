@@ -37,13 +37,15 @@ from cachetools import TTLCache
 
 from extender import labels, pod_security
 from extender.capacity.fit import find_node, placement_rejection, untolerated_taint
-from extender.capacity.model import NodeCapacity, PeerState
-from extender.capacity.tracker import Reservations
+from extender.capacity.model import PeerState
+from extender.capacity.node import NodeCapacity
+from extender.capacity.reservations import Reservations
 from extender.hints import HintError, parse_hints
 from extender.kube.api import PODS, Api
 from extender.kube.raw import ApiError
+from extender.pod_requests import pod_requests
 from extender.pod_security import Level
-from extender.resources import SPILLABLE, pod_requests
+from extender.resources import SPILLABLE
 from extender.scheduling.filter import namespace_refusal, not_known, not_opted_in
 from extender.scheduling.state import BindError, BindRefused
 from extender.wire.core import Pod, Taint, pod_decoder

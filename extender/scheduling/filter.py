@@ -30,8 +30,9 @@ from extender import labels, pod_security
 from extender.capacity.fit import find_node
 from extender.capacity.model import PeerState
 from extender.hints import AVOID_CLUSTERS, CLUSTERS, MAX_COST, POLICY, HintError, Hints, Policy, parse_hints
+from extender.pod_requests import pod_requests
 from extender.pod_security import Level
-from extender.resources import QuantityError, Resources, pod_requests
+from extender.resources import QuantityError, Resources
 from extender.scheduling.prioritize import ranked_scores
 from extender.scheduling.state import SchedulingState
 from extender.wire.core import Pod

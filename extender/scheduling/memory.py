@@ -13,7 +13,8 @@ from typing import Any
 import msgspec
 
 from extender import labels
-from extender.capacity.model import NodeCapacity, PeerState
+from extender.capacity.model import PeerState
+from extender.capacity.node import NodeCapacity
 from extender.labels import VIRTUAL_NODE_PREFIX
 from extender.wire.core import Pod, Taint
 

@@ -17,7 +17,8 @@ from extender.capacity.fit import without_marker
 from extender.capacity.model import PeerState
 from extender.hints import DEFAULT, HintError, Hints, parse_hints
 from extender.planner.pricing import placement_key
-from extender.resources import QuantityError, pod_requests
+from extender.pod_requests import pod_requests
+from extender.resources import QuantityError
 from extender.scheduling.state import SchedulingState
 from extender.wire.core import Pod
 from extender.wire.extender import MAX_EXTENDER_PRIORITY, MIN_EXTENDER_PRIORITY, HostPriority

@@ -23,7 +23,8 @@ from extender.kube.api import PODS, Api
 from extender.kube.raw import ApiError
 from extender.kube.times import rfc3339
 from extender.planner.pricing import cost_per_hour, prefer_factor
-from extender.resources import SPILLABLE, QuantityError, format_resources, pod_requests
+from extender.pod_requests import pod_requests
+from extender.resources import SPILLABLE, QuantityError, format_resources
 from extender.scheduling.filter import filter_nodes
 from extender.scheduling.state import SchedulingState
 from extender.server.decisions import Decision, Decisions

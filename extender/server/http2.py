@@ -23,67 +23,54 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import logging
 import struct
 import time
 from collections.abc import Awaitable
 from typing import Any, Protocol, cast
 
 from extender.server.answers import Answer, error_body
-from extender.server.header_compression import CompressionError, Decoder, response_headers
-
-log = logging.getLogger("spillover.http2")
-
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = range(10)
-END_STREAM = ACK = 0x1
-END_HEADERS = 0x4
-PADDED = 0x8
-PRIORITY_FLAG = 0x20
-NO_ERROR, PROTOCOL_ERROR, INTERNAL_ERROR, FLOW_CONTROL_ERROR = 0x0, 0x1, 0x2, 0x3
-STREAM_CLOSED, FRAME_SIZE_ERROR, REFUSED_STREAM, COMPRESSION_ERROR = 0x5, 0x6, 0x7, 0x9
-SETTINGS_HEADER_TABLE_SIZE, SETTINGS_MAX_CONCURRENT_STREAMS = 0x1, 0x3
-SETTINGS_INITIAL_WINDOW_SIZE, SETTINGS_MAX_FRAME_SIZE, SETTINGS_MAX_HEADER_LIST_SIZE = 0x4, 0x5, 0x6
-
-MAX_CONCURRENT_STREAMS = 1000
-"""Binds in flight at once (the scheduler binds in parallel goroutines, hundreds in a burst)."""
-WINDOW = 1 << 24
-"""Receive window per stream and for the connection: a 5,000-node filter call (~150 KiB) arrives
-without waiting for a WINDOW_UPDATE round trip."""
-MAX_FRAME = 16384
-"""The protocol's default frame size limit, which this side keeps."""
-MAX_HEADER_BLOCK = 64 * 1024
-DEFAULT_WINDOW = 65535
-MAX_WINDOW = (1 << 31) - 1
+from extender.server.header_compression import CompressionError, Decoder
+from extender.server.http2_frames import (
+    ACK,
+    COMPRESSION_ERROR,
+    CONTINUATION,
+    DATA,
+    DEFAULT_WINDOW,
+    END_HEADERS,
+    END_STREAM,
+    FLOW_CONTROL_ERROR,
+    FRAME_SIZE_ERROR,
+    GOAWAY,
+    HEADERS,
+    MAX_CONCURRENT_STREAMS,
+    MAX_FRAME,
+    MAX_HEADER_BLOCK,
+    MAX_WINDOW,
+    NO_ERROR,
+    PADDED,
+    PING,
+    PREFACE,
+    PRIORITY,
+    PRIORITY_FLAG,
+    PROTOCOL_ERROR,
+    PUSH_PROMISE,
+    REFUSED_STREAM,
+    RST_STREAM,
+    SETTINGS,
+    SETTINGS_INITIAL_WINDOW_SIZE,
+    SETTINGS_MAX_CONCURRENT_STREAMS,
+    SETTINGS_MAX_FRAME_SIZE,
+    SETTINGS_MAX_HEADER_LIST_SIZE,
+    STREAM_CLOSED,
+    WINDOW,
+    WINDOW_UPDATE,
+    H2ConnectionError,
+    Stream,
+    frame,
+)
+from extender.server.http2_output import H2Output
 
 _setting = struct.Struct(">HI")
-
-
-def frame(kind: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:
-    return struct.pack(">I", len(payload))[1:] + bytes((kind, flags)) + struct.pack(">I", stream_id) + payload
-
-
-class H2ConnectionError(Exception):
-    """Ends the connection with a GOAWAY carrying ``code`` (RFC 9113 5.4.1)."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-class _Stream:
-    __slots__ = ("body", "method", "outbox", "path", "size", "too_big", "window")
-
-    def __init__(self, window: int) -> None:
-        self.method = b""
-        self.path = b""
-        self.body: list[bytes] = []
-        self.size = 0
-        self.too_big = False
-        self.window = window
-        """What this side may still send on the stream (the client's flow-control window)."""
-        self.outbox = b""
-        """Answer bytes waiting for window."""
 
 
 class Server(Protocol):
@@ -98,31 +85,23 @@ class Server(Protocol):
     def settle(self, path: bytes, task: asyncio.Future[Answer]) -> Answer: ...
 
 
-class H2Connection(asyncio.Protocol):
-    """One HTTP/2 connection, already through its TLS handshake (ALPN chose h2)."""
+class H2Connection(H2Output, asyncio.Protocol):
+    """One HTTP/2 connection, already through its TLS handshake (ALPN chose h2): frames read and
+    requests dispatched here, answers sent by ``H2Output``."""
 
     def __init__(self, server: Server) -> None:
+        super().__init__()
         self.server = server
-        self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
         self.preface_seen = False
         self.decoder = Decoder()
-        self.streams: dict[int, _Stream] = {}
-        """Open streams: receiving, waiting for their handler, or sending."""
-        self.last_stream = 0
         self.headers_for = 0
         """The stream a header block is being continued for (CONTINUATION), 0 if none."""
         self.header_block = bytearray()
         self.header_end_stream = False
-        self.send_window = DEFAULT_WINDOW
         self.initial_stream_window = DEFAULT_WINDOW
-        self.peer_max_frame = MAX_FRAME
         self.received = 0
         """Bytes received since this side last replenished the connection's receive window."""
-        self.blocked: dict[int, _Stream] = {}
-        self.in_flight = 0
-        self.draining = False
-        self.last_active = time.monotonic()
 
     # --- asyncio.Protocol -------------------------------------------------------------------
 
@@ -310,7 +289,7 @@ class H2Connection(asyncio.Protocol):
         if len(self.streams) >= MAX_CONCURRENT_STREAMS:
             self._reset(stream_id, REFUSED_STREAM)
             return
-        stream = _Stream(self.initial_stream_window)
+        stream = Stream(self.initial_stream_window)
         for name, value in fields:
             if name == b":method":
                 stream.method = value
@@ -363,7 +342,7 @@ class H2Connection(asyncio.Protocol):
 
     # --- requests and answers ---------------------------------------------------------------
 
-    def _complete(self, stream_id: int, stream: _Stream) -> None:
+    def _complete(self, stream_id: int, stream: Stream) -> None:
         body = b"".join(stream.body)
         stream.body = []
         answer = self.server.dispatch(stream.method, stream.path, body)
@@ -380,82 +359,3 @@ class H2Connection(asyncio.Protocol):
         self.in_flight -= 1
         self._answer(stream_id, self.server.settle(path, task))
         self._close_when_done()
-
-    def _answer(self, stream_id: int, answer: Answer) -> None:
-        stream = self.streams.get(stream_id)
-        transport = self.transport
-        if stream is None or transport is None:
-            return  # reset by the client meanwhile
-        status, body = answer
-        block = response_headers(status, len(body))
-        if not body:
-            transport.write(frame(HEADERS, END_HEADERS | END_STREAM, stream_id, block))
-            self.streams.pop(stream_id, None)
-            return
-        stream.outbox = body
-        self._send(stream_id, stream, frame(HEADERS, END_HEADERS, stream_id, block))
-        self.last_active = time.monotonic()
-
-    def _send(self, stream_id: int, stream: _Stream, head: bytes = b"") -> None:
-        """As much of the stream's answer as the windows allow, after ``head`` (its HEADERS)."""
-        transport = self.transport
-        if transport is None:
-            return
-        body = stream.outbox
-        frames = [head]
-        while body:
-            room = min(self.send_window, stream.window, self.peer_max_frame)
-            if room <= 0:
-                break
-            chunk, body = body[:room], body[room:]
-            self.send_window -= len(chunk)
-            stream.window -= len(chunk)
-            frames.append(frame(DATA, 0 if body else END_STREAM, stream_id, chunk))
-        transport.write(b"".join(frames))
-        stream.outbox = body
-        if body:
-            self.blocked[stream_id] = stream
-        else:
-            self.blocked.pop(stream_id, None)
-            self.streams.pop(stream_id, None)
-
-    def _send_blocked(self) -> None:
-        for stream_id, stream in list(self.blocked.items()):
-            self._send(stream_id, stream)
-        self._close_when_done()
-
-    def _reset(self, stream_id: int, code: int) -> None:
-        self.streams.pop(stream_id, None)
-        self.blocked.pop(stream_id, None)
-        if self.transport is not None:
-            self.transport.write(frame(RST_STREAM, 0, stream_id, struct.pack(">I", code)))
-
-    def _goaway(self, code: int, message: str) -> None:
-        if code != NO_ERROR:
-            log.warning("closing an HTTP/2 connection to the extender: %s", message)
-        if self.transport is not None:
-            payload = struct.pack(">II", self.last_stream, code) + message.encode()[:200]
-            self.transport.write(frame(GOAWAY, 0, 0, payload))
-            self.transport.close()
-
-    def _close_when_done(self) -> None:
-        if self.draining and not self.in_flight and not self.blocked and self.transport is not None:
-            self.transport.close()
-
-    # --- the server's housekeeping ----------------------------------------------------------
-
-    def drain(self) -> None:
-        """GOAWAY: the client opens a new connection for new calls; in-flight ones are answered."""
-        if self.transport is None or self.draining:
-            return
-        self.draining = True
-        self.transport.write(frame(GOAWAY, 0, 0, struct.pack(">II", self.last_stream, NO_ERROR)))
-        self._close_when_done()
-
-    def close_if_idle(self, now: float, idle_timeout: float) -> None:
-        if not self.in_flight and not self.streams and now - self.last_active > idle_timeout:
-            self.drain()
-
-    def abort(self) -> None:
-        if self.transport is not None:
-            self.transport.close()

@@ -175,7 +175,7 @@ class Composed:
 async def compose(kubeconfig: str) -> tuple[Composed, Any]:
     """This tree's Spillover (peer directory, registry, status writer), or the baseline's (before
     the layers were split: a registry that was its own directory); and the filter verb over it."""
-    from extender.capacity.tracker import Reservations
+    from extender.capacity.reservations import Reservations
     from extender.kube import client as kube_client
     from extender.server.extender_app import ExtenderVerbs
     from extender.server.metrics import Metrics

@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from extender.capacity.model import PeerState
-from extender.capacity.tracker import PeerTracker, Reservations
+from extender.capacity.reservations import Reservations
+from extender.capacity.tracker import PeerTracker
 from extender.delegation.avoid import AvoidList
 from extender.delegation.copy_keeper import CopyKeeper
 from extender.delegation.creator import DelegateCreator

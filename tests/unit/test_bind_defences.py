@@ -11,8 +11,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from extender.capacity.model import NodeCapacity
-from extender.capacity.tracker import Reservations
+from extender.capacity.node import NodeCapacity
+from extender.capacity.reservations import Reservations
 from extender.kube.api import PODS
 from extender.pod_security import Level
 from extender.scheduling.binder import Binder

@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from extender.capacity.tracker import Reservations
+from extender.capacity.reservations import Reservations
 from extender.delegation.avoid import AvoidList
 from extender.home_capacity import HomeCapacity
 from extender.kube.api import NODES, PODS

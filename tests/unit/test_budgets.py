@@ -11,7 +11,7 @@ import msgspec
 import pytest
 
 from extender.budgets import Budgets, CapError, parse_cap
-from extender.capacity.tracker import Reservations
+from extender.capacity.reservations import Reservations
 from extender.delegation.avoid import AvoidList
 from extender.home_capacity import HomeCapacity
 from extender.kube.api import PODS

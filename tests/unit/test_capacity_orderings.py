@@ -22,8 +22,10 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from extender.capacity.fit import find_node, node_fit_rejection
 from extender.capacity.model import PeerState
-from extender.capacity.tracker import TERMINAL, PeerTracker, Reservations
-from extender.resources import Resources, add_into, bound_pod_requests, node_allocatable, pod_requests
+from extender.capacity.reservations import Reservations
+from extender.capacity.tracker import TERMINAL, PeerTracker
+from extender.pod_requests import bound_pod_requests, pod_requests
+from extender.resources import Resources, add_into, node_allocatable
 from extender.scheduling.memory import make_pod
 from extender.wire.core import PeerNode, PeerPod
 from tests.unit.peer_objects import as_node, as_pod, finish, node_json, pod_json, pod_uid

@@ -3,7 +3,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from extender.capacity.model import PeerState
-from extender.capacity.tracker import PeerTracker, Reservations
+from extender.capacity.reservations import Reservations
+from extender.capacity.tracker import PeerTracker
 from tests.unit.peer_objects import as_node, as_pod, finish, node_json, pod_json, pod_uid
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from extender import pod_security
 from extender.app import scheduler_only
-from extender.capacity.tracker import Reservations
+from extender.capacity.reservations import Reservations
 from extender.config import Config
 from extender.delegation.avoid import AvoidList
 from extender.home_capacity import HomeCapacity

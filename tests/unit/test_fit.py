@@ -10,7 +10,7 @@ from extender.capacity.fit import (
     placement_rejection,
     tolerates,
 )
-from extender.resources import pod_requests
+from extender.pod_requests import pod_requests
 from extender.scheduling.memory import GI, make_pod, node_capacity, peer
 from extender.wire.core import Taint, Toleration
 
@@ -254,7 +254,7 @@ def test_a_peer_without_nodes_says_so() -> None:
 
 
 def test_a_pod_bigger_than_any_nodes_free_room_is_refused_by_the_bound_and_the_bound_follows_capacity() -> None:
-    from extender.capacity.tracker import Reservations
+    from extender.capacity.reservations import Reservations
 
     west = peer("west", nodes=[node_capacity("a", cpu_m=2000), node_capacity("b", cpu_m=1000)])
     big = make_pod(cpu="3")

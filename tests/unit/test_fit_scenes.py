@@ -21,9 +21,11 @@ import msgspec
 import pytest
 
 from extender.capacity.fit import find_node, node_fit_rejection, placement_rejection, without_marker
-from extender.capacity.model import NodeCapacity, PeerState
+from extender.capacity.model import PeerState
+from extender.capacity.node import NodeCapacity
 from extender.capacity.tracker import PeerTracker
-from extender.resources import PODS, pod_requests
+from extender.pod_requests import pod_requests
+from extender.resources import PODS
 from extender.wire.core import PeerNode, PeerPod, Pod, pod_decoder
 
 RECORD: dict[str, Any] = json.loads((Path(__file__).parents[1] / "fixtures" / "fit" / "scenes.json").read_text())

@@ -9,7 +9,7 @@ import msgspec
 
 from extender.capacity.fit import placement_rejection
 from extender.home_capacity import HomeCapacity
-from extender.resources import pod_requests
+from extender.pod_requests import pod_requests
 from extender.scheduling.memory import make_pod, pod_dict
 from extender.wire.core import Node, Pod
 

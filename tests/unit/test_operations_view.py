@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from extender.capacity.model import PeerState
-from extender.resources import pod_requests
+from extender.pod_requests import pod_requests
 from extender.scheduling.memory import GI, InMemoryState, make_pod, node_capacity, peer
 from extender.scheduling.state import SchedulingState
 from extender.server import status_page

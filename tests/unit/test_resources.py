@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from extender.resources import QuantityError, bound_pod_requests, canonical, parse_quantity, pod_requests
+from extender.pod_requests import bound_pod_requests, pod_requests
+from extender.resources import QuantityError, canonical, parse_quantity
 from extender.wire.core import (
     Container,
     ContainerStatus,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import msgspec
 
 from extender.capacity.model import PeerState
-from extender.capacity.tracker import PeerTracker, Reservations
+from extender.capacity.reservations import Reservations
+from extender.capacity.tracker import PeerTracker
 from extender.server.status_page import capacity
 from tests.unit.peer_objects import as_node, as_pod, node_json, pod_json
 

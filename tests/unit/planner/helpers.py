@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from extender.capacity.model import NodeCapacity, PeerState
+from extender.capacity.model import PeerState
+from extender.capacity.node import NodeCapacity
 from extender.planner.types import PendingPod
 from extender.wire.core import (
     Container,
