@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.sparse import csc_matrix
 
-from extender.planner.lp import LinearProgram, Solution
+from extender.planner.lp import LinearProgram, Solution, SparseColumns
 from extender.planner.pattern_setting import PatternSetting
 from extender.planner.problem import F64, I64
 from extender.planner.work import Work
@@ -30,7 +29,6 @@ class PatternMaster:
     def start(cls, setting: PatternSetting, work: Work, unplaced: float) -> PatternMaster:
         n_types, n_groups = setting.cap.shape
         n_limits, n_budgets = len(setting.limit_groups), len(setting.budget_groups)
-        rows = n_types + n_groups + n_limits + n_budgets
         lower = np.concatenate(
             [np.full(n_types, -np.inf), setting.left, np.full(n_limits + n_budgets, -np.inf)]
         )
@@ -45,9 +43,8 @@ class PatternMaster:
             slack_rows.append(np.full(members.size, n_types + n_groups + n_limits + b))
             slack_cols.append(n_groups + members)
             slack_vals.append(setting.overflow_price[members])
-        slack = csc_matrix(
-            (np.concatenate(slack_vals), (np.concatenate(slack_rows), np.concatenate(slack_cols))),
-            shape=(rows, 2 * n_groups),
+        slack = SparseColumns.of(
+            np.concatenate(slack_vals), np.concatenate(slack_rows), np.concatenate(slack_cols), 2 * n_groups
         )
         lp = LinearProgram(
             np.concatenate([np.full(n_groups, unplaced), setting.overflow_cost]),
@@ -98,9 +95,7 @@ class PatternMaster:
             rows.append(np.full(pick.size, n_types + n_groups + n_limits + b))
             cols.append(pick)
             vals.append(spend[pick])
-        matrix = csc_matrix(
-            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(self.lp.rows, k)
-        )
+        matrix = SparseColumns.of(np.concatenate(vals), np.concatenate(rows), np.concatenate(cols), k)
         cost = (a * setting.cost[types].T).sum(axis=0)
         self.lp.add_columns(cost, matrix, np.zeros(k), np.full(k, np.inf))
         self.type_of.extend(fresh_types)

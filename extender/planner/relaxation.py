@@ -19,9 +19,8 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.sparse import csc_matrix
 
-from extender.planner.lp import LinearProgram, Solution
+from extender.planner.lp import LinearProgram, Solution, SparseColumns
 from extender.planner.objective import Weights
 from extender.planner.problem import F64, I64, Bool, Problem
 from extender.planner.work import Work
@@ -167,10 +166,9 @@ class _NodeLp:
         self.col_group: list[int] = []
         self.col_node: list[int] = []
         extra = len(self.limits) + len(self.budgets)
-        rows = n_groups + extra
         lower = np.concatenate([left, np.full(extra, -np.inf)]).astype(np.float64)
         upper = np.concatenate([left, limit_rhs, budget_rhs]).astype(np.float64)
-        slack = csc_matrix((np.ones(n_groups), (np.arange(n_groups), np.arange(n_groups))), shape=(rows, n_groups))
+        slack = SparseColumns.of(np.ones(n_groups), np.arange(n_groups), np.arange(n_groups), n_groups)
         self.lp = LinearProgram(
             np.full(n_groups, weights.unplaced), slack, lower, upper, np.zeros(n_groups), np.full(n_groups, np.inf)
         )
@@ -246,9 +244,7 @@ class _NodeLp:
             rows.append(np.full(int(pick.sum()), base + len(self.limits) + j))
             cols.append(k[pick])
             vals.append(self.price[gi[pick], ni[pick]])
-        matrix = csc_matrix(
-            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(self.lp.rows, gi.size)
-        )
+        matrix = SparseColumns.of(np.concatenate(vals), np.concatenate(rows), np.concatenate(cols), gi.size)
         self.lp.add_columns(self.cost[gi, ni], matrix, np.zeros(gi.size), self.slots[gi, ni].astype(np.float64))
         self.col_group.extend(gi.tolist())
         self.col_node.extend(ni.tolist())

@@ -30,11 +30,10 @@ from pathlib import Path
 
 import numpy as np
 from ortools.sat.python import cp_model
-from scipy.optimize import linprog
-from scipy.sparse import coo_matrix
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from extender.planner.lp import LinearProgram, SparseColumns
 from extender.planner.objective import score
 from extender.planner.packing import violations
 from extender.planner.problem import I64, Problem, build
@@ -221,41 +220,38 @@ def fill_bound(problem: Problem, placed: int, seconds: float) -> FillBound:
         a = np.stack([c[1] for c in columns], axis=1) if columns else np.zeros((len(groups), 0), dtype=np.int64)
         types = np.asarray([c[0] for c in columns], dtype=np.int64)
         objective = np.concatenate([(a * cost[types].T).sum(axis=0), np.full(len(groups), unplaced_weight)])
+        # Rows: per group, its pods (=); per type, at most its nodes; per limit, at most its cap.
+        # Columns: the fills, then one unplaced slack per group. Solved cold each round, as a
+        # reference should be; the duals follow linprog's marginals' sign (LinearProgram).
         gi, ci = np.nonzero(a)
-        eq = coo_matrix(
-            (
-                np.concatenate([a[gi, ci], np.ones(len(groups))]),
-                (np.concatenate([gi, np.arange(len(groups))]), np.concatenate([ci, k + np.arange(len(groups))])),
-            ),
-            shape=(len(groups), k + len(groups)),
-        )
-        rows = [types]
-        cols = [np.arange(k)]
-        vals = [np.ones(k)]
+        rows = [gi, np.arange(len(groups)), len(groups) + types]
+        cols = [ci, k + np.arange(len(groups)), np.arange(k)]
+        vals = [a[gi, ci].astype(np.float64), np.ones(len(groups)), np.ones(k)]
         rhs = [multiplicity.astype(np.float64)]
         for i, limit in enumerate(problem.limits):
             per = a[limit_groups[i]].sum(axis=0) * (peer[types] == limit.peer) if limit_groups[i] else np.zeros(k)
             pick = np.nonzero(per)[0]
-            rows.append(np.full(pick.size, n_types + i))
+            rows.append(np.full(pick.size, len(groups) + n_types + i))
             cols.append(pick)
             vals.append(per[pick].astype(np.float64))
             rhs.append(np.asarray([limit.cap], dtype=np.float64))
-        ub = coo_matrix(
-            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-            shape=(n_types + len(problem.limits), k + len(groups)),
-        )
-        res = linprog(
+        n_cols = k + len(groups)
+        matrix = SparseColumns.of(np.concatenate(vals), np.concatenate(rows), np.concatenate(cols), n_cols)
+        demand = count.astype(np.float64)
+        caps = np.concatenate(rhs)
+        res = LinearProgram(
             objective,
-            A_ub=ub,
-            b_ub=np.concatenate(rhs),
-            A_eq=eq,
-            b_eq=count.astype(np.float64),
-            bounds=(0, None),
-            method="highs",
-        )
-        y = res.eqlin.marginals
-        mu = res.ineqlin.marginals[:n_types]
-        nu = res.ineqlin.marginals[n_types:]
+            matrix,
+            np.concatenate([demand, np.full(caps.size, -np.inf)]),
+            np.concatenate([demand, caps]),
+            np.zeros(n_cols),
+            np.full(n_cols, np.inf),
+        ).solve()
+        if res is None:
+            raise RuntimeError("the fill bound's master LP has no optimum (it always has one: the slacks)")
+        y = res.row_duals[: len(groups)]
+        mu = res.row_duals[len(groups) : len(groups) + n_types]
+        nu = res.row_duals[len(groups) + n_types :]
         value = y[None, :] - cost
         for i, limit in enumerate(problem.limits):
             for g in limit_groups[i]:
@@ -285,7 +281,7 @@ def fill_bound(problem: Problem, placed: int, seconds: float) -> FillBound:
             if float(pattern @ value[t]) + mu[t] > 1e-9 * tier_weight:
                 fresh.append((t, pattern))
         # Valid whether or not pricing is done: no fill gains more than its proven upper bound.
-        best_bound = max(best_bound, float(res.fun) - gain_bound)
+        best_bound = max(best_bound, res.objective - gain_bound)
         if not fresh:
             converged = gain_bound <= 1e-9 * tier_weight
             break

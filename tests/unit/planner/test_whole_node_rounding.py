@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from scipy.sparse import csc_matrix
+import pytest
 
 from extender.planner import PeerLimit, PlanInput, Solver, plan
-from extender.planner.lp import LinearProgram
+from extender.planner.lp import LinearProgram, SparseColumns
 from extender.planner.objective import score
 from extender.planner.packing import violations
 from extender.planner.problem import build
@@ -21,9 +21,24 @@ from .helpers import GI, peer, pending
 SNAPSHOTS = Path(__file__).resolve().parents[3] / "hack" / "snapshots"
 
 
+def test_sparse_columns_sort_each_column_by_row_sum_repeated_entries_and_keep_given_zeros() -> None:
+    # [[0, 5, 0], [2, 0, 0], [1+3, 0.0, 0]] given out of order, (2, 0) twice, (2, 1) an explicit zero
+    columns = SparseColumns.of([1.0, 5.0, 0.0, 2.0, 3.0], [2, 0, 2, 1, 2], [0, 1, 1, 0, 0], 3)
+    assert columns.start.tolist() == [0, 2, 4, 4]  # the third column is empty
+    assert columns.index.tolist() == [1, 2, 0, 2]
+    assert columns.value.tolist() == [2.0, 4.0, 5.0, 0.0]
+    assert columns.start.dtype == columns.index.dtype == np.int32  # what HiGHS takes, no copy
+
+
+def test_a_matrix_that_does_not_fit_the_lp_is_refused_naming_its_size() -> None:
+    with pytest.raises(ValueError, match="rows up to 2 does not fit 1 columns of 2 rows"):
+        outside = SparseColumns.of([1.0], [2], [0], 1)  # row 2 of an LP with rows 0 and 1
+        LinearProgram(np.ones(1), outside, np.zeros(2), np.ones(2), np.zeros(1), np.ones(1))
+
+
 def test_a_warm_resolve_after_a_new_column_or_bound_finds_the_new_optimum_with_its_duals() -> None:
     # min x0 + 2 x1  s.t.  x0 + x1 = 3,  x0 <= 1
-    matrix = csc_matrix(np.array([[1.0, 1.0], [1.0, 0.0]]))
+    matrix = SparseColumns.of([1.0, 1.0, 1.0], [0, 1, 0], [0, 0, 1], 2)  # [[1, 1], [1, 0]]
     lp = LinearProgram(
         np.array([1.0, 2.0]),
         matrix,
@@ -35,7 +50,7 @@ def test_a_warm_resolve_after_a_new_column_or_bound_finds_the_new_optimum_with_i
     first = lp.solve()
     assert first is not None and first.objective == 5.0
     assert list(first.row_duals) == [2.0, -1.0]  # one more unit of demand costs 2; of room on x0 saves 1
-    lp.add_columns(np.array([0.5]), csc_matrix(np.array([[1.0], [0.0]])), np.zeros(1), np.full(1, np.inf))
+    lp.add_columns(np.array([0.5]), SparseColumns.of([1.0], [0], [0], 1), np.zeros(1), np.full(1, np.inf))
     second = lp.solve()
     assert second is not None and second.objective == 1.5 and list(second.x) == [0.0, 0.0, 3.0]
     lp.set_column_bounds(np.array([2]), np.zeros(1), np.ones(1))
