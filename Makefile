@@ -39,8 +39,9 @@ test: install
 	lint-imports
 	$(PYTHON) -m pytest -q -ra
 
+# Every benchmark in its quick mode (hack/bench/run_all.py); LAB=1 adds the ones that start a lab.
 bench: install
-	$(PYTHON) hack/bench/run_all.py
+	$(PYTHON) hack/bench/run_all.py $(if $(LAB),--lab)
 
 # The container image (buildah, no Docker; installs buildah and mmdebstrap if missing), and its
 # smoke test (CI runs both: .ci/run).

@@ -13,7 +13,7 @@ the three cases so none is always measured first:
 It prints, per case, the CPU the home apiserver and Spillover spent per pod (median of rounds)
 and the creation latency. Uses the default lab with Spillover serving.
 
-Usage: python hack/bench/admission_cost.py [--pods 300] [--rounds 4]
+Usage: python hack/bench/admission_cost.py [--pods 300] [--rounds 4] [--quick]
 """
 
 from __future__ import annotations
@@ -122,7 +122,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pods", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=4)
-    return asyncio.run(run(parser.parse_args()))
+    parser.add_argument("--quick", action="store_true", help="100 pods a round (what `make bench LAB=1` runs)")
+    args = parser.parse_args()
+    if args.quick:
+        args.pods = 100
+    return asyncio.run(run(args))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ The filter verb records every decision (extender/server/decisions.py) for the st
 Decisions ring, for a pod that spills (3 peers, 50 home nodes sent) and one placed at home, and
 prints the added cost per call and its ratio to the call.
 
-    python hack/bench/decisions_bench.py [--calls N]
+    python hack/bench/decisions_bench.py [--calls N] [--quick]
 """
 
 from __future__ import annotations
@@ -53,7 +53,10 @@ def _compare(bare: ExtenderVerbs, recorded: ExtenderVerbs, body: bytes, calls: i
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, default=5000)
+    parser.add_argument("--quick", action="store_true", help="1,000 calls per round (what `make bench` runs)")
     args = parser.parse_args()
+    if args.quick:
+        args.calls = 1000
     logging.disable(logging.CRITICAL)
     peers = [
         peer(name, nodes=[node_capacity(f"{name}-{i}", cpu_m=8000) for i in range(100)]) for name in ("a", "b", "c")

@@ -20,7 +20,7 @@ once, and the order rotates from round to round (use a multiple of the number of
 case that runs first in a round was measured 15-35 % slower than the same work run later (the
 lab still busy with the deletion before it), so a fixed order would favour whichever runs later.
 
-Usage: python hack/bench/scheduler_throughput.py [--pods 500] [--nodes 50] [--rounds 4] [--cases ...]
+Usage: python hack/bench/scheduler_throughput.py [--pods 500] [--nodes 50] [--rounds 4] [--cases ...] [--quick]
 """
 
 from __future__ import annotations
@@ -349,10 +349,14 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=4, help="a multiple of the number of cases (each runs first)")
     parser.add_argument("--lab-dir", default="~/.cache/spillover-lab/bench-lab")
     parser.add_argument("--keep", action="store_true", help="leave the bench lab running")
+    parser.add_argument("--quick", action="store_true", help="200 pods per round (what `make bench LAB=1` runs)")
     parser.add_argument(
         "--cases", default="", help=f"comma-separated cases (default {','.join(CASES)}) of: {', '.join(ALL_CASES)}"
     )
-    return asyncio.run(run(parser.parse_args()))
+    args = parser.parse_args()
+    if args.quick:
+        args.pods = 200
+    return asyncio.run(run(args))
 
 
 if __name__ == "__main__":
