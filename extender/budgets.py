@@ -23,6 +23,7 @@ from typing import Protocol
 
 from extender.capacity.model import PeerState
 from extender.kube.reflector import Handler
+from extender.marker import has_marker
 from extender.planner.pricing import cost_per_hour, money
 from extender.pod_requests import pod_requests
 from extender.resources import QuantityError, Resources
@@ -119,7 +120,9 @@ class Budgets(Handler[Pod]):
     def upsert(self, item: Pod) -> None:
         uid = item.metadata.uid
         phase = item.status.phase if item.status else ""
-        live = self.spilled(item) and item.metadata.deletion_timestamp is None and phase not in FINISHED
+        # A pod Spillover did not prepare runs nowhere, even on a virtual node: it costs nothing.
+        live = self.spilled(item) and has_marker(item) and item.metadata.deletion_timestamp is None
+        live = live and phase not in FINISHED
         if not live:
             self.delete(item)
             return

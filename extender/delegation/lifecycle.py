@@ -8,6 +8,9 @@ delegate drift apart, and how it is settled.
   its controller), that peer avoided by the workload for a while.
 - A proxy bound to a virtual node with no delegate in that peer for a while: failed.
 - A peer unreachable past its grace period: its controller-owned pods are recreated elsewhere.
+- A pod Spillover did not prepare, bound to a virtual node (a DaemonSet's pod that tolerates
+  every taint, bound there by the default binder): never failed (its DaemonSet would recreate it,
+  forever), told once why it does not run; only a deletion its owner asked for is confirmed.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from extender.kube.events import EventSink
 from extender.kube.raw import ApiError
 from extender.kube.tasks import TaskSet, every
 from extender.peers.directory import PeerDirectory
+from extender.resources import SPILLABLE
 from extender.wire.core import pod_decoder
 
 log = logging.getLogger("spillover.delegator")
@@ -34,6 +38,8 @@ STUCK_DELETION_SLACK = 30.0
 MISSING_DELEGATE_SECONDS = 30.0
 """A proxy bound to a virtual node this long with no delegate in that peer is failed (and, if a
 controller owns it, recreated): a bind cut off at the wrong moment must not leave it Pending forever."""
+NOT_PREPARED = "NotPreparedBySpillover"
+"""The reason of the Warning Event on a pod bound to a virtual node that Spillover did not prepare."""
 
 
 class Lifecycle:
@@ -60,6 +66,8 @@ class Lifecycle:
         self.remote_pending_timeout = remote_pending_timeout
         self.reactions = TaskSet("lifecycle", accepting=False)
         """What watch events start; taken only while leading (``lead`` catches up on the rest)."""
+        self.told_unprepared: set[str] = set()
+        """UIDs of the unprepared pods told why they do not run (once each)."""
 
     # ---- reactions to watch events (synchronous: schedule the async work) -------------
     def proxy_deleting(self, proxy: Proxy) -> None:
@@ -72,12 +80,20 @@ class Lifecycle:
     def delegate_gone(self, peer: str, uid: str) -> None:
         self.reactions.spawn(self._after_delegate_gone(peer, uid), f"delegate-gone-{uid}")
 
+    def unprepared_bound(self, pod: Proxy) -> None:
+        self.reactions.spawn(self._settle_unprepared(pod.uid), f"unprepared-{pod.uid}")
+
+    def unprepared_gone(self, uid: str) -> None:
+        self.told_unprepared.discard(uid)
+
     async def lead(self) -> None:
         """Act on every proxy the watches show deleted, then check the rest every second."""
         async with self.reactions.open():
             for proxy in list(self.view.proxies.values()):
                 if proxy.deleting:
                     self.proxy_deleting(proxy)
+            for pod in list(self.view.unprepared.values()):
+                self.unprepared_bound(pod)
             await every(CHECK_EVERY, self.check, "delegation check failed")
 
     async def check(self) -> None:
@@ -93,6 +109,32 @@ class Lifecycle:
             return
         proxy.deleting_since = time.monotonic()
         await self._finalise_proxy(proxy)
+
+    async def _settle_unprepared(self, uid: str) -> None:
+        """Leave it be, and say why once. No kubelet confirms a deletion on a virtual node, so one
+        its owner asked for (a DaemonSet given the affinity below lets go of it) is confirmed here,
+        as a kubelet would for a pod that never started; it would hang Terminating otherwise."""
+        pod = self.view.unprepared.get(uid)
+        if pod is None:
+            return
+        if pod.deleting:
+            if pod.deleting_since is None:
+                pod.deleting_since = time.monotonic()
+                await self.writer.force_delete_proxy(pod, "deleted; it never ran (not prepared by Spillover)")
+            return
+        if uid in self.told_unprepared:
+            return
+        self.told_unprepared.add(uid)
+        self.events.record(
+            pod.ref(),
+            NOT_PREPARED,
+            f"bound to virtual node {pod.node_name} (peer {pod.peer}), which runs only the pods Spillover prepared "
+            f"(its webhook gives pods of namespaces labelled {labels.ENABLED}=true the {SPILLABLE} resource); this "
+            f"pod has none, so it does not run, and Spillover leaves it alone. It was bound there by someone else: "
+            f"a DaemonSet whose pods tolerate every taint gets one on each virtual node. Keep it off them with a "
+            f"required node affinity {{key: {labels.VIRTUAL}, operator: DoesNotExist}} in the DaemonSet's pod template",
+            warning=True,
+        )
 
     async def _after_delegate_gone(self, peer: str, uid: str) -> None:
         proxy = self.view.proxies.get(uid)

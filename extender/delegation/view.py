@@ -145,6 +145,11 @@ class DelegationView(Protocol):
     def peers(self) -> Mapping[str, PeerDelegates]:
         """The delegates of each peer whose watches run, by peer name."""
 
+    @property
+    def unprepared(self) -> Mapping[str, Proxy]:
+        """Pods bound to a virtual node that Spillover did not prepare (``marker``), by UID: no
+        proxies (never failed, mirrored or given a delegate), only told why they do not run."""
+
     def proxies_on(self, peer: str) -> list[Proxy]: ...
 
     def notes(self, uid: str) -> ProxyNotes: ...
@@ -158,6 +163,7 @@ class Delegations:
     def __init__(self) -> None:
         self.proxies: dict[str, Proxy] = {}
         self.peers: dict[str, PeerDelegates] = {}
+        self.unprepared: dict[str, Proxy] = {}
         self._notes: dict[str, ProxyNotes] = {}
 
     def proxies_on(self, peer: str) -> list[Proxy]:
@@ -180,6 +186,8 @@ class Delegations:
         for uid in [uid for uid, proxy in self.proxies.items() if proxy.peer == peer]:
             del self.proxies[uid]
             self.forget(uid)
+        for uid in [uid for uid, pod in self.unprepared.items() if pod.peer == peer]:
+            del self.unprepared[uid]
 
     def delegate_phases(self) -> Iterator[tuple[str, str]]:
         """(peer, phase) of every delegate of this home the watches show (for the metrics)."""

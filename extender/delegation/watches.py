@@ -1,5 +1,6 @@
 """The watches behind delegation, on every replica: for each joined peer, this home's delegates
-in that peer and the home pods bound to its virtual node (the proxies).
+in that peer and the home pods bound to its virtual node: the proxies, and the pods Spillover did
+not prepare (no marker resource: a DaemonSet's that tolerates every taint), which are no proxies.
 
 The handlers are the only writers of the shared state (``delegation.view``); after each change
 they tell the controllers concerned, which act only while this replica leads.
@@ -20,6 +21,7 @@ from extender.delegation.sweep import OrphanSweeper
 from extender.delegation.view import Delegate, DelegatePod, Delegations, PeerDelegates, Proxy, proxy_from
 from extender.kube.api import PODS, WatchApi
 from extender.kube.reflector import Handler, Reflector
+from extender.marker import has_marker
 from extender.peers.directory import PeerRuntime
 from extender.peers.registry import PeerWork
 from extender.wire.core import ProxyPod
@@ -88,6 +90,18 @@ class DelegationWatches:
         self.state.forget(proxy.uid)
         self.lifecycle.proxy_gone(proxy)
 
+    def unprepared_changed(self, pod: Proxy) -> None:
+        """A pod Spillover did not prepare is on a virtual node: no proxy, only told why."""
+        old = self.state.unprepared.get(pod.uid)
+        if old is not None:
+            pod.deleting_since = old.deleting_since
+        self.state.unprepared[pod.uid] = pod
+        self.lifecycle.unprepared_bound(pod)
+
+    def unprepared_gone(self, uid: str) -> None:
+        self.state.unprepared.pop(uid, None)
+        self.lifecycle.unprepared_gone(uid)
+
     def delegate_changed(self, peer: str, item: DelegatePod) -> None:
         entry = self.state.peers.get(peer)
         uid = (item.metadata.labels or {}).get(labels.PROXY_UID, "")
@@ -134,15 +148,25 @@ class _ProxyHandler(Handler[ProxyPod]):
         self.peer = peer
 
     def replace(self, items: list[ProxyPod]) -> None:
-        fresh = {p.metadata.uid: proxy_from(p, self.peer) for p in items}
+        fresh = {p.metadata.uid: proxy_from(p, self.peer) for p in items if has_marker(p)}
         for uid, proxy in list(self.proxies.items()):
             if proxy.peer == self.peer and uid not in fresh:
                 del self.proxies[uid]  # gone while unwatched: the orphan sweep collects its delegate
         self.proxies.update(fresh)
         for proxy in fresh.values():
             self.w.proxy_changed(proxy)
+        listed = {p.metadata.uid for p in items}
+        for uid, pod in list(self.w.state.unprepared.items()):
+            if pod.peer == self.peer and uid not in listed:
+                self.w.unprepared_gone(uid)
+        for item in items:
+            if not has_marker(item):
+                self.w.unprepared_changed(proxy_from(item, self.peer))
 
     def upsert(self, item: ProxyPod) -> None:
+        if not has_marker(item):  # not Spillover's to run (its resources never change: no pod turns into one)
+            self.w.unprepared_changed(proxy_from(item, self.peer))
+            return
         proxy = proxy_from(item, self.peer)
         old = self.proxies.get(proxy.uid)
         if old is not None:
@@ -152,6 +176,9 @@ class _ProxyHandler(Handler[ProxyPod]):
         self.w.proxy_changed(proxy)
 
     def delete(self, item: ProxyPod) -> None:
+        if not has_marker(item):
+            self.w.unprepared_gone(item.metadata.uid)
+            return
         proxy = self.proxies.pop(item.metadata.uid, None) or proxy_from(item, self.peer)
         self.w.proxy_gone(proxy)
 

@@ -43,6 +43,7 @@ from extender.capacity.reservations import Reservations
 from extender.hints import HintError, parse_hints
 from extender.kube.api import PODS, Api
 from extender.kube.raw import ApiError
+from extender.marker import has_marker
 from extender.pod_requests import pod_requests
 from extender.pod_security import Level
 from extender.resources import SPILLABLE
@@ -110,16 +111,6 @@ def binding_body(
         "metadata": metadata,
         "target": {"apiVersion": "v1", "kind": "Node", "name": node},
     }
-
-
-def has_marker(pod: Pod) -> bool:
-    """Whether any container requests or limits the marker resource (kube-scheduler's
-    managedResources test looks at containers and init containers alike)."""
-    for container in [*pod.spec.containers, *(pod.spec.init_containers or ())]:
-        resources = container.resources
-        if resources is not None and (SPILLABLE in (resources.requests or {}) or SPILLABLE in (resources.limits or {})):
-            return True
-    return False
 
 
 class Binder:

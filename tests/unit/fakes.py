@@ -65,10 +65,12 @@ def peer_runtime(state: PeerState, api: FakeApiserver) -> PeerRuntime:
 
 
 def proxy_pod(name: str, peer_name: str = "east", **meta: Any) -> Object:
-    """A home pod bound to a peer's virtual node (a proxy)."""
+    """A home pod bound to a peer's virtual node (a proxy), with the marker the webhook adds."""
+    marker = {"spillover.io/spillable": "1"}
+    container = {"name": "app", "image": "nginx", "resources": {"requests": marker, "limits": marker}}
     return {
         "metadata": {"namespace": "shop", "name": name, "uid": f"uid-{name}", **meta},
-        "spec": {"nodeName": f"spillover-{peer_name}", "containers": [{"name": "app", "image": "nginx"}]},
+        "spec": {"nodeName": f"spillover-{peer_name}", "containers": [container]},
         "status": {"phase": "Pending"},
     }
 

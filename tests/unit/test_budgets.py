@@ -52,6 +52,15 @@ class Setup:
         self.budgets = Budgets(self.directory.by_virtual_node, self.namespaces, self.capacity.is_spilled)
 
 
+def test_a_pod_on_a_virtual_node_that_spillover_did_not_prepare_costs_nothing() -> None:
+    s = Setup()
+    foreign = msgspec.to_builtins(spilled("agent"))  # a DaemonSet's pod the default binder put there
+    del foreign["spec"]["containers"][0]["resources"]["requests"]["spillover.io/spillable"]
+    del foreign["spec"]["containers"][0]["resources"]["limits"]["spillover.io/spillable"]
+    s.budgets.replace([msgspec.convert(foreign, Pod), spilled("a")])
+    assert s.budgets.spent("shop") == 1.0  # a's price on east; the agent runs nowhere
+
+
 @pytest.mark.parametrize(("value", "cap"), [("2", 2.0), ("0.75", 0.75), ("0", 0.0), (".5", 0.5), ("10.25", 10.25)])
 def test_a_cap_is_a_plain_non_negative_decimal(value: str, cap: float) -> None:
     assert parse_cap({"spillover.io/max-spend-per-hour": value}) == cap
