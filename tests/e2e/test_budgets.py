@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 from spillover_lab import lab as lablib
 from spillover_lab import spillover as sp
@@ -29,6 +30,7 @@ from tests.e2e.workloads import create_deployment, delete_deployment, ensure_nam
 
 NAMESPACE = "capped"
 CAP = "spillover.io/max-spend-per-hour"
+POLICY = "spillover-budgets"
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -114,3 +116,54 @@ async def test_the_apiserver_refuses_a_cap_that_is_not_a_number_naming_the_value
     assert f"'{value}' is invalid" in json.loads(err.value.body)["message"]
     await set_cap(home, "0.5")  # a good one is taken
     await set_cap(home, None)
+
+
+async def test_labelling_a_namespace_that_already_carries_a_bad_cap_is_refused_naming_the_value(home: Cluster) -> None:
+    """A bad value cannot exist while the policy is bound, so one is made with the binding removed
+    (a namespace annotated before Spillover was installed), then the binding is restored and the
+    apiserver seen enforcing it again before the label is tried."""
+    admission = client.AdmissionregistrationV1Api(home.api)
+    saved = await admission.read_validating_admission_policy_binding(POLICY)
+    name, bad = unique("oldcap"), {CAP: "lots"}
+
+    async def refused_by_policy(call: Any) -> bool:
+        try:
+            await call
+        except ApiException as exc:
+            if POLICY not in (exc.body or ""):
+                raise
+            return True
+        return False
+
+    await admission.delete_validating_admission_policy_binding(POLICY)
+    try:
+
+        async def created_unbound() -> bool:
+            body = {"metadata": {"name": name, "annotations": bad}}
+            return not await refused_by_policy(home.core.create_namespace(body))
+
+        await eventually(created_unbound, 30, f"namespace {name} created with {CAP}='lots' while unbound")
+    finally:
+        meta = saved.metadata
+        restored = {
+            "metadata": {"name": POLICY, "labels": meta.labels, "annotations": meta.annotations},
+            "spec": home.api.sanitize_for_serialization(saved.spec),
+        }
+        await admission.create_validating_admission_policy_binding(restored)
+
+        async def enforced() -> bool:
+            body = {"metadata": {"name": unique("probe"), "annotations": bad}}
+            return await refused_by_policy(home.core.create_namespace(body, dry_run="All"))
+
+        await eventually(enforced, 30, f"the apiserver enforcing {POLICY} again", interval=0.5)
+    try:
+        await home.core.patch_namespace(name, {"metadata": {"labels": {"team": "a"}}})  # other updates pass
+        with pytest.raises(ApiException) as err:
+            await home.core.patch_namespace(name, {"metadata": {"labels": {"spillover.io/enabled": "true"}}})
+        assert err.value.status in (400, 403, 422)
+        message = json.loads(err.value.body)["message"]
+        assert f"namespace {name}: annotation {CAP}='lots' is invalid" in message and POLICY in message, message
+        labels = (await home.core.read_namespace(name)).metadata.labels
+        assert labels.get("spillover.io/enabled") is None and labels.get("team") == "a", labels
+    finally:
+        await home.core.delete_namespace(name)
