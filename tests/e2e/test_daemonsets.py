@@ -15,12 +15,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest_asyncio
-from kubernetes_asyncio.client.exceptions import ApiException
 from spillover_lab import lab as lablib
 
 from tests.e2e.conftest import Cluster
 from tests.e2e.waiting import eventually
-from tests.e2e.workloads import IMAGE, ensure_namespace, events_for, pods, unique
+from tests.e2e.workloads import IMAGE, delete_daemonset, ensure_namespace, events_for, pods, unique
 
 PLAIN = "plain-daemons"
 """Not labelled spillover.io/enabled: the webhook leaves its pods as they are."""
@@ -95,14 +94,5 @@ async def test_a_daemonset_tolerating_every_taint_runs_at_home_and_its_pods_on_v
         reasons = {e.reason for p, _ in stranded.values() for e in await events_for(home, PLAIN, p)}
         assert "DelegateMissing" not in reasons, reasons
     finally:
-        try:
-            await home.apps.delete_namespaced_daemon_set(name, PLAIN, propagation_policy="Foreground")
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-
-        async def gone() -> bool:
-            return not await pods(home, PLAIN, name)
-
         # The pods on virtual nodes go too: no kubelet confirms their deletion, Spillover does.
-        await eventually(gone, 60, f"{name}'s pods deleted, those on virtual nodes included")
+        await delete_daemonset(home, PLAIN, name)

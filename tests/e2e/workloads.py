@@ -6,6 +6,7 @@ import subprocess
 import sys
 import uuid
 from collections import Counter
+from collections.abc import Awaitable
 from typing import Any
 
 from kubernetes_asyncio.client.exceptions import ApiException
@@ -93,12 +94,24 @@ async def overflow_twelve(c: Cluster, namespace: str, name: str) -> dict[str, st
 
 
 async def delete_deployment(c: Cluster, namespace: str, name: str, timeout: float = 60) -> None:
+    await _delete_with_pods(c.apps.delete_namespaced_deployment(name, namespace, propagation_policy="Foreground"))
+    await _pods_gone(c, namespace, name, timeout)
+
+
+async def delete_daemonset(c: Cluster, namespace: str, name: str, timeout: float = 60) -> None:
+    await _delete_with_pods(c.apps.delete_namespaced_daemon_set(name, namespace, propagation_policy="Foreground"))
+    await _pods_gone(c, namespace, name, timeout)
+
+
+async def _delete_with_pods(call: Awaitable[Any]) -> None:
     try:
-        await c.apps.delete_namespaced_deployment(name, namespace, propagation_policy="Foreground")
+        await call
     except ApiException as exc:
         if exc.status != 404:
             raise
 
+
+async def _pods_gone(c: Cluster, namespace: str, name: str, timeout: float) -> None:
     async def gone() -> bool:
         return not await pods(c, namespace, name)
 
