@@ -116,6 +116,7 @@ class Spillover:
         ]
         self.reservations = Reservations(ttl=cfg.reservation_ttl)
         self.virtual_nodes = VirtualNodes(home, kubelet_endpoint(cfg))
+        self._nodes_written = False
 
         self.delegations = Delegations()
         avoid = AvoidList(cfg.avoid_peer_seconds)
@@ -282,6 +283,10 @@ class Spillover:
                 return False, f"home cache {reflector.name} not synced"
         if not self.registry.synced():
             return False, "peer caches not synced yet"
+        if not self._nodes_written:  # once: a later health flip is written within FLUSH_EVERY anyway
+            if not self.virtual_nodes.caught_up():
+                return False, "virtual nodes not written yet"
+            self._nodes_written = True
         return True, "ok"
 
     def _health_app(self) -> web.Application:

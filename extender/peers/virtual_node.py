@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import msgspec
@@ -29,6 +30,10 @@ LEASE_SECONDS = 40
 NODE_LEASE_NS = "kube-node-lease"
 RENEW_EVERY = 10.0
 FLUSH_EVERY = 0.25
+ADOPT_GRACE = 30.0
+"""Seconds a restarted process leaves an existing node's status alone while it syncs the peer."""
+ADOPTED = (-1, True, True)
+"""What ``_written`` holds for a node an earlier process created, before this one writes its status."""
 
 
 def virtual_node_name(peer: str) -> str:
@@ -149,6 +154,7 @@ class VirtualNodes:
         self._dirty: set[str] = set()
         self._written: dict[str, tuple[int, bool, bool]] = {}
         self._wake = asyncio.Event()
+        self._started = time.monotonic()
 
     def add(self, peer: PeerState) -> None:
         self.peers[peer.name] = peer
@@ -190,12 +196,12 @@ class VirtualNodes:
 
     async def sync(self, peer: PeerState) -> None:
         key = (peer.generation, peer.healthy, node_ready(peer))
-        if self._written.get(peer.name) == key:
+        written = self._written.get(peer.name)
+        if written == key:
             return
         name = virtual_node_name(peer.name)
         path = NODES.item(name)
-        first = peer.name not in self._written
-        if first:
+        if written is None:
             try:
                 await self.home.request("POST", NODES.collection(), node_body(peer, self.kubelet))
                 await self.renew_lease(peer.name)
@@ -205,10 +211,13 @@ class VirtualNodes:
             except ApiError as exc:
                 if exc.status != 409:
                     raise
-            body = node_body(peer, self.kubelet)
+            body = node_body(peer, self.kubelet)  # an earlier process's node: labels and taints brought up to date
             await self.home.request(
                 "PATCH", path, {"metadata": body["metadata"], "spec": body["spec"]}, content_type=PatchType.STRATEGIC
             )
+            self._written[peer.name] = ADOPTED
+        elif self.keeps_last_status(peer):
+            return
         else:
             await self.home.request(
                 "PATCH",
@@ -216,11 +225,38 @@ class VirtualNodes:
                 {"metadata": {"annotations": {labels.CAPACITY_GENERATION: str(peer.generation)}}},
                 content_type=PatchType.MERGE,
             )
+        if self.keeps_last_status(peer):
+            return
         status = {"status": node_status(peer, self.kubelet)}
         await self.home.request(
             "PATCH", NODES.item(name, subresource="status"), status, content_type=PatchType.STRATEGIC
         )
         self._written[peer.name] = key
+
+    def keeps_last_status(self, peer: PeerState) -> bool:
+        """Whether an existing node keeps what an earlier process wrote while this one's cache of
+        the peer is still filling (a restart). Writing "not synced" would turn the node NotReady
+        with no room for a moment, and kube-scheduler, which reads the node, would send the first
+        pods to whichever peer synced first (a pricier one, say). The extender's filter answers
+        from the cache meanwhile, so nothing is placed on the stale figures. Bounded by
+        ``ADOPT_GRACE``: a peer that does not sync by then is written as it is."""
+        return (
+            self._written.get(peer.name) == ADOPTED
+            and peer.reachable
+            and not peer.synced
+            and not peer.detaching
+            and time.monotonic() - self._started < ADOPT_GRACE
+        )
+
+    def caught_up(self) -> bool:
+        """Every node says what its peer's health is now (for /readyz: the scheduler reads the
+        nodes, so a replica is not ready before they are written)."""
+        for name, peer in self.peers.items():
+            written = self._written.get(name)
+            stale = written is None or written[1:] != (peer.healthy, node_ready(peer))
+            if stale and not self.keeps_last_status(peer):
+                return False
+        return True
 
     async def renew_lease(self, peer_name: str) -> None:
         name = virtual_node_name(peer_name)
@@ -244,6 +280,8 @@ class VirtualNodes:
             for name, peer in list(self.peers.items()):
                 try:
                     await self.renew_lease(name)
+                    if self._written.get(name) == ADOPTED and not self.keeps_last_status(peer):
+                        self.touch(peer)  # the grace is over: write the status as it is
                     if node_ready(peer):
                         await self._reassert_ready(peer)
                 except Exception as exc:

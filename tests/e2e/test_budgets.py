@@ -62,11 +62,26 @@ async def test_a_cap_lets_exactly_what_it_pays_for_spill_and_raising_it_lets_mor
     await create_deployment(home, NAMESPACE, app, 10, "2")
     try:
 
-        async def settled() -> tuple[int, int, int] | None:
-            where = placement(await pods(home, NAMESPACE, app))
-            return where if where == (4, 2, 4) else None
+        seen: list[tuple[int, int, int]] = []
 
-        await eventually(settled, 60, "4 pods at home, 2 in peers, 4 waiting")
+        async def settled() -> tuple[int, int, int] | None:
+            seen.append(placement(await pods(home, NAMESPACE, app)))
+            return seen[-1] if seen[-1] == (4, 2, 4) else None
+
+        try:
+            await eventually(settled, 60, "4 pods at home, 2 in peers, 4 waiting")
+        except AssertionError as exc:
+            now = await pods(home, NAMESPACE, app)
+            nodes = sorted(p.spec.node_name or "-" for p in now)
+            why = [
+                e.message
+                for p in now
+                if not p.spec.node_name
+                for e in await events_for(home, NAMESPACE, p.metadata.name)
+                if e.reason == "FailedScheduling"
+            ]
+            where = f"last (at home, in peers, waiting): {seen[-1]}; nodes {nodes}; {why[-1:]}"
+            raise AssertionError(f"{exc}; {where}") from None
         waiting = [p for p in await pods(home, NAMESPACE, app) if not p.spec.node_name]
 
         async def told() -> str | None:

@@ -1,12 +1,18 @@
 """A virtual node says NotReady only when the peer cannot run what it holds: pausing a peer keeps
-its node Ready with no room, so the node-lifecycle controller never taints it NoExecute."""
+its node Ready with no room, so the node-lifecycle controller never taints it NoExecute; and a
+restart does not flap it NotReady while the new process fills its cache of the peer."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from extender.peers.virtual_node import node_status
+import pytest
+
+from extender.kube.api import NODES
+from extender.peers import virtual_node
+from extender.peers.virtual_node import VirtualNodes, node_status
 from extender.scheduling.memory import peer
+from tests.unit.apiserver import FakeApiserver
 
 
 def _ready(status: dict[str, Any]) -> dict[str, str]:
@@ -41,3 +47,74 @@ def test_an_unreachable_or_detaching_peer_is_not_ready() -> None:
 
     assert (_ready(node_status(lost))["status"], _ready(node_status(lost))["reason"]) == ("False", "PeerUnreachable")
     assert _ready(node_status(leaving))["reason"] == "PeerDetaching"
+
+
+def _ready_of(home: FakeApiserver, name: str) -> dict[str, str]:
+    node = home.get_object(NODES, name)
+    assert node is not None
+    (condition,) = node["status"]["conditions"]
+    found: dict[str, str] = condition
+    return found
+
+
+async def test_a_restarted_process_leaves_the_node_ready_while_it_syncs_the_peer_then_writes_it() -> None:
+    home = FakeApiserver()
+    east = peer("east")
+    await VirtualNodes(home).sync(east)  # the earlier process: Ready, with room
+    restarted = VirtualNodes(home)
+    east.synced = False  # the new process's cache of east is still filling
+    restarted.add(east)
+
+    await restarted.sync(east)
+
+    assert _ready_of(home, "spillover-east")["reason"] == "PeerReady"
+    assert not any(c.path.endswith("/status") for c in home.writes("PATCH")[-1:])
+    assert restarted.caught_up()  # nothing to write yet: kept on purpose
+    east.synced = True
+    east.generation += 1
+    await restarted.sync(east)
+    assert _ready_of(home, "spillover-east")["message"].endswith("capacity cache is synced")
+    assert home.writes("PATCH")[-1].path.endswith("/status")
+    assert restarted.caught_up()
+
+
+async def test_a_peer_found_unreachable_at_restart_turns_its_node_not_ready_at_once() -> None:
+    home = FakeApiserver()
+    east = peer("east")
+    await VirtualNodes(home).sync(east)
+    restarted = VirtualNodes(home)
+    east.synced, east.reachable, east.unreachable_reason = False, False, "connection refused"
+    restarted.add(east)
+
+    await restarted.sync(east)
+
+    ready = _ready_of(home, "spillover-east")
+    assert (ready["status"], ready["reason"]) == ("False", "PeerUnreachable")
+
+
+async def test_the_old_status_is_kept_only_for_the_grace_then_written_as_it_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    home = FakeApiserver()
+    east = peer("east")
+    await VirtualNodes(home).sync(east)
+    restarted = VirtualNodes(home)
+    east.synced = False
+    await restarted.sync(east)
+    assert _ready_of(home, "spillover-east")["status"] == "True"
+
+    monkeypatch.setattr(virtual_node, "ADOPT_GRACE", 0.0)
+    restarted.add(east)
+    assert not restarted.caught_up()
+    await restarted.sync(east)
+
+    ready = _ready_of(home, "spillover-east")
+    assert (ready["status"], ready["message"]) == ("False", "peer east capacity cache has not synced yet")
+    assert restarted.caught_up()
+
+
+async def test_a_new_node_is_not_caught_up_until_written() -> None:
+    home = FakeApiserver()
+    nodes = VirtualNodes(home)
+    nodes.add(peer("east"))
+    assert not nodes.caught_up()
+    await nodes.sync(nodes.peers["east"])
+    assert nodes.caught_up() and home.get_object(NODES, "spillover-east") is not None
