@@ -113,6 +113,11 @@ class CopyKeeper:
         ]
         """Run on every replica (app.py starts them): a new leader knows home at once."""
 
+    @property
+    def caught_up(self) -> bool:
+        """No home object changed since its copies were last brought in step."""
+        return not self._dirty
+
     # ---- what the watches show (every replica) ----------------------------------------------
     def changed(self, key: Key) -> None:
         if key in self.users:

@@ -160,7 +160,7 @@ class PeerRegistry(Handler[PeerCluster]):
                     return
             self.directory.unusable.pop(name, None)
             before = runtime.state.health_reason()
-            self._apply_spec(runtime.state, pc)
+            apply_spec(runtime.state, pc)
             self.virtual_nodes.touch(runtime.state)
             told = runtime.state.health_reason()
         if told != before:
@@ -189,24 +189,6 @@ class PeerRegistry(Handler[PeerCluster]):
         except ApiError as exc:
             if exc.status not in (404, 409):
                 log.warning("could not add finalizer %s to PeerCluster %s: %s", FINALIZER, meta.name, exc)
-
-    @staticmethod
-    def _apply_spec(state: PeerState, pc: PeerCluster) -> None:
-        """Take in the PeerCluster's spec; a new generation only when something changed (its status,
-        which Spillover itself writes every few seconds, brings the same spec back each time)."""
-        spec = pc.spec
-        before = _spec_view(state)
-        state.cost = spec.cost
-        state.cost_per_gib = spec.cost_per_gi_b
-        state.cost_per_gpu = spec.cost_per_gpu
-        state.tier = spec.tier
-        state.paused = spec.paused
-        state.allowed_namespaces = spec.allowed_namespaces
-        state.remote_namespace = spec.namespace or None
-        state.pod_security = spec.pod_security
-        state.detaching = "its PeerCluster is being deleted" if pc.metadata.deletion_timestamp else ""
-        if _spec_view(state) != before:
-            state.bump()
 
     async def _start(self, name: str, kubeconfig_text: str, digest: str) -> PeerRuntime:
         raw = await self.connect(kubeconfig_text, f"PeerCluster {name}", self.peer_timeout)
@@ -361,3 +343,21 @@ class _Health(Handler[Any]):
 
     def failed(self, error: str) -> None:
         self.state.set_reachable(False, error[:300])
+
+
+def apply_spec(state: PeerState, pc: PeerCluster) -> None:
+    """Take in the PeerCluster's spec; a new generation only when something changed (its status,
+    which Spillover itself writes every few seconds, brings the same spec back each time)."""
+    spec = pc.spec
+    before = _spec_view(state)
+    state.cost = spec.cost
+    state.cost_per_gib = spec.cost_per_gi_b
+    state.cost_per_gpu = spec.cost_per_gpu
+    state.tier = spec.tier
+    state.paused = spec.paused
+    state.allowed_namespaces = spec.allowed_namespaces
+    state.remote_namespace = spec.namespace or None
+    state.pod_security = spec.pod_security
+    state.detaching = "its PeerCluster is being deleted" if pc.metadata.deletion_timestamp else ""
+    if _spec_view(state) != before:
+        state.bump()

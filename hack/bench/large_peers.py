@@ -95,14 +95,64 @@ def start_server(args: list[str]) -> tuple[subprocess.Popen[str], int, list[int]
     return proc, int(line[1]), [int(p) for p in line[2:]]
 
 
-def filter_body(name: str, peers: int, **spec: Any) -> bytes:
-    try:
-        from extender.scheduling.memory import pod_dict
-    except ImportError:  # the baseline kept it with the unit tests' fakes
-        from tests.unit.fakes import pod_dict
-
-    pod = pod_dict(name=name, **spec)
+def filter_body(name: str, peers: int, cpu: str = "500m", memory: str = "256Mi", **spec: Any) -> bytes:
+    """A filter request as kube-scheduler sends it for a pod the webhook prepared (the marker
+    resource and the virtual-node toleration), asking about every peer's virtual node."""
+    resources = {
+        "requests": {"cpu": cpu, "memory": memory, "spillover.io/spillable": "1"},
+        "limits": {"spillover.io/spillable": "1"},
+    }
+    pod = {
+        "metadata": {"name": name, "namespace": "shop", "uid": f"uid-{name}", "annotations": {}},
+        "spec": {
+            "containers": [{"name": "app", "image": "nginx", "resources": resources}],
+            "tolerations": [{"key": "spillover.io/virtual", "operator": "Exists", "effect": "NoSchedule"}],
+            **spec,
+        },
+        "status": {"phase": "Pending"},
+    }
     return json.dumps({"Pod": pod, "Nodes": None, "NodeNames": [f"spillover-p{i}" for i in range(peers)]}).encode()
+
+
+class BaselineState:
+    """What the baseline's filter asks of its scheduling state, answered from its registry's peers
+    (the baseline kept its only implementation with its unit tests)."""
+
+    def __init__(self, peers: dict[str, Any]) -> None:
+        self.peers = peers
+
+    def peer_for_node(self, node_name: str) -> Any:
+        return self.peers.get(node_name)
+
+    def is_virtual_node_name(self, node_name: str) -> bool:
+        return node_name.startswith("spillover-")
+
+    def home_node_exists(self, node_name: str) -> bool:
+        return False
+
+    async def confirm_home_node(self, node_name: str) -> bool:
+        return False
+
+    def namespace_labels(self, namespace: str) -> dict[str, str]:
+        return {}
+
+    def gang_peer(self, pod: Any, gang: str) -> str | None:
+        return None
+
+    def remember_pod(self, pod: Any, body: bytes) -> None:
+        pass
+
+    def note_spill_candidate(self, pod: Any) -> None:
+        pass
+
+    def avoided(self, pod: Any, peer: Any) -> str | None:
+        return None
+
+    def plan_score(self, pod: Any, peer: Any) -> int | None:
+        return None
+
+    async def bind(self, pod_namespace: str, pod_name: str, pod_uid: str, node_name: str) -> None:
+        raise RuntimeError("the bench only filters")
 
 
 class Monitor:
@@ -186,13 +236,11 @@ async def compose(kubeconfig: str) -> tuple[Composed, Any]:
 
         from extender.kube.raw import RawClient
         from extender.peers.registry import PeerRegistry as OldRegistry
-        from tests.unit.fakes import FakeState
 
         home = RawClient(await kube_client.from_text(kubeconfig, "bench home"), timeout=5.0)
         virtual_nodes = OldVirtualNodes(home)
         old = OldRegistry(home, virtual_nodes, reservations, peer_timeout=5.0)
-        state = FakeState()
-        state.peers = old.by_virtual_node
+        state = BaselineState(old.by_virtual_node)
         loops = [old.reflector.run(), virtual_nodes.run_flush(), virtual_nodes.run_leases(), old.run_status()]
         return Composed(home, old, old.by_virtual_node, loops), ExtenderVerbs(state, Metrics())
     from extender.peers.directory import PeerDirectory

@@ -171,6 +171,7 @@ class FakeApiserver:
         self._holds: dict[tuple[str, str], asyncio.Event] = {}
         self._answers: dict[tuple[str, str], Callable[[Any], Any]] = {}
         self._watches: list[_Watch] = []
+        self._expire_pages: set[int] = set()
         self.logs: dict[str, list[bytes]] = {}
         """A pod's log, by the pod's path."""
         for resource, obj in objects:
@@ -198,6 +199,11 @@ class FakeApiserver:
     def fail(self, method: str, path: str, status: int, message: str = "") -> None:
         """The next ``method`` on ``path`` answers ``status``."""
         self._failures.append((method, path, status, message or f"injected HTTP {status}"))
+
+    def expire_page(self, start: int) -> None:
+        """The next list page asked for from item ``start`` on (its continue token) answers 410
+        Expired, as an apiserver does once compaction passed the list's snapshot."""
+        self._expire_pages.add(start)
 
     def hold(self, method: str, path: str) -> asyncio.Event:
         """``method`` on ``path`` waits until the returned event is set (then proceeds)."""
@@ -303,9 +309,21 @@ class FakeApiserver:
         raise NotImplementedError(f"the fake apiserver does not serve {method} {path}")
 
     def _list(self, where: _Where, query: dict[str, str]) -> Object:
+        """With ``limit``, a page of it: the continue token is "<next item>/<resourceVersion>", and
+        every page of one list carries the first page's resourceVersion (one snapshot)."""
         labels, fields = query.get("labelSelector", ""), query.get("fieldSelector", "")
         items = [o for k, o in self._objects.items() if where.matches(k) and selected(o, labels, fields)]
-        return {"kind": "List", "metadata": {"resourceVersion": str(next(self._version))}, "items": items}
+        if "limit" not in query:
+            return {"kind": "List", "metadata": {"resourceVersion": str(next(self._version))}, "items": items}
+        start, _, version = query.get("continue", "").partition("/")
+        first = int(start or 0)
+        if first in self._expire_pages and query.get("continue"):
+            self._expire_pages.discard(first)
+            raise _error(410, "Expired", "continue parameter is too old", "GET", where.prefix)
+        version = version or str(next(self._version))
+        end = min(len(items), first + int(query["limit"]))
+        token = f"{end}/{version}" if end < len(items) else ""
+        return {"kind": "List", "metadata": {"resourceVersion": version, "continue": token}, "items": items[first:end]}
 
     def _create(self, where: _Where, body: Object) -> Object:
         meta = body.setdefault("metadata", {})

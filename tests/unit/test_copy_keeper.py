@@ -121,7 +121,7 @@ async def test_objects_spillover_did_not_make_and_another_homes_copies_are_never
     async with world.leading():
         await until(lambda: len(world.copies.ignored) == 2)
         await world.home.request("PATCH", CONFIGMAPS.item("settings", "shop"), {"data": {"mode": "red"}})
-        await until(lambda: not world.copies._dirty)
+        await until(lambda: world.copies.caught_up)
 
     assert world.api().writes() == []
     assert (in_peer(world, "settings") or {})["data"] == {"mode": "peer's"}

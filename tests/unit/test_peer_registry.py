@@ -99,15 +99,15 @@ async def test_pausing_a_peer_tells_its_peercluster_at_once_and_never_says_placi
 
 
 def test_a_peercluster_event_that_changes_no_spec_field_changes_no_generation() -> None:
-    from extender.peers.registry import PeerRegistry
+    from extender.peers.registry import apply_spec
     from extender.scheduling.memory import peer
 
     east = peer("east")
     spec = msgspec.convert({"metadata": {"name": "east"}, "spec": {"cost": 2.0, "tier": 1}}, PeerCluster)
-    PeerRegistry._apply_spec(east, spec)
+    apply_spec(east, spec)
     first = east.generation
-    PeerRegistry._apply_spec(east, spec)  # the same spec again: a status write brought it back
+    apply_spec(east, spec)  # the same spec again: a status write brought it back
     assert east.generation == first and east.cost == 2.0
     paused = msgspec.convert({"metadata": {"name": "east"}, "spec": {"paused": True}}, PeerCluster)
-    PeerRegistry._apply_spec(east, paused)
+    apply_spec(east, paused)
     assert east.generation > first and east.paused

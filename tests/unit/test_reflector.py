@@ -5,14 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from functools import partial
-from typing import Any
-
-import msgspec
 
 from extender.kube.api import NODES
-from extender.kube.raw import ApiError
 from extender.kube.reflector import Handler, Listing, Reflector
 from extender.wire.core import Node
 from tests.unit.apiserver import FakeApiserver
@@ -55,31 +50,15 @@ async def test_a_reflector_in_backoff_retries_at_once_when_woken() -> None:
         await asyncio.gather(task, return_exceptions=True)
 
 
-class PagedServer:
-    """Lists ``total`` nodes ``limit`` at a time; the continue token of page ``expire_at`` is refused
-    once with 410 (expired), as an apiserver does when the list took longer than its compaction."""
+def paged_server(total: int) -> FakeApiserver:
+    """``total`` nodes, n0, n1, ..., listed in that order."""
+    return FakeApiserver(*((NODES, {"metadata": {"name": f"n{i}"}}) for i in range(total)))
 
-    def __init__(self, total: int, expire_at: int | None = None) -> None:
-        self.total = total
-        self.expire_at = expire_at
-        self.queries: list[dict[str, str]] = []
 
-    async def list_page(self, path: str, query: Any = ()) -> bytes:
-        asked = {k: str(v) for k, v in query}
-        self.queries.append(asked)
-        start = int(asked.get("continue", "0"))
-        if self.expire_at is not None and start == self.expire_at:
-            self.expire_at = None
-            raise ApiError(410, b'{"reason":"Expired","message":"continue parameter is too old"}', "GET", path)
-        limit = int(asked["limit"])
-        end = min(self.total, start + limit)
-        token = str(end) if end < self.total else ""
-        items = [{"metadata": {"name": f"n{i}"}} for i in range(start, end)]
-        return msgspec.json.encode({"metadata": {"resourceVersion": "7", "continue": token}, "items": items})
-
-    async def stream_lines(self, path: str, query: Any, idle_timeout: float = 0) -> AsyncIterator[bytes]:
-        await asyncio.sleep(3600)
-        yield b""
+def continues(server: FakeApiserver) -> list[str | None]:
+    """The item each list call started from (None: a list from the start)."""
+    lists = [c.query for c in server.calls if c.method == "GET" and c.path == NODES.collection()]
+    return [q["continue"].split("/")[0] if "continue" in q else None for q in lists]
 
 
 class PageRecorder(Handler[Node]):
@@ -104,8 +83,8 @@ class PageRecorder(Handler[Node]):
         return _Pages()
 
 
-async def _synced(server: PagedServer, handler: Handler[Node]) -> Reflector[Node]:
-    reflector = Reflector(server, "/api/v1/nodes", Node, handler, name="peer/nodes", page_size=2)  # type: ignore[arg-type]
+async def _synced(server: FakeApiserver, handler: Handler[Node]) -> Reflector[Node]:
+    reflector = Reflector(server, NODES.collection(), Node, handler, name="peer/nodes", page_size=2)
     task = asyncio.create_task(reflector.run())
     try:
         await asyncio.wait_for(reflector.synced.wait(), 5)
@@ -116,22 +95,25 @@ async def _synced(server: PagedServer, handler: Handler[Node]) -> Reflector[Node
 
 
 async def test_a_list_comes_page_by_page_and_counts_once_complete() -> None:
-    server, handler = PagedServer(total=5), PageRecorder()
+    server, handler = paged_server(5), PageRecorder()
     reflector = await _synced(server, handler)
     assert handler.pages == [["n0", "n1"], ["n2", "n3"], ["n4"]]
     assert handler.done == [["n0", "n1", "n2", "n3", "n4"]]
-    assert [q.get("continue") for q in server.queries] == [None, "2", "4"]
-    assert all(q["limit"] == "2" for q in server.queries) and reflector.resource_version == "7"
+    assert continues(server) == [None, "2", "4"]
+    lists = [c.query for c in server.calls if c.method == "GET"]
+    first_version = lists[1]["continue"].split("/")[1]
+    assert all(q["limit"] == "2" for q in lists) and reflector.resource_version == first_version
 
 
 async def test_a_list_whose_continue_token_expired_starts_over_and_only_the_complete_one_counts() -> None:
-    server, handler = PagedServer(total=5, expire_at=4), PageRecorder()
+    server, handler = paged_server(5), PageRecorder()
+    server.expire_page(4)
     await _synced(server, handler)
     assert handler.done == [["n0", "n1", "n2", "n3", "n4"]]  # the list cut short never took effect
-    assert [q.get("continue") for q in server.queries] == [None, "2", "4", None, "2", "4"]
+    assert continues(server) == [None, "2", "4", None, "2", "4"]
 
 
 async def test_a_handler_without_pages_gets_the_whole_list_in_replace() -> None:
-    server, handler = PagedServer(total=3), Recorder()
+    server, handler = paged_server(3), Recorder()
     await _synced(server, handler)
     assert handler.items == ["n0", "n1", "n2"]
