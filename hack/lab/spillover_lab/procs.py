@@ -1,7 +1,9 @@
 """Start, record and stop lab processes by PID, and pick free loopback ports.
 
-A PID is only signalled after its /proc cmdline is checked against what was recorded, so a
-stale PID file can never make `down` kill an unrelated process that reused the number.
+A PID is only signalled after /proc shows the process recorded: the same start time (in clock
+ticks since boot, which no later process with that number can have) and the same command line,
+so a stale record can never make `down` kill an unrelated process that reused the number (another
+clone's lab, whose `python3 -m extender serve` starts with the same argv0).
 """
 
 from __future__ import annotations
@@ -65,14 +67,20 @@ class Proc:
     argv0: str
     log: str
     argv: list[str] | None = None
+    start_ticks: int | None = None
+    """When the process started (/proc/PID/stat field 22), recorded at start."""
 
     def alive(self) -> bool:
         """Alive and still the program we started (guards against PID reuse)."""
         try:
-            cmdline = Path(f"/proc/{self.pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+            cmdline = Path(f"/proc/{self.pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
         except (FileNotFoundError, ProcessLookupError, PermissionError):
             return False
-        if cmdline != self.argv0:
+        if cmdline and cmdline[-1] == "":
+            cmdline.pop()
+        if cmdline[:1] != [self.argv0] or (self.argv is not None and cmdline != self.argv):
+            return False
+        if self.start_ticks is not None and start_ticks(self.pid) != self.start_ticks:
             return False
         try:
             status = Path(f"/proc/{self.pid}/status").read_text()
@@ -81,7 +89,14 @@ class Proc:
         return "State:\tZ" not in status
 
     def to_json(self) -> dict[str, object]:
-        return {"name": self.name, "pid": self.pid, "argv0": self.argv0, "log": self.log, "argv": self.argv}
+        return {
+            "name": self.name,
+            "pid": self.pid,
+            "argv0": self.argv0,
+            "log": self.log,
+            "argv": self.argv,
+            "start_ticks": self.start_ticks,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, object]) -> Proc:
@@ -92,6 +107,7 @@ class Proc:
             str(data["argv0"]),
             str(data["log"]),
             [str(a) for a in argv] if isinstance(argv, list) else None,
+            int(str(ticks)) if (ticks := data.get("start_ticks")) is not None else None,
         )
 
 
@@ -107,13 +123,25 @@ def start(name: str, argv: list[str], log: Path, env: dict[str, str] | None = No
             start_new_session=True,
             env=env,
         )
-    started = Proc(name=name, pid=proc.pid, argv0=argv[0], log=str(log), argv=list(argv))
+    started = Proc(
+        name=name, pid=proc.pid, argv0=argv[0], log=str(log), argv=list(argv), start_ticks=start_ticks(proc.pid)
+    )
     # Until the child has exec'd, /proc shows the parent's command line, and alive() would call
     # a process that is starting fine "exited" (seen on a loaded machine).
     deadline = time.monotonic() + 5
     while not started.alive() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
     return started
+
+
+def start_ticks(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat), None if gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()  # the name (field 2) may hold spaces: fields 3.. follow it
+    return int(fields[19])
 
 
 def stop(proc: Proc, timeout: float = 10.0) -> bool:
