@@ -384,8 +384,7 @@ def run_version(code: Path, peers: int, nodes: int, pods: int, rate: float, stea
 
 
 def baseline_tree(rev: str, into: Path) -> Path:
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "extender", "tests/unit/fakes.py",
-                              "tests/__init__.py", "tests/unit/__init__.py"], capture_output=True, check=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "extender"], capture_output=True, check=True)
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
     return into
 
