@@ -53,6 +53,7 @@ from extender.peers.virtual_node import VirtualNodes
 from extender.planner.live import HOME_PODS_QUERY, BacklogPods, LivePlanner
 from extender.repatriation.controller import Repatriation
 from extender.scheduling.binder import Binder
+from extender.scheduling.refusals import PeerRefusals
 from extender.server.decisions import Decisions
 from extender.server.extender_app import start_extender_server
 from extender.server.http_server import JsonPostServer
@@ -120,6 +121,7 @@ class Spillover:
 
         self.delegations = Delegations()
         avoid = AvoidList(cfg.avoid_peer_seconds)
+        refusals = PeerRefusals()  # filter's and bind's lasting refusals, for the planner too
         writer = ProxyWriter(home, self.delegations, self.events, self.metrics)
         mirror = StatusMirror(self.delegations, writer, self.events)
         lifecycle = Lifecycle(
@@ -147,7 +149,7 @@ class Spillover:
 
         self.planner = LivePlanner(
             self.directory.states,
-            PlannerVeto(self.home_namespaces, avoid),
+            PlannerVeto(self.home_namespaces, avoid, refusals),
             self.metrics,
             in_flight=self.reservations.holds,
             backlog=backlog,
@@ -177,6 +179,7 @@ class Spillover:
             on_peer_bound=self.planner.bound,
             trust_filtered=scheduler_only(cfg),
             budgets=self.budgets,
+            refusals=refusals,
         )
         self.state = LiveState(
             home,

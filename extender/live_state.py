@@ -25,6 +25,7 @@ from extender.kube.reflector import Handler
 from extender.peers.directory import PeerDirectory
 from extender.scheduling.binder import Binder
 from extender.scheduling.filter import namespace_refusal
+from extender.scheduling.refusals import PeerRefusals
 from extender.scheduling.state import BindError
 from extender.wire.core import Node, Pod
 
@@ -117,15 +118,19 @@ class HomeView:
 
 class PlannerVeto:
     """What keeps a pod off a peer besides room, for the planner: the rules filter applies too
-    (the peer's allowedNamespaces, a workload withdrawn from the peer recently)."""
+    (the peer's allowedNamespaces, a workload withdrawn from the peer recently), and what filter or
+    bind found the peer would refuse (its Pod Security level, a bind the peer refused)."""
 
-    def __init__(self, namespaces: HomeNamespaces, avoid: AvoidList) -> None:
+    def __init__(self, namespaces: HomeNamespaces, avoid: AvoidList, refusals: PeerRefusals) -> None:
         self.namespaces = namespaces
         self.avoid = avoid
+        self.refusals = refusals
 
     def __call__(self, pod: Pod, peer: PeerState) -> str | None:
         namespace = pod.metadata.namespace
         refusal = namespace_refusal(peer, namespace, self.namespaces.labels.get(namespace, {}))
+        if refusal is None:
+            refusal = self.refusals.get(pod.metadata.uid, peer)
         return refusal if refusal is not None else self.avoid.avoided(pod, peer.name)
 
 
@@ -191,9 +196,12 @@ class LiveState:
         return self.namespaces.opted_in(namespace)
 
     def avoided(self, pod: Pod, peer: PeerState) -> str | None:
-        if (refused := self.binder.refused_before(pod, peer.name)) is not None:
+        if (refused := self.binder.refused_before(pod, peer)) is not None:
             return refused
         return self.avoid.avoided(pod, peer.name)
+
+    def note_refusal(self, pod: Pod, peer: PeerState, reason: str) -> None:
+        self.binder.refused.note(pod.metadata.uid, peer.name, reason, peer.pod_security)
 
     def note_spill_candidate(self, pod: Pod) -> None:
         if self.planner is not None:

@@ -48,14 +48,13 @@ from extender.pod_requests import pod_requests
 from extender.pod_security import Level
 from extender.resources import SPILLABLE
 from extender.scheduling.filter import namespace_refusal, not_known, not_opted_in
+from extender.scheduling.refusals import PeerRefusals
 from extender.scheduling.state import BindError, BindRefused
 from extender.wire.core import Pod, Taint, pod_decoder
 
 log = logging.getLogger("spillover.bind")
 FILTERED_PODS = 20_000
 FILTERED_POD_SECONDS = 120.0
-REFUSALS = 100_000
-REFUSAL_SECONDS = 300.0
 """How long a lasting refusal (BindRefused) keeps a pod off a peer before a bind may try again."""
 
 
@@ -124,6 +123,7 @@ class Binder:
         on_peer_bound: Callable[[Pod, str], None] | None = None,
         trust_filtered: bool = True,
         budgets: Budget | None = None,
+        refusals: PeerRefusals | None = None,
     ) -> None:
         self.home = home
         self.peers = peers_by_virtual_node
@@ -138,11 +138,12 @@ class Binder:
         when the extender's caller can only be the scheduler."""
         self.filtered_pods: TTLCache[str, tuple[Pod, bytes]] = TTLCache(maxsize=FILTERED_PODS, ttl=FILTERED_POD_SECONDS)
         """Pods filter passed (decoded, and as sent), by UID: their bind follows within ms."""
-        self.refused: TTLCache[tuple[str, str], str] = TTLCache(maxsize=REFUSALS, ttl=REFUSAL_SECONDS)
-        """(pod uid, peer) -> why a bind there failed for a reason that lasts (BindRefused)."""
+        self.refused = refusals if refusals is not None else PeerRefusals()
+        """Why a bind to a peer failed for a reason that lasts (BindRefused), shared with filter
+        and the planner."""
 
-    def refused_before(self, pod: Pod, peer: str) -> str | None:
-        return self.refused.get((pod.metadata.uid, peer)) if self.refused else None
+    def refused_before(self, pod: Pod, peer: PeerState) -> str | None:
+        return self.refused.get(pod.metadata.uid, peer)
 
     async def bind(self, namespace: str, name: str, uid: str, node: str) -> None:
         pod, body = await self._get_pod(namespace, name, uid)
@@ -197,7 +198,7 @@ class Binder:
             if self.budgets is not None:
                 self.budgets.release(uid)
             if isinstance(exc, BindRefused):
-                self.refused[(uid, peer.name)] = str(exc)
+                self.refused.note(uid, peer.name, str(exc))
             if undo is not None:
                 try:
                     await undo()

@@ -192,7 +192,9 @@ class _Judge:
         if refused := namespace_refusal(peer, self.pod.metadata.namespace, self.namespace_labels()):
             return refused, False
         if peer.pod_security is not Level.PRIVILEGED and (found := self.security_findings(peer.pod_security)):
-            return pod_security.refusal_text(peer.name, peer.pod_security, found), False
+            refusal = pod_security.refusal_text(peer.name, peer.pod_security, found)
+            self.state.note_refusal(self.pod, peer, refusal)
+            return refusal, False
         if (avoided := self.state.avoided(self.pod, peer)) is not None:
             return avoided, False
         if hints.gang is not None:

@@ -42,6 +42,8 @@ class InMemoryState:
         self.avoid: dict[str, str] = {}
         """peer name -> reason, as delegation remembers peers a workload was withdrawn from."""
         self.candidates: list[str] = []
+        self.refusals: dict[tuple[str, str], str] = {}
+        """(pod name, peer) -> what filter noted the peer would refuse the pod for."""
         self.gangs: dict[str, str] = {}
         self.gang_reasons: dict[str, str] = {}
         self.remembered: dict[str, tuple[Pod, bytes]] = {}
@@ -80,6 +82,9 @@ class InMemoryState:
 
     def note_spill_candidate(self, pod: Pod) -> None:
         self.candidates.append(pod.metadata.name)
+
+    def note_refusal(self, pod: Pod, peer: PeerState, reason: str) -> None:
+        self.refusals[(pod.metadata.name, peer.name)] = reason
 
     def avoided(self, pod: Pod, peer: PeerState) -> str | None:
         return self.avoid.get(peer.name)

@@ -49,6 +49,10 @@ class SchedulingState(Protocol):
         """Why this pod's workload must stay away from the peer for now (it was withdrawn from
         there), or None. Without it a withdrawn pod would be sent straight back (ping-pong)."""
 
+    def note_refusal(self, pod: Pod, peer: PeerState, reason: str) -> None:
+        """Filter found that the peer would refuse the pod (Pod Security): the planner is told,
+        so it holds no room for the pod there."""
+
     def note_spill_candidate(self, pod: Pod) -> None:
         """The pod has no home node left (or prefers peers): the planner should place it."""
 

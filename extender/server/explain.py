@@ -63,6 +63,9 @@ class _WithoutSideEffects:
     def note_spill_candidate(self, pod: Pod) -> None:
         return None
 
+    def note_refusal(self, pod: Pod, peer: PeerState, reason: str) -> None:
+        return None
+
     def remember_pod(self, pod: Pod, body: bytes) -> None:
         return None
 

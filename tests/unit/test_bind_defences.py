@@ -209,8 +209,8 @@ async def test_a_lasting_refusal_from_the_peer_is_remembered_for_filter() -> Non
     binder, _, _ = binder_for(pod, delegation=Delegation(refuse=why))
     with pytest.raises(BindRefused, match="not copied there by Spillover"):
         await binder.bind(*meta(pod), "spillover-east")
-    assert binder.refused_before(msgspec.convert(pod, Pod), "east") == why
-    assert binder.refused_before(msgspec.convert(pod, Pod), "west") is None
+    assert binder.refused_before(msgspec.convert(pod, Pod), peer("east")) == why
+    assert binder.refused_before(msgspec.convert(pod, Pod), peer("west")) is None
 
 
 async def test_when_the_caller_may_not_be_the_scheduler_the_pod_filter_saw_is_not_believed() -> None:

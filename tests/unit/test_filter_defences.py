@@ -14,12 +14,13 @@ from extender.capacity.reservations import Reservations
 from extender.config import Config
 from extender.delegation.avoid import AvoidList
 from extender.home_capacity import HomeCapacity
-from extender.live_state import HomeNamespaces, LiveState
+from extender.live_state import HomeNamespaces, LiveState, PlannerVeto
 from extender.peers.directory import PeerDirectory
 from extender.pod_security import Level
 from extender.scheduling.binder import Binder
 from extender.scheduling.filter import Outcome, filter_nodes
 from extender.scheduling.memory import OPTED_IN, InMemoryHome, InMemoryState, make_pod, peer, pod_dict
+from extender.scheduling.refusals import PeerRefusals
 from tests.unit.apiserver import FakeApiserver
 
 EAST, WEST, NORTH = "spillover-east", "spillover-west", "spillover-north"
@@ -91,7 +92,7 @@ def test_a_lasting_bind_refusal_keeps_that_peer_off_the_pod_in_filter() -> None:
     state = LiveState(home, directory, HomeCapacity(), namespaces, binder, AvoidList(300))
     pod = make_pod()
     why = "the pod references Secret db and Secret shop/db in peer east was not copied there by Spillover"
-    binder.refused[(pod.metadata.uid, "east")] = why
+    binder.refused.note(pod.metadata.uid, "east", why)
     out = filter_nodes(state, pod, [EAST])
     assert out.result.FailedAndUnresolvableNodes == {EAST: why}
 
@@ -104,3 +105,35 @@ def test_bind_believes_what_filter_was_sent_only_when_the_extender_listens_on_lo
     address: str, trusted: bool
 ) -> None:
     assert scheduler_only(Config(bind_address=address)) is trusted
+
+
+def test_a_pod_security_refusal_filter_found_keeps_the_planner_off_that_peer_until_the_level_changes() -> None:
+    east = peer("east")
+    east.pod_security = Level.BASELINE
+    home = FakeApiserver()
+    refusals = PeerRefusals()
+    binder = Binder(home, {east.virtual_node: east}, Reservations(), InMemoryHome(), refusals=refusals)
+    namespaces = HomeNamespaces()
+    namespaces.labels = {"shop": dict(OPTED_IN)}
+    directory = PeerDirectory()
+    directory.by_virtual_node[east.virtual_node] = east
+    state = LiveState(home, directory, HomeCapacity(), namespaces, binder, AvoidList(300))
+    veto = PlannerVeto(namespaces, AvoidList(300), refusals)
+    pod = make_pod()
+    assert veto(pod, east) is None  # nothing known of the pod yet
+
+    filter_nodes(state, pod, [EAST], json.dumps(pod_dict(hostNetwork=True)).encode())
+
+    assert veto(pod, east) == (
+        'peer east enforces Pod Security "baseline" (PeerCluster spec.podSecurity) and would refuse the pod: '
+        "host namespaces (hostNetwork=true)"
+    )
+    east.pod_security = Level.PRIVILEGED  # the peer's owner accepts anything now
+    assert veto(pod, east) is None
+
+
+def test_filter_tells_the_state_which_peers_pod_security_refuses_the_pod() -> None:
+    state = levels(Level.RESTRICTED, Level.BASELINE, Level.PRIVILEGED)
+    body = json.dumps(pod_dict(hostNetwork=True)).encode()
+    filter_nodes(state, make_pod(), [EAST, WEST, NORTH], body)
+    assert sorted(state.refusals) == [("web-1", "east"), ("web-1", "west")]
