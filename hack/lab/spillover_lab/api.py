@@ -49,7 +49,8 @@ class Api:
 
     def ready(self) -> bool:
         try:
-            return self.request("GET", "/readyz", timeout=2.0) == "ok"
+            answer: object = self.request("GET", "/readyz", timeout=2.0)
+            return answer == "ok"
         except (OSError, ApiError):
             return False
 

