@@ -42,6 +42,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -116,7 +117,8 @@ def filter_body(name: str, peers: int, cpu: str = "500m", memory: str = "256Mi",
 
 class BaselineState:
     """What the baseline's filter asks of its scheduling state, answered from its registry's peers
-    (the baseline kept its only implementation with its unit tests)."""
+    (the baseline kept its only implementation with its unit tests). It answers the baseline's
+    ExtenderVerbs, not this tree's SchedulingState."""
 
     def __init__(self, peers: dict[str, Any]) -> None:
         self.peers = peers
@@ -223,32 +225,21 @@ class Composed:
 
 
 async def compose(kubeconfig: str) -> tuple[Composed, Any]:
-    """This tree's Spillover (peer directory, registry, status writer), or the baseline's (before
-    the layers were split: a registry that was its own directory); and the filter verb over it."""
+    """This tree's Spillover (peer directory, registry, status writer), or the baseline's; and the
+    filter verb over it."""
+    if importlib.util.find_spec("extender.peers.directory") is None:  # the baseline
+        return await compose_baseline(kubeconfig)
     from extender.capacity.reservations import Reservations
     from extender.kube import client as kube_client
-    from extender.server.extender_app import ExtenderVerbs
-    from extender.server.metrics import Metrics
-
-    reservations = Reservations()
-    if importlib.util.find_spec("extender.peers.directory") is None:  # the baseline
-        from extender.delegation.virtual_node import VirtualNodes as OldVirtualNodes
-
-        from extender.kube.raw import RawClient
-        from extender.peers.registry import PeerRegistry as OldRegistry
-
-        home = RawClient(await kube_client.from_text(kubeconfig, "bench home"), timeout=5.0)
-        virtual_nodes = OldVirtualNodes(home)
-        old = OldRegistry(home, virtual_nodes, reservations, peer_timeout=5.0)
-        state = BaselineState(old.by_virtual_node)
-        loops = [old.reflector.run(), virtual_nodes.run_flush(), virtual_nodes.run_leases(), old.run_status()]
-        return Composed(home, old, old.by_virtual_node, loops), ExtenderVerbs(state, Metrics())
     from extender.peers.directory import PeerDirectory
     from extender.peers.registry import PeerRegistry
     from extender.peers.status import PeerStatusWriter
     from extender.peers.virtual_node import VirtualNodes
     from extender.scheduling.memory import InMemoryState
+    from extender.server.extender_app import ExtenderVerbs
+    from extender.server.metrics import Metrics
 
+    reservations = Reservations()
     home = await kube_client.connect_text(kubeconfig, "bench home", timeout=5.0)
     directory = PeerDirectory()
     virtual_nodes = VirtualNodes(home)
@@ -258,6 +249,31 @@ async def compose(kubeconfig: str) -> tuple[Composed, Any]:
     state.peers = directory.by_virtual_node
     loops = [registry.reflector.run(), virtual_nodes.run_flush(), virtual_nodes.run_leases(), status.run()]
     return Composed(home, registry, directory.by_virtual_node, loops), ExtenderVerbs(state, Metrics())
+
+
+def baseline_module(name: str) -> ModuleType:
+    """A module of the baseline tree (the worker put it first on sys.path). Its API is the
+    baseline's, not this tree's: loaded by name, so mypy does not check it against this tree."""
+    return importlib.import_module(name)
+
+
+async def compose_baseline(kubeconfig: str) -> tuple[Composed, Any]:
+    """The baseline's Spillover (before the layers were split: a registry that was its own
+    directory) and its filter verb, over a BaselineState."""
+    reservations = baseline_module("extender.capacity.tracker").Reservations()
+    kube_client = baseline_module("extender.kube.client")
+    extender_app = baseline_module("extender.server.extender_app")
+    metrics = baseline_module("extender.server.metrics")
+    raw = baseline_module("extender.kube.raw")
+    virtual_node = baseline_module("extender.delegation.virtual_node")
+    registry = baseline_module("extender.peers.registry")
+
+    home = raw.RawClient(await kube_client.from_text(kubeconfig, "bench home"), timeout=5.0)
+    virtual_nodes = virtual_node.VirtualNodes(home)
+    old = registry.PeerRegistry(home, virtual_nodes, reservations, peer_timeout=5.0)
+    state = BaselineState(old.by_virtual_node)
+    loops = [old.reflector.run(), virtual_nodes.run_flush(), virtual_nodes.run_leases(), old.run_status()]
+    return Composed(home, old, old.by_virtual_node, loops), extender_app.ExtenderVerbs(state, metrics.Metrics())
 
 
 class _NoEvents:
