@@ -179,7 +179,7 @@ NODE = {
 def _ordered_slots(template: dict[str, Any]) -> list[str]:
     """The order in which the slots appear in the rendered template (json.dumps keeps dict order)."""
     text = json.dumps(template, separators=(",", ":"))
-    found = []
+    found: list[str] = []
     index = 0
     while True:
         start = text.find('"@@', index)
