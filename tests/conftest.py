@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 from collections.abc import Generator
 
+import pluggy
 import pytest
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, None, None]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pluggy.Result[pytest.TestReport], None]:
     outcome = yield
     report = outcome.get_result()
     if report.skipped and os.environ.get("CI") == "true" and "/e2e/" in str(item.fspath):
