@@ -25,7 +25,7 @@ from spillover_lab import spillover as sp
 
 from tests.e2e.conftest import Cluster
 from tests.e2e.waiting import eventually
-from tests.e2e.workloads import ensure_namespace, unique
+from tests.e2e.workloads import ensure_namespace, error_status, unique
 
 NS = "admission"
 ADMISSION = ("admissionregistration.k8s.io", "v1")
@@ -109,7 +109,7 @@ async def _admit(home: Cluster, body: dict[str, Any]) -> dict[str, Any] | str:
     try:
         response = await home.core.create_namespaced_pod(NS, copy.deepcopy(body), dry_run="All", _preload_content=False)
     except ApiException as exc:
-        return str(json.loads(exc.body)["message"])
+        return str(error_status(exc)["message"])
     pod = json.loads(await response.read())
     if pod.get("kind") == "Status":  # a refusal, as the raw response carries it
         return str(pod["message"])

@@ -26,7 +26,16 @@ from spillover_lab import spillover as sp
 
 from tests.e2e.conftest import Cluster
 from tests.e2e.waiting import eventually
-from tests.e2e.workloads import create_deployment, delete_deployment, ensure_namespace, events_for, pods, unique
+from tests.e2e.workloads import (
+    create_deployment,
+    delete_deployment,
+    ensure_namespace,
+    error_status,
+    error_text,
+    events_for,
+    pods,
+    unique,
+)
 
 NAMESPACE = "capped"
 CAP = "spillover.io/max-spend-per-hour"
@@ -123,12 +132,12 @@ async def test_the_apiserver_refuses_a_cap_that_is_not_a_number_naming_the_value
     with pytest.raises(ApiException) as err:
         await set_cap(home, value)
     assert err.value.status in (400, 403, 422)
-    body = json.loads(err.value.body)
+    body = error_status(err.value)
     assert f"{CAP}='{value}' is invalid" in body["message"] and "spillover-budgets" in body["message"]
     name = unique("badcap")
     with pytest.raises(ApiException) as err:
         await home.core.create_namespace({"metadata": {"name": name, "annotations": {CAP: value}}})
-    assert f"'{value}' is invalid" in json.loads(err.value.body)["message"]
+    assert f"'{value}' is invalid" in error_status(err.value)["message"]
     await set_cap(home, "0.5")  # a good one is taken
     await set_cap(home, None)
 
@@ -145,7 +154,7 @@ async def test_labelling_a_namespace_that_already_carries_a_bad_cap_is_refused_n
         try:
             await call
         except ApiException as exc:
-            if POLICY not in (exc.body or ""):
+            if POLICY not in error_text(exc):
                 raise
             return True
         return False
@@ -176,7 +185,7 @@ async def test_labelling_a_namespace_that_already_carries_a_bad_cap_is_refused_n
         with pytest.raises(ApiException) as err:
             await home.core.patch_namespace(name, {"metadata": {"labels": {"spillover.io/enabled": "true"}}})
         assert err.value.status in (400, 403, 422)
-        message = json.loads(err.value.body)["message"]
+        message = error_status(err.value)["message"]
         assert f"namespace {name}: annotation {CAP}='lots' is invalid" in message and POLICY in message, message
         labels = (await home.core.read_namespace(name)).metadata.labels
         assert labels.get("spillover.io/enabled") is None and labels.get("team") == "a", labels

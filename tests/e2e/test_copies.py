@@ -11,10 +11,10 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest_asyncio
 from kubernetes_asyncio.client.exceptions import ApiException
+from kubernetes_asyncio.client.models import V1ConfigMap, V1Secret
 from spillover_lab import lab as lablib
 
 from tests.e2e.conftest import Cluster
@@ -32,11 +32,13 @@ async def home(clusters: dict[str, Cluster], spillover: lablib.State) -> AsyncIt
     yield clusters["home"]
 
 
-async def _copy(peer: Cluster, kind: str, name: str) -> Any:
+async def _copy(peer: Cluster, kind: str, name: str) -> V1ConfigMap | V1Secret | None:
     try:
         if kind == "ConfigMap":
-            return await peer.core.read_namespaced_config_map(name, NS)
-        return await peer.core.read_namespaced_secret(name, NS)
+            config_map: V1ConfigMap = await peer.core.read_namespaced_config_map(name, NS)
+            return config_map
+        secret: V1Secret = await peer.core.read_namespaced_secret(name, NS)
+        return secret
     except ApiException as exc:
         if exc.status == 404:
             return None
@@ -71,7 +73,8 @@ async def test_copies_in_the_peer_follow_home_and_a_missing_reference_is_copied_
             )
 
         peer = clusters[await eventually(spilled, 90, f"{name} running in a peer")]
-        assert (await _copy(peer, "ConfigMap", settings)).data == {"mode": "blue", "old": "x"}
+        copy = await _copy(peer, "ConfigMap", settings)
+        assert copy is not None and copy.data == {"mode": "blue", "old": "x"}, copy
 
         async def told_missing() -> bool:
             return "ReferenceMissing" in await _reasons(home, name)
@@ -86,6 +89,7 @@ async def test_copies_in_the_peer_follow_home_and_a_missing_reference_is_copied_
 
         async def followed() -> bool:
             cm, secret = await _copy(peer, "ConfigMap", settings), await _copy(peer, "Secret", creds)
+            assert cm is not None and secret is not None, "a copy went from the peer"
             return cm.data == {"mode": "green", "new": "y"} and secret.data == {
                 "token": base64.b64encode(b"two").decode()
             }

@@ -10,12 +10,13 @@ import asyncio
 import contextlib
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
 import pytest_asyncio
 from kubernetes_asyncio.client.exceptions import ApiException
+from kubernetes_asyncio.client.models import V1Pod
 from spillover_lab import lab as lablib
 from spillover_lab import spillover as sp
 
@@ -29,6 +30,7 @@ from tests.e2e.workloads import (
     pause_peer,
     pod_template,
     pods,
+    pods_in_all_namespaces,
     unique,
     wait_bound,
     wait_peer_ready,
@@ -40,9 +42,8 @@ SPILLOVERS_SHOP = {"metadata": {"name": SHOP, "labels": {"app.kubernetes.io/mana
 """Namespace shop in a peer as Spillover creates it (a home's delegates go only into such a namespace)."""
 
 
-async def delegates(peer: Cluster, extra: str = "") -> list[Any]:
-    selector = f"{MANAGED},spillover.io/proxy-uid" + (f",{extra}" if extra else "")
-    return (await peer.core.list_pod_for_all_namespaces(label_selector=selector)).items
+async def delegates(peer: Cluster, extra: str = "") -> list[V1Pod]:
+    return await pods_in_all_namespaces(peer, f"{MANAGED},spillover.io/proxy-uid" + (f",{extra}" if extra else ""))
 
 
 async def home_cluster_id(home: Cluster) -> str:
@@ -371,13 +372,13 @@ async def test_deleting_a_peercluster_fails_its_pods_over_and_leaves_nothing_of_
         )
 
         async def bare_failed() -> bool:
-            pod = await home.core.read_namespaced_pod(bare, SHOP)
+            pod: V1Pod = await home.core.read_namespaced_pod(bare, SHOP)
             return pod.status.phase == "Failed" and pod.status.reason == "PeerDetached"
 
         await eventually(bare_failed, 30, "the bare pod Failed with reason PeerDetached", interval=0.5)
 
         async def detached() -> bool:
-            reads = (
+            reads: tuple[Callable[[], Awaitable[object]], ...] = (
                 lambda: home.custom.get_cluster_custom_object("spillover.io", "v1alpha1", "peerclusters", "west"),
                 lambda: home.core.read_node("spillover-west"),
             )

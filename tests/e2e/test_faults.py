@@ -34,6 +34,7 @@ import pytest
 import pytest_asyncio
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
+from kubernetes_asyncio.client.models import V1Pod
 from spillover_lab import faults
 from spillover_lab import lab as lablib
 from spillover_lab import spillover as sp
@@ -195,7 +196,8 @@ async def _schedules(peer: Cluster) -> None:
     try:
 
         async def runs() -> bool:
-            return (await peer.core.read_namespaced_pod(name, "default")).status.phase == "Running"
+            pod: V1Pod = await peer.core.read_namespaced_pod(name, "default")
+            return pod.status.phase == "Running"
 
         await eventually(runs, 90, f"a pod of {peer.name}'s own running there", interval=0.5)
     finally:
@@ -424,7 +426,7 @@ async def _rolling_upgrade(
     """Create pods one after another while each replica in ``live`` in turn is replaced (the new
     one ready first, then the old one told to stop, as maxSurge 1 / maxUnavailable 0 does; its
     endpoint goes a moment after the signal, as in a cluster). Returns pods created, refused."""
-    body = {
+    body: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"labels": {"app": app}, "annotations": REMOTE},

@@ -9,6 +9,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from tests.e2e.conftest import Cluster
 from tests.e2e.waiting import eventually
+from tests.e2e.workloads import error_text
 
 
 async def test_peer_nodes_are_kwok_nodes_and_ready(clusters: dict[str, Cluster]) -> None:
@@ -67,4 +68,4 @@ async def test_apiserver_rejects_an_invalid_object(clusters: dict[str, Cluster])
     with pytest.raises(ApiException) as err:
         await clusters["west"].core.create_namespaced_pod("default", bad)
     assert err.value.status == 422
-    assert "Not_A_Valid_Name" in err.value.body
+    assert "Not_A_Valid_Name" in error_text(err.value)

@@ -136,7 +136,8 @@ async def test_the_status_page_shows_true_bars_and_fits_a_laptop_screen(spilled:
     async def spilled_shown() -> bool:
         async with aiohttp.ClientSession() as session, session.get(url + "status.json") as resp:
             data = await resp.json()
-        return sum(p["spilledPods"] for p in data.get("peers", ())) >= 2
+        shown: int = sum(p["spilledPods"] for p in data.get("peers", ()))
+        return shown >= 2
 
     await eventually(spilled_shown, 30, "the spilled pods on the status page")
     async with Chromium(width=1366, height=768) as browser:

@@ -20,12 +20,20 @@ from typing import Any
 import pytest_asyncio
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
+from kubernetes_asyncio.client.models import V1Pod
 from spillover_lab import lab as lablib
 from spillover_lab import spillover as sp
 
 from tests.e2e.conftest import Cluster
 from tests.e2e.waiting import eventually
-from tests.e2e.workloads import create_deployment, delete_deployment, ensure_namespace, pods, unique
+from tests.e2e.workloads import (
+    create_deployment,
+    delete_deployment,
+    ensure_namespace,
+    pods,
+    pods_in_all_namespaces,
+    unique,
+)
 
 NAMESPACE = "homecoming"
 REPLICAS, CPU = 6, "2"
@@ -104,9 +112,9 @@ async def extra_home_node(home: Cluster) -> AsyncIterator[str]:
         await home.core.delete_node(name)
 
 
-async def delegates(east: Cluster, app: str) -> list[Any]:
+async def delegates(east: Cluster, app: str) -> list[V1Pod]:
     selector = f"app.kubernetes.io/managed-by=spillover,spillover.io/proxy-uid,app={app}"
-    return (await east.core.list_pod_for_all_namespaces(label_selector=selector)).items
+    return await pods_in_all_namespaces(east, selector)
 
 
 async def reasons(home: Cluster, kinds: tuple[str, ...]) -> list[Any]:

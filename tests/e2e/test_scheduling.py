@@ -23,6 +23,7 @@ from tests.e2e.workloads import (
     create_deployment,
     delete_deployment,
     ensure_namespace,
+    error_text,
     events_for,
     pod_template,
     pods,
@@ -175,7 +176,7 @@ async def test_invalid_hint_is_refused_by_the_real_apiserver_with_the_reason(hom
     with pytest.raises(ApiException) as err:
         await home.core.create_namespaced_pod(SHOP, body)
     assert err.value.status in (400, 403)
-    assert "spillover.io/policy" in err.value.body and "local-first" in err.value.body
+    assert "spillover.io/policy" in error_text(err.value) and "local-first" in error_text(err.value)
 
 
 async def test_a_mixed_backlog_fills_the_cheaper_peer_then_the_next(

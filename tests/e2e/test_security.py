@@ -17,13 +17,22 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from kubernetes_asyncio.client.exceptions import ApiException
+from kubernetes_asyncio.client.models import V1Pod
 from spillover_lab import lab as lablib
 
 from extender import pod_security
 from extender.pod_security import Level
 from tests.e2e.conftest import Cluster
 from tests.e2e.waiting import eventually
-from tests.e2e.workloads import IMAGE, ensure_namespace, events_for, unique
+from tests.e2e.workloads import (
+    IMAGE,
+    ensure_namespace,
+    error_status,
+    error_text,
+    events_for,
+    pods_in_all_namespaces,
+    unique,
+)
 from tests.pod_security_cases import CASES
 
 SHOP = "shop"
@@ -68,8 +77,8 @@ async def failed_scheduling(home: Cluster, namespace: str, name: str, wanted: st
     return await eventually(probe, 60, f"FailedScheduling of {namespace}/{name} saying {wanted!r}", interval=0.3)
 
 
-async def delegates(peer: Cluster, app: str) -> list[Any]:
-    return (await peer.core.list_pod_for_all_namespaces(label_selector=f"{MANAGED},app={app}")).items
+async def delegates(peer: Cluster, app: str) -> list[V1Pod]:
+    return await pods_in_all_namespaces(peer, f"{MANAGED},app={app}")
 
 
 async def delete_pods(c: Cluster, namespace: str, *names: str) -> None:
@@ -93,11 +102,11 @@ async def test_a_pod_outside_opted_in_namespaces_neither_prepares_itself_nor_is_
     with pytest.raises(ApiException) as refused:
         await home.core.create_namespaced_pod(PLAIN, bypass)
     assert refused.value.status == 403
-    assert "namespace plain is not opted in to Spillover" in refused.value.body
-    assert "may not request the spillover.io/spillable resource" in refused.value.body
+    assert "namespace plain is not opted in to Spillover" in error_text(refused.value)
+    assert "may not request the spillover.io/spillable resource" in error_text(refused.value)
     with pytest.raises(ApiException) as refused:
         await home.core.create_namespaced_pod(PLAIN, pod(unique("bypass"), tolerations=[VIRTUAL_TOLERATION]))
-    assert "may not tolerate the spillover.io/virtual taint" in refused.value.body
+    assert "may not tolerate the spillover.io/virtual taint" in error_text(refused.value)
 
     # A namespace opted out after its pods were prepared: they are kept off the peers.
     optout = unique("optout")
@@ -152,7 +161,8 @@ async def test_a_peer_runs_only_what_its_owner_accepts_and_lends_none_of_its_own
     try:
 
         async def running() -> bool:
-            return (await home.core.read_namespaced_pod(fine, SHOP)).status.phase == "Running"
+            pod: V1Pod = await home.core.read_namespaced_pod(fine, SHOP)
+            return pod.status.phase == "Running"
 
         await eventually(running, 60, f"{fine} Running in east")
         labels = (await east.core.read_namespace(SHOP)).metadata.labels
@@ -163,7 +173,7 @@ async def test_a_peer_runs_only_what_its_owner_accepts_and_lends_none_of_its_own
         with pytest.raises(ApiException) as refused:
             privileged = pod("x", container={"securityContext": {"privileged": True}})
             await east.core.create_namespaced_pod(SHOP, privileged, dry_run="All")
-        assert 'violates PodSecurity "baseline:latest"' in json.loads(refused.value.body)["message"]
+        assert 'violates PodSecurity "baseline:latest"' in error_status(refused.value)["message"]
 
         # Attack 3: node takeover from a baseline peer. Kept home, with PodSecurity's own words.
         root = {"securityContext": {"privileged": True}, "volumeMounts": [{"name": "root", "mountPath": "/host"}]}
@@ -219,5 +229,5 @@ async def test_our_pod_security_checks_say_what_the_real_podsecurity_admission_s
                 theirs = ""
             except ApiException as exc:
                 assert exc.status == 403, exc.body
-                theirs = json.loads(exc.body)["message"].split(f'violates PodSecurity "{level}:latest": ', 1)[1]
+                theirs = error_status(exc)["message"].split(f'violates PodSecurity "{level}:latest": ', 1)[1]
             assert ours == theirs, f"{case.name} at {level}"

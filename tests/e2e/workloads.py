@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import uuid
@@ -10,6 +11,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from kubernetes_asyncio.client.exceptions import ApiException
+from kubernetes_asyncio.client.models import CoreV1Event, CoreV1EventList, V1Node, V1Pod, V1PodList
 
 from tests.e2e.conftest import Cluster
 from tests.e2e.waiting import eventually
@@ -19,6 +21,22 @@ IMAGE = "registry.example/app:1"
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+def error_text(exc: ApiException) -> str:
+    """What the apiserver answered, as an ApiException carries it. kubernetes_asyncio's ApiClient
+    decodes it to str before re-raising (client/api_client.py, __call_api), though its stub says
+    bytes; None when there was no response."""
+    body: object = exc.body
+    if isinstance(body, bytes):
+        return body.decode(errors="replace")
+    return "" if body is None else str(body)
+
+
+def error_status(exc: ApiException) -> dict[str, Any]:
+    """The Status object (kind Status: reason, message, details) the apiserver refused with."""
+    status: dict[str, Any] = json.loads(error_text(exc))
+    return status
 
 
 def pod_template(
@@ -68,8 +86,14 @@ async def create_deployment(
     await c.apps.create_namespaced_deployment(namespace, body)
 
 
-async def pods(c: Cluster, namespace: str, app: str) -> list[Any]:
-    return (await c.core.list_namespaced_pod(namespace, label_selector=f"app={app}")).items
+async def pods(c: Cluster, namespace: str, app: str) -> list[V1Pod]:
+    listed: V1PodList = await c.core.list_namespaced_pod(namespace, label_selector=f"app={app}")
+    return listed.items
+
+
+async def pods_in_all_namespaces(c: Cluster, label_selector: str) -> list[V1Pod]:
+    listed: V1PodList = await c.core.list_pod_for_all_namespaces(label_selector=label_selector)
+    return listed.items
 
 
 async def wait_bound(c: Cluster, namespace: str, app: str, count: int, timeout: float = 60) -> dict[str, str]:
@@ -118,8 +142,11 @@ async def _pods_gone(c: Cluster, namespace: str, name: str, timeout: float) -> N
     await eventually(gone, timeout, f"pods of {namespace}/{name} deleted")
 
 
-async def events_for(c: Cluster, namespace: str, pod_name: str) -> list[Any]:
-    return (await c.core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={pod_name}")).items
+async def events_for(c: Cluster, namespace: str, pod_name: str) -> list[CoreV1Event]:
+    listed: CoreV1EventList = await c.core.list_namespaced_event(
+        namespace, field_selector=f"involvedObject.name={pod_name}"
+    )
+    return listed.items
 
 
 async def wait_peer_ready(home: Cluster, peer: str, timeout: float = 90) -> None:
@@ -152,7 +179,7 @@ async def pause_peer(home: Cluster, peer: str, paused: bool) -> None:
     )
 
     async def applied() -> bool:
-        node = await home.core.read_node(f"spillover-{peer}")
+        node: V1Node = await home.core.read_node(f"spillover-{peer}")
         ready = next((c for c in node.status.conditions or [] if c.type == "Ready"), None)
         if ready is None:
             return False
