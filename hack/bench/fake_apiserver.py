@@ -420,7 +420,7 @@ class Server:
             site = web.TCPSite(runner, "127.0.0.1", 0, backlog=256, ssl_context=context)
             await site.start()
             runners.append(runner)
-            self.ports.append(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+            self.ports.append(runner.addresses[0][1])  # the port the OS chose for port 0
         home, *peers = self.ports
         self.ports = peers
         print("ready", home, *peers, flush=True)
