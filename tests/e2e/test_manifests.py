@@ -24,7 +24,7 @@ def _kubectl(state: lablib.State, *args: str, stdin: str | None = None) -> subpr
     return subprocess.run([str(kubectl), *args], input=stdin, capture_output=True, text=True, timeout=60, check=False)
 
 
-@pytest.mark.parametrize("mode", manifests.MODES)
+@pytest.mark.parametrize("mode", [*manifests.MODES, *(f"kubelet-api/{m}" for m in manifests.MODES)])
 async def test_each_install_modes_deployment_passes_the_real_apiservers_validation(
     spillover: lablib.State, mode: str
 ) -> None:

@@ -49,6 +49,8 @@ FOLDERS = [
     "extender",
     "cert-manager/own-scheduler",
     "cert-manager/extender",
+    "kubelet-api/own-scheduler",
+    "kubelet-api/extender",
     "peer",
     "policies/extender",
     "policies/own-scheduler",
@@ -300,3 +302,27 @@ def test_the_policies_hand_pods_to_the_scheduler_the_install_mode_s_webhook_name
     if folder == "own-scheduler":
         container = next(c for c in pod(docs(folder))["containers"] if c["name"] == "spillover")
         assert args_of(container)["--scheduler-name"] == scheduler
+
+
+@pytest.mark.parametrize("mode", manifests.MODES)
+def test_the_kubelet_api_component_serves_logs_on_the_pod_ip_to_the_apiservers_client_certificate_only(
+    mode: str,
+) -> None:
+    plain, found = pod(docs(mode)), pod(docs(f"kubelet-api/{mode}"))
+    (before,) = [c for c in plain["containers"] if c["name"] == "spillover"]
+    (after,) = [c for c in found["containers"] if c["name"] == "spillover"]
+    flags = args_of(after)
+    assert {k: v for k, v in flags.items() if not k.startswith("--kubelet-")} == args_of(before)
+    ports = {p["name"]: p["containerPort"] for p in after["ports"]}
+    assert ports["kubelet"] == int(flags["--kubelet-port"]) == 10250
+    env = {e["name"]: e for e in after["env"]}
+    assert flags["--kubelet-address"] == "$(POD_IP)"
+    assert env["POD_IP"]["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}
+    assert flags["--kubelet-client-allowed-names"] == "kube-apiserver-kubelet-client"
+    mounts = {m["mountPath"]: m["name"] for m in after["volumeMounts"]}
+    ca = Path(flags["--kubelet-client-ca-file"])
+    volume = next(v for v in found["volumes"] if v["name"] == mounts[str(ca.parent)])
+    assert volume["configMap"] == {"name": "kube-root-ca.crt"} and ca.name == "ca.crt"
+    assert "--tls-cert-file" in flags  # the kubelet API's serving certificate
+    others = [c for c in found["containers"] if c["name"] != "spillover"]
+    assert others == [c for c in plain["containers"] if c["name"] != "spillover"]
