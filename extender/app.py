@@ -144,7 +144,7 @@ class Spillover:
         detacher = PeerDetacher(home, self.directory, self.virtual_nodes, Evacuation(self.delegations, writer, sweeper))
         self.gate = LeaderGate(
             LeaderElector(home, cfg.leader_election_namespace, cfg.leader_elect),
-            [mirror, lifecycle, sweeper, detacher, self.repatriation, tolerations, self.copies],
+            [mirror, lifecycle, sweeper, detacher, self.repatriation, tolerations, self.copies, self.virtual_nodes],
         )
 
         self.planner = LivePlanner(

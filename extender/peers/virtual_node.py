@@ -34,6 +34,8 @@ ADOPT_GRACE = 30.0
 """Seconds a restarted process leaves an existing node's status alone while it syncs the peer."""
 ADOPTED = (-1, True, True)
 """What ``_written`` holds for a node an earlier process created, before this one writes its status."""
+REWRITE = (-2, False, False)
+"""What ``_written`` holds for a node whose status is to be written again whatever changed."""
 
 
 def virtual_node_name(peer: str) -> str:
@@ -150,6 +152,8 @@ class VirtualNodes:
         self.home = home
         self.kubelet = kubelet
         """Address and port of the kubelet API served for the virtual nodes (None: not served)."""
+        self.leading = False
+        """Whether this replica leads, and so writes its kubelet address on the nodes."""
         self.peers: dict[str, PeerState] = {}
         self._dirty: set[str] = set()
         self._written: dict[str, tuple[int, bool, bool]] = {}
@@ -227,11 +231,28 @@ class VirtualNodes:
             )
         if self.keeps_last_status(peer):
             return
-        status = {"status": node_status(peer, self.kubelet)}
+        # Only the leader writes its kubelet address: a status patch without one leaves the
+        # node's as it is, so the nodes name one live replica, not whichever wrote last.
+        status = {"status": node_status(peer, self.kubelet if self.leading else None)}
         await self.home.request(
             "PATCH", NODES.item(name, subresource="status"), status, content_type=PatchType.STRATEGIC
         )
         self._written[peer.name] = key
+
+    async def lead(self) -> None:
+        """While this replica leads, the nodes carry its kubelet address (where kube-apiserver
+        asks for a spilled pod's logs): written on every node when it takes the lead, so the
+        address of a replica that went away does not linger until the next capacity change."""
+        self.leading = True
+        try:
+            if self.kubelet is not None:
+                for name, peer in self.peers.items():
+                    if name in self._written and self._written[name] != ADOPTED:
+                        self._written[name] = REWRITE
+                    self.touch(peer)
+            await asyncio.Event().wait()  # until cancelled: the lead is lost or the process stops
+        finally:
+            self.leading = False
 
     def keeps_last_status(self, peer: PeerState) -> bool:
         """Whether an existing node keeps what an earlier process wrote while this one's cache of

@@ -4,6 +4,7 @@ restart does not flap it NotReady while the new process fills its cache of the p
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from extender.peers import virtual_node
 from extender.peers.virtual_node import VirtualNodes, node_status
 from extender.scheduling.memory import peer
 from tests.unit.apiserver import FakeApiserver
+from tests.unit.fakes import until
 
 
 def _ready(status: dict[str, Any]) -> dict[str, str]:
@@ -118,3 +120,31 @@ async def test_a_new_node_is_not_caught_up_until_written() -> None:
     assert not nodes.caught_up()
     await nodes.sync(nodes.peers["east"])
     assert nodes.caught_up() and home.get_object(NODES, "spillover-east") is not None
+
+
+async def test_only_the_leader_writes_its_kubelet_address_and_it_rewrites_every_node_when_it_takes_the_lead() -> None:
+    home = FakeApiserver()
+    east = peer("east")
+    await VirtualNodes(home, ("10.0.0.1", 10250)).sync(east)  # a replica since gone created it
+    follower = VirtualNodes(home, ("10.0.0.2", 10250))
+    follower.add(east)
+    await follower.sync(east)
+    east.generation += 1
+    await follower.sync(east)  # a capacity change written by a replica that does not lead
+
+    def address() -> str:
+        node = home.get_object(NODES, "spillover-east")
+        assert node is not None
+        found: str = node["status"]["addresses"][0]["address"]
+        return found
+
+    assert address() == "10.0.0.1"
+    leading = asyncio.create_task(follower.lead())
+    try:
+        await until(lambda: follower.leading)
+        await follower.sync(east)
+        assert address() == "10.0.0.2"
+    finally:
+        leading.cancel()
+        await asyncio.gather(leading, return_exceptions=True)
+    assert not follower.leading
