@@ -151,7 +151,7 @@ class Spillover:
             self.directory.states,
             PlannerVeto(self.home_namespaces, avoid, refusals),
             self.metrics,
-            in_flight=self.reservations.holds,
+            in_flight=self.reservations.placing,
             backlog=backlog,
             peer_of_node=self.directory.peer_of_node,
             # Gang members wait in the scheduler's unschedulable queue; a change to the virtual

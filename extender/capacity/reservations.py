@@ -57,6 +57,9 @@ class Reservations:
 
     def __init__(self, ttl: float = 30.0, maxsize: int = 100_000, timer: Callable[[], float] = time.monotonic) -> None:
         self._held = _ExpiringHolds(ttl, maxsize, self._undo, timer)
+        self._placed: TTLCache[str, bool] = TTLCache(maxsize=maxsize, ttl=ttl, timer=timer)
+        """Pods whose delegate a peer's watch has shown: placed, though their bind may still be
+        finishing (the Binding in home, then the planner told), for ``ttl`` seconds."""
         self.peers: dict[str, PeerState] = {}
 
     def hold(self, proxy_uid: str, peer: PeerState, node: str, requests: Resources) -> None:
@@ -71,9 +74,26 @@ class Reservations:
         self.peers[peer.name] = peer
 
     def release(self, proxy_uid: str) -> None:
+        """The bind failed or is undone: the room goes back, and the pod is pending again."""
+        self._placed.pop(proxy_uid, None)
         reservation = self._held.pop(proxy_uid, None)
         if reservation is not None:
             self._undo(reservation)
+
+    def delegate_seen(self, proxy_uid: str) -> None:
+        """The peer's watch counts the pod's delegate now: the room it held is counted there."""
+        reservation = self._held.pop(proxy_uid, None)
+        if reservation is not None:
+            self._undo(reservation)
+            self._placed[proxy_uid] = True
+
+    def placing(self, proxy_uid: str) -> bool:
+        """Whether the pod's room is taken in a peer, held here or counted by the peer's watch,
+        while its bind may still be going on. The planner leaves such pods out of its backlog:
+        between the watch showing the delegate and the bind telling the planner, the pod would
+        otherwise be planned again on top of the delegate that counts it (seen in CI: the last of
+        twelve pods sent to a pricier peer because the cheaper one looked full)."""
+        return proxy_uid in self._held or proxy_uid in self._placed
 
     def expire(self) -> int:
         return len(self._held.expire())

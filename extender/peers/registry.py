@@ -193,7 +193,7 @@ class PeerRegistry(Handler[PeerCluster]):
     async def _start(self, name: str, kubeconfig_text: str, digest: str) -> PeerRuntime:
         raw = await self.connect(kubeconfig_text, f"PeerCluster {name}", self.peer_timeout)
         state = PeerState(name=name, virtual_node=virtual_node_name(name))
-        tracker = PeerTracker(state, self.virtual_nodes.touch, on_delegate_seen=self.reservations.release)
+        tracker = PeerTracker(state, self.virtual_nodes.touch, on_delegate_seen=self.reservations.delegate_seen)
         runtime = PeerRuntime(
             state=state,
             raw=raw,
