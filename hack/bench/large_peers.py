@@ -370,7 +370,6 @@ async def spillover_run(opts: argparse.Namespace) -> dict[str, Any]:
 
 def worker(opts: argparse.Namespace) -> None:
     sys.path.insert(0, str(opts.code))
-    sys.path.insert(1, str(ROOT))  # tests.unit.fakes for the filter bodies
     import logging
 
     logging.basicConfig(level=logging.ERROR)
@@ -379,7 +378,7 @@ def worker(opts: argparse.Namespace) -> None:
 
         uvloop.install()
     # Imported before the GC is tuned, as everything is when `spillover serve` tunes it.
-    for module in ("extender.app", "extender.peers.registry", "extender.server.extender_app", "tests.unit.fakes"):
+    for module in ("extender.app", "extender.peers.registry", "extender.server.extender_app"):
         importlib.import_module(module)
     sys.modules["extender.app"]._tune_gc()  # as `spillover serve` does once started
     figures = asyncio.run(spillover_run(opts))
