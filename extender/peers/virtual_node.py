@@ -274,7 +274,7 @@ class VirtualNodes:
         nodes, so a replica is not ready before they are written)."""
         for name, peer in self.peers.items():
             written = self._written.get(name)
-            stale = written is None or written[1:] != (peer.healthy, node_ready(peer))
+            stale = written in (None, ADOPTED) or written[1:] != (peer.healthy, node_ready(peer))
             if stale and not self.keeps_last_status(peer):
                 return False
         return True

@@ -148,3 +148,20 @@ async def test_only_the_leader_writes_its_kubelet_address_and_it_rewrites_every_
         leading.cancel()
         await asyncio.gather(leading, return_exceptions=True)
     assert not follower.leading
+
+
+async def test_a_restarted_process_is_not_caught_up_until_it_wrote_the_node_of_a_peer_that_came_back() -> None:
+    home = FakeApiserver()
+    east = peer("east", healthy=False)
+    await VirtualNodes(home).sync(east)  # the earlier process saw east unreachable: NotReady
+    restarted = VirtualNodes(home)
+    east.reachable, east.unreachable_reason, east.synced = True, "", False
+    restarted.add(east)
+    await restarted.sync(east)  # reachable, still syncing: the node is left as it was
+    assert _ready_of(home, "spillover-east")["status"] == "False" and restarted.caught_up()
+
+    east.synced = True  # synced now; the flush has not run yet
+
+    assert not restarted.caught_up()
+    await restarted.sync(east)
+    assert restarted.caught_up() and _ready_of(home, "spillover-east")["status"] == "True"
