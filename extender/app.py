@@ -52,6 +52,7 @@ from extender.peers.status import PeerStatusWriter
 from extender.peers.virtual_node import VirtualNodes
 from extender.planner.live import HOME_PODS_QUERY, BacklogPods, LivePlanner
 from extender.repatriation.controller import Repatriation
+from extender.repatriation.pingpong_store import PingPongStore
 from extender.scheduling.binder import Binder
 from extender.scheduling.refusals import PeerRefusals
 from extender.server.decisions import Decisions
@@ -105,7 +106,13 @@ class Spillover:
         )
         self.budgets = Budgets(self.directory.by_virtual_node, self.home_namespaces, self.home_capacity.is_spilled)
         self.repatriation = Repatriation(
-            home, self.home_capacity, self.directory, self.events, self.metrics, default_after=cfg.repatriate_after
+            home,
+            self.home_capacity,
+            self.directory,
+            self.events,
+            self.metrics,
+            default_after=cfg.repatriate_after,
+            store=PingPongStore(home, cfg.leader_election_namespace),
         )
         # One watch of home's live pods for everyone who reads them (a pod that finishes leaves it
         # as DELETED): the planner's backlog, home's free room, the spend ledger, repatriation.

@@ -39,6 +39,7 @@ from extender.repatriation.assess import BLOCKED, Assessor, Block
 from extender.repatriation.evictions import evict, read_bare_pod
 from extender.repatriation.moves import Move, made_after, recreated_pod, seconds_text
 from extender.repatriation.pingpong import PingPong
+from extender.repatriation.pingpong_store import PingPongStore
 from extender.repatriation.policy import DEFAULT_AFTER, owner_text, terms
 from extender.repatriation.units import Unit, gather
 from extender.resources import Resources
@@ -80,8 +81,11 @@ class Repatriation:
         interval: float = PASS_EVERY,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        store: PingPongStore | None = None,
     ) -> None:
         self.home = home
+        self.store = store
+        """Where the ping-pong memory outlives a leader (None: in this process only)."""
         self.capacity = capacity
         self.directory = directory
         self.events = events
@@ -109,6 +113,8 @@ class Repatriation:
         """Room timers start afresh with each lead (a pod waits its delay again after a failover:
         the conservative side), and moves are forgotten when the lead is lost."""
         self.assessor = Assessor()
+        if self.store is not None:
+            await self.store.load(self.ping_pong, self.clock(), self.wall())
         try:
             await every(self.interval, self.step, "repatriation pass failed")
         finally:
@@ -135,6 +141,8 @@ class Repatriation:
         for row in self.status:  # what this pass's evictions met
             if self.pdb_until.get(row["workload"], 0.0) > now and row["state"] in ("moving now", "waiting its turn"):
                 row["state"], row["reason"] = "blocked", BLOCKED
+        if self.store is not None:  # trips home and strikes of this pass, for the next leader
+            await self.store.save(self.ping_pong, self.clock(), self.wall())
 
     # ---- moving ---------------------------------------------------------------------------------
     async def _move(self, unit: Unit) -> None:

@@ -9,7 +9,9 @@ workload's next repatriation waits: twice its delay the first time, doubling wit
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 WINDOW = 3600.0
 """A spill this soon after a pod of the workload was sent home is a strike."""
@@ -29,10 +31,13 @@ class _Record:
 class PingPong:
     def __init__(self) -> None:
         self._records: dict[str, _Record] = {}
+        self.changes = 0
+        """Counts the changes, so a store writes only when there is something new."""
 
     def sent_home(self, workload: str, now: float) -> None:
         """A pod of the workload was evicted from its peer to come home."""
         self._records.setdefault(workload, _Record()).sent_home = now
+        self.changes += 1
 
     def spilled(self, workload: str, now: float, after: float) -> float | None:
         """A pod of the workload spilled: if that is ping-pong, strike and return how long its
@@ -47,6 +52,7 @@ class PingPong:
         record.sent_home = None  # one strike per trip home
         hold = min(max(after, 1.0) * 2.0**record.strikes, MAX_HOLD)
         record.held_until = now + hold
+        self.changes += 1
         return hold
 
     def held_until(self, workload: str) -> float:
@@ -63,3 +69,36 @@ class PingPong:
             trip = record.sent_home is not None and now - record.sent_home <= WINDOW
             if not trip and record.held_until <= now and now - record.last_strike > FORGET:
                 del self._records[workload]
+                self.changes += 1
+
+    def export(self, now: float, wall: float) -> dict[str, dict[str, Any]]:
+        """The records with their times as wall-clock seconds (``now`` is this process's
+        monotonic clock, which means nothing to the next leader; ``wall`` is time.time())."""
+        out: dict[str, dict[str, Any]] = {}
+        for workload, record in self._records.items():
+            out[workload] = {
+                "sentHome": None if record.sent_home is None else wall - (now - record.sent_home),
+                "strikes": record.strikes,
+                "lastStrike": wall - (now - record.last_strike) if record.strikes else None,
+                "heldUntil": wall + (record.held_until - now) if record.held_until > now else None,
+            }
+        return out
+
+    def restore(self, exported: Mapping[str, Any], now: float, wall: float) -> int:
+        """Take in what ``export`` wrote (another leader's, most likely): those workloads' records
+        are replaced. An entry that does not read is skipped. Returns how many were taken."""
+        taken = 0
+        for workload, entry in exported.items():
+            try:
+                record = _Record(strikes=int(entry.get("strikes") or 0))
+                if (sent := entry.get("sentHome")) is not None:
+                    record.sent_home = now - (wall - float(sent))
+                if (struck := entry.get("lastStrike")) is not None and record.strikes:
+                    record.last_strike = now - (wall - float(struck))
+                if (held := entry.get("heldUntil")) is not None:
+                    record.held_until = now + (float(held) - wall)
+            except (AttributeError, TypeError, ValueError):
+                continue
+            self._records[str(workload)] = record
+            taken += 1
+        return taken

@@ -27,6 +27,7 @@ from extender.planner.types import workload_of
 from extender.repatriation.controller import PDB_RETRY, Repatriation
 from extender.repatriation.moves import recreated_pod
 from extender.repatriation.pingpong import PingPong
+from extender.repatriation.pingpong_store import PingPongStore
 from extender.repatriation.policy import terms
 from extender.scheduling.memory import make_pod, peer
 from extender.server.metrics import Metrics
@@ -409,3 +410,33 @@ def test_repatriation_hints_parse() -> None:
         }
     )
     assert (hints.repatriate, hints.repatriate_after, hints.repatriate_max_in_flight) == (True, 300.0, 3)
+
+
+async def test_a_new_leader_holds_back_the_workload_the_last_one_struck(home: Home) -> None:
+    home.controller.store = PingPongStore(home.api, "spillover-system")
+    home.add(node("h2"), "node")
+    home.add(pod("web-1", "spillover-east"))
+    await home.start()
+    await home.at(0)
+    await home.at(DELAY + 1)
+    await home.replace_at_home("web-1", "web-2", "h2")
+    await home.at(DELAY + 2)
+    home.add(pod("web-3", "spillover-east"))
+    await home.at(DELAY + 3)  # the strike, written for the next leader at the end of the pass
+    assert len(home.told("RepatriationBlocked")) == 1
+
+    successor = Repatriation(
+        home.api,
+        HomeCapacity(),
+        home.directory,
+        home.events,
+        home.metrics,
+        DELAY,
+        store=PingPongStore(home.api, "spillover-system"),
+    )
+    leading = asyncio.create_task(successor.lead())
+    try:
+        await until(lambda: successor.ping_pong.strikes("shop/ReplicaSet/web") == 1)
+    finally:
+        leading.cancel()
+        await asyncio.gather(leading, return_exceptions=True)
