@@ -326,7 +326,9 @@ async def test_a_bare_pod_that_asks_to_come_home_is_created_again_at_home_once_i
     assert len(home.told("Repatriated")) == 1
 
 
-async def test_a_workload_that_spills_again_soon_after_coming_home_is_held_back(home: Home) -> None:
+async def ping_pong(home: Home) -> None:
+    """web-1 comes home to h2, then home fills again and the workload scales up: its next pod,
+    web-3, spills (a strike) at DELAY + 3."""
     home.add(node("h2"), "node")
     home.add(pod("web-1", "spillover-east"))
     await home.start()
@@ -334,9 +336,12 @@ async def test_a_workload_that_spills_again_soon_after_coming_home_is_held_back(
     await home.at(DELAY + 1)
     await home.replace_at_home("web-1", "web-2", "h2")
     await home.at(DELAY + 2)
-    # home fills again and the workload scales up: its next pod spills
     home.add(pod("web-3", "spillover-east"))
     await home.at(DELAY + 3)
+
+
+async def test_a_workload_that_spills_again_soon_after_coming_home_is_held_back(home: Home) -> None:
+    await ping_pong(home)
     (told,) = home.told("RepatriationBlocked")
     assert told.startswith("PingPong: a pod of shop/ReplicaSet/web was sent home within the last hour")
     assert "held back for 10m (strike 1" in told
@@ -414,15 +419,7 @@ def test_repatriation_hints_parse() -> None:
 
 async def test_a_new_leader_holds_back_the_workload_the_last_one_struck(home: Home) -> None:
     home.controller.store = PingPongStore(home.api, "spillover-system")
-    home.add(node("h2"), "node")
-    home.add(pod("web-1", "spillover-east"))
-    await home.start()
-    await home.at(0)
-    await home.at(DELAY + 1)
-    await home.replace_at_home("web-1", "web-2", "h2")
-    await home.at(DELAY + 2)
-    home.add(pod("web-3", "spillover-east"))
-    await home.at(DELAY + 3)  # the strike, written for the next leader at the end of the pass
+    await ping_pong(home)  # the strike, written for the next leader at the end of its pass
     assert len(home.told("RepatriationBlocked")) == 1
 
     successor = Repatriation(
