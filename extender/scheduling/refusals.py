@@ -24,8 +24,11 @@ class PeerRefusals:
         """(pod UID, peer) -> the reason, and the peer's Pod Security level it was judged against."""
 
     def note(self, uid: str, peer: str, reason: str, level: Level | None = None) -> None:
-        """``level``: the peer's ``spec.podSecurity`` the verdict depends on (None: it does not)."""
-        self._found[(uid, peer)] = (reason, level)
+        """``level``: the peer's ``spec.podSecurity`` the verdict depends on (None: it does not).
+        Filter notes the same verdict on every call for the pod: written only when it is new."""
+        key, found = (uid, peer), (reason, level)
+        if self._found.get(key) != found:
+            self._found[key] = found
 
     def get(self, uid: str, peer: PeerState) -> str | None:
         """The reason, unless it was a Pod Security verdict and the peer's level changed since."""
